@@ -1,0 +1,55 @@
+# falcon.c: build, test and train.
+#   make          build the command-line tools
+#   make train    the main job: make data, train a small Falcon, sample from it
+#   make test     every test, also under AddressSanitizer + UndefinedBehaviorSanitizer
+
+CC      ?= cc
+OPT     ?= -O3 -march=native
+WARN     = -Wall -Wextra
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN)
+LDLIBS   = -lm
+# OpenMP is optional: used when the compiler supports it, `make NO_OMP=1` turns it off.
+ifndef NO_OMP
+OMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
+endif
+SAN      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+B        = build
+
+BINS  = falcon tokenizer data
+TESTS =
+
+.PHONY: all test clean train
+all: $(BINS)
+
+$(B) $(B)/san:
+	mkdir -p $@
+
+# ---------------------------------------------------------------- shared: JSON
+JSON = json.c json.h
+
+# ---------------------------------------------------------------- falcon.c: the model
+falcon: falcon.c $(JSON)
+	$(CC) $(CFLAGS) $(OPT) $(OMP) -DFALCON_MAIN -o $@ falcon.c json.c $(LDLIBS)
+$(B)/san/falcon: falcon.c $(JSON) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) $(OMP) -DFALCON_MAIN -o $@ falcon.c json.c $(LDLIBS)
+$(B)/test_falcon: tests/test_falcon.c falcon.c $(JSON) tests/test.h | $(B)
+	$(CC) $(CFLAGS) $(OPT) $(OMP) -o $@ tests/test_falcon.c json.c $(LDLIBS)
+$(B)/san/test_falcon: tests/test_falcon.c falcon.c $(JSON) tests/test.h | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_falcon.c json.c $(LDLIBS)
+TESTS += $(B)/test_falcon $(B)/san/test_falcon tests/t_falcon_cli.sh
+TEST_DEPS += falcon $(B)/san/falcon
+
+# ---------------------------------------------------------------- tokenizer.c
+tokenizer: tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+	$(CC) $(CFLAGS) $(OPT) -DTOKENIZER_MAIN -o $@ tokenizer.c json.c $(LDLIBS)
+
+# ---------------------------------------------------------------- data.c
+data: data.c data.h tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+	$(CC) $(CFLAGS) $(OPT) $(OMP) -DDATA_MAIN -o $@ data.c tokenizer.c json.c $(LDLIBS)
+
+# ---------------------------------------------------------------- tests
+test: $(BINS) $(TEST_DEPS) $(filter $(B)/%,$(TESTS))
+	tests/run.sh $(TESTS)
+
+clean:
+	rm -rf $(B) $(BINS)
