@@ -1,0 +1,1439 @@
+/*
+falcon.c: the Falcon language model (Falcon-7B/40B/180B, "The Falcon Series of Open Language Models", TII 2023)
+in one C file: its configuration, forward and backward pass, AdamW training, HF-compatible checkpoints and scoring.
+
+The model, as HF transformers' FalconForCausalLM computes it:
+    x = wte[tokens]                                     // token embeddings, no position embeddings
+    for each of L blocks:                               // parallel attention + MLP, no biases anywhere
+        a = LN_attn(x), m = LN_mlp(x)                   // 7B: one shared LayerNorm, a == m
+        q, k, v = split(a @ Wqkv^T)                     // fused QKV: NH query heads, NKV key/value heads
+        q, k = rope(q), rope(k)                         // rotary position embedding, rotate-half convention
+        x = x + attention(q, k, v) @ Wdense^T + gelu(m @ Wfc^T) @ Wproj^T
+    logits = LN_f(x) @ wte^T                            // LM head tied to the word embeddings
+
+Dimension names used everywhere: B batch, T time (sequence), C channels (hidden size), V vocabulary, L layers,
+NH query heads, NKV key/value heads (1 = multi-query), HS head size, FF MLP hidden size, QKV = (NH + 2 NKV) HS.
+
+Sections, top to bottom: configuration, safetensors, parameters, layers (each forward with its backward right
+below it), the model, the optimizer, checkpoints, training data, sampling, the command line.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "json.h"
+
+// ----------------------------------------------------------------------------
+// Errors. Every failure the user can cause is reported as one line and a non-zero exit.
+
+typedef struct {
+    char msg[512];
+} Err;
+
+// Records the first error only: the innermost description is the most precise one.
+static int errorf(Err *e, const char *fmt, ...) {
+    if (e->msg[0] == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "falcon: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory allocating %zu bytes", n);
+    return p;
+}
+
+static void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) die("out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+// ----------------------------------------------------------------------------
+// Configuration: the subset of HF's FalconConfig that defines the computation.
+
+typedef struct {
+    size_t V;          // vocab_size
+    size_t C;          // hidden_size
+    size_t L;          // num_hidden_layers
+    size_t NH;         // num_attention_heads
+    size_t NKV;        // key/value heads: 1 for multi-query (7B), num_kv_heads with new_decoder_architecture
+    size_t HS;         // head size, C / NH
+    size_t FF;         // ffn_hidden_size, 4 C by default
+    size_t maxT;       // max_position_embeddings
+    int new_decoder;   // new_decoder_architecture (40B/180B): QKV rows grouped per K/V head
+    int num_ln;        // LayerNorms per block: 1 (shared by attention and MLP, 7B) or 2 (ln_attn + ln_mlp, 40B)
+    float eps;         // layer_norm_epsilon
+    float rope_theta;  // RoPE base
+    int bos_id, eos_id;
+} Config;
+
+// Presets: the released models' shapes and small ones for a laptop. vocab 65024 is Falcon's tokenizer.
+typedef struct {
+    const char *name;
+    Config c;
+} Preset;
+
+static const Preset PRESETS[] = {
+    // name          V      C      L   NH   NKV HS   FF     maxT  new ln eps   theta    bos eos
+    {"falcon-7b",   {65024, 4544,  32, 71,  1,  64,  18176, 2048, 0,  1, 1e-5f, 10000.f, 11, 11}},
+    {"falcon-40b",  {65024, 8192,  60, 128, 8,  64,  32768, 2048, 1,  2, 1e-5f, 10000.f, 11, 11}},
+    {"falcon-180b", {65024, 14848, 80, 232, 8,  64,  59392, 2048, 1,  2, 1e-5f, 10000.f, 11, 11}},
+    // laptop sizes; the vocabulary is replaced by the tokenizer's when training on shards
+    {"nano",        {4096,  128,   4,  4,   1,  32,  512,   256,  0,  1, 1e-5f, 10000.f, 11, 11}},
+    {"tiny",        {8192,  256,   6,  8,   1,  32,  1024,  512,  0,  1, 1e-5f, 10000.f, 11, 11}},
+    {"small",       {8192,  512,   8,  8,   2,  64,  2048,  512,  1,  2, 1e-5f, 10000.f, 11, 11}},
+};
+#define NUM_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
+
+static const Config *preset_find(const char *name) {
+    for (size_t i = 0; i < NUM_PRESETS; i++)
+        if (strcmp(PRESETS[i].name, name) == 0) return &PRESETS[i].c;
+    return NULL;
+}
+
+// Reads an integer member; absent -> def. Refuses non-integers and values outside [lo, hi].
+static int cfg_int(const Json *root, const char *key, const char *alias, long long def, long long lo, long long hi,
+                   long long *out, const char *path, Err *e) {
+    const Json *v = json_get(root, key);
+    if (!v && alias) v = json_get(root, alias);
+    if (!v || v->type == JSON_NULL) {
+        if (def == LLONG_MIN) return errorf(e, "%s: missing required key \"%s\"", path, key);
+        *out = def;
+        return 0;
+    }
+    if (v->type != JSON_NUMBER || v->number != floor(v->number))
+        return errorf(e, "%s: byte %zu: \"%s\" must be an integer", path, v->start, key);
+    if (v->number < (double)lo || v->number > (double)hi)
+        return errorf(e, "%s: byte %zu: \"%s\" = %.0f is out of range [%lld, %lld]", path, v->start, key, v->number,
+                      lo, hi);
+    *out = (long long)v->number;
+    return 0;
+}
+
+static int cfg_bool(const Json *root, const char *key, int def, int *out, const char *path, Err *e) {
+    const Json *v = json_get(root, key);
+    if (!v || v->type == JSON_NULL) { *out = def; return 0; }
+    if (v->type != JSON_TRUE && v->type != JSON_FALSE)
+        return errorf(e, "%s: byte %zu: \"%s\" must be true or false", path, v->start, key);
+    *out = v->type == JSON_TRUE;
+    return 0;
+}
+
+static int cfg_float(const Json *v, const char *key, double def, double lo, double hi, double *out,
+                     const char *path, Err *e) {
+    if (!v || v->type == JSON_NULL) { *out = def; return 0; }
+    if (v->type != JSON_NUMBER) return errorf(e, "%s: byte %zu: \"%s\" must be a number", path, v->start, key);
+    if (!(v->number >= lo && v->number <= hi))
+        return errorf(e, "%s: byte %zu: \"%s\" = %g is out of range [%g, %g]", path, v->start, key, v->number, lo, hi);
+    *out = v->number;
+    return 0;
+}
+
+// Parses an HF Falcon config.json. Everything this file does not implement is refused, never ignored.
+static int config_parse(Config *c, const char *text, size_t len, const char *path, Err *e) {
+    Json root;
+    char jerr[200];
+    if (json_parse(text, len, &root, jerr, sizeof jerr)) return errorf(e, "%s: %s", path, jerr);
+    int rc = -1;
+    if (root.type != JSON_OBJECT) { errorf(e, "%s: byte 0: expected a JSON object", path); goto done; }
+    const Json *mt = json_get(&root, "model_type");
+    if (mt && (mt->type != JSON_STRING || (strcmp(mt->str, "falcon") && strcmp(mt->str, "RefinedWeb") &&
+                                           strcmp(mt->str, "RefinedWebModel")))) {
+        errorf(e, "%s: byte %zu: model_type must be \"falcon\"", path, mt->start);
+        goto done;
+    }
+    long long V, C, L, NH, NKV, FF, maxT, bos, eos, nln;
+    int mq, nda, par, bias, alibi, tie;
+    if (cfg_int(&root, "vocab_size", NULL, LLONG_MIN, 1, 1LL << 31, &V, path, e) ||
+        cfg_int(&root, "hidden_size", "n_embed", LLONG_MIN, 1, 1 << 20, &C, path, e) ||
+        cfg_int(&root, "num_hidden_layers", "n_layer", LLONG_MIN, 1, 1 << 12, &L, path, e) ||
+        cfg_int(&root, "num_attention_heads", "n_head", LLONG_MIN, 1, 1 << 14, &NH, path, e) ||
+        cfg_int(&root, "num_kv_heads", "n_head_kv", NH, 1, 1 << 14, &NKV, path, e) ||
+        cfg_int(&root, "ffn_hidden_size", NULL, 4 * C, 1, 1 << 22, &FF, path, e) ||
+        cfg_int(&root, "max_position_embeddings", NULL, 2048, 1, 1 << 24, &maxT, path, e) ||
+        cfg_int(&root, "bos_token_id", NULL, 11, -1, V - 1, &bos, path, e) ||
+        cfg_int(&root, "eos_token_id", NULL, 11, -1, V - 1, &eos, path, e) ||
+        cfg_bool(&root, "multi_query", 1, &mq, path, e) ||
+        cfg_bool(&root, "new_decoder_architecture", 0, &nda, path, e) ||
+        cfg_bool(&root, "parallel_attn", 1, &par, path, e) || cfg_bool(&root, "bias", 0, &bias, path, e) ||
+        cfg_bool(&root, "alibi", 0, &alibi, path, e) || cfg_bool(&root, "tie_word_embeddings", 1, &tie, path, e) ||
+        cfg_int(&root, "num_ln_in_parallel_attn", NULL, nda ? 2 : 1, 1, 2, &nln, path, e))
+        goto done;
+    const Json *act = json_get(&root, "activation");
+    if (act && (act->type != JSON_STRING || strcmp(act->str, "gelu"))) {
+        errorf(e, "%s: byte %zu: only \"activation\": \"gelu\" is supported", path, act->start);
+        goto done;
+    }
+    if (alibi) { errorf(e, "%s: \"alibi\": true is not supported (falcon.c uses RoPE)", path); goto done; }
+    if (bias) { errorf(e, "%s: \"bias\": true is not supported (Falcon's Linear layers have no biases)", path); goto done; }
+    if (!par) { errorf(e, "%s: \"parallel_attn\": false (sequential blocks) is not supported", path); goto done; }
+    if (!tie) { errorf(e, "%s: \"tie_word_embeddings\": false is not supported", path); goto done; }
+    if (!nda && !mq) {
+        errorf(e, "%s: \"multi_query\": false without new_decoder_architecture (full multi-head) is not supported", path);
+        goto done;
+    }
+    if (C % NH) { errorf(e, "%s: hidden_size %lld is not divisible by num_attention_heads %lld", path, C, NH); goto done; }
+    if ((C / NH) % 2) { errorf(e, "%s: head size %lld must be even for RoPE", path, C / NH); goto done; }
+    if (nda && NH % NKV) {
+        errorf(e, "%s: num_attention_heads %lld is not divisible by num_kv_heads %lld", path, NH, NKV);
+        goto done;
+    }
+    if (!nda && nln != 1) { errorf(e, "%s: num_ln_in_parallel_attn 2 needs new_decoder_architecture", path); goto done; }
+    // RoPE base: transformers 5 nests it in rope_parameters, older files have rope_theta at the top level
+    const Json *rp = json_get(&root, "rope_parameters");
+    const Json *theta = rp ? json_get(rp, "rope_theta") : NULL;
+    if (!theta) theta = json_get(&root, "rope_theta");
+    const Json *rtype = rp ? json_get(rp, "rope_type") : NULL;
+    if (rtype && (rtype->type != JSON_STRING || strcmp(rtype->str, "default"))) {
+        errorf(e, "%s: byte %zu: only the default rope_type is supported", path, rtype->start);
+        goto done;
+    }
+    const Json *rs = json_get(&root, "rope_scaling");
+    if (rs && rs->type != JSON_NULL) { errorf(e, "%s: byte %zu: rope_scaling is not supported", path, rs->start); goto done; }
+    double th, eps;
+    if (cfg_float(theta, "rope_theta", 10000.0, 1.0, 1e12, &th, path, e) ||
+        cfg_float(json_get(&root, "layer_norm_epsilon"), "layer_norm_epsilon", 1e-5, 0.0, 1.0, &eps, path, e))
+        goto done;
+    c->V = (size_t)V;
+    c->C = (size_t)C;
+    c->L = (size_t)L;
+    c->NH = (size_t)NH;
+    c->NKV = nda ? (size_t)NKV : 1;
+    c->HS = (size_t)(C / NH);
+    c->FF = (size_t)FF;
+    c->maxT = (size_t)maxT;
+    c->new_decoder = nda;
+    c->num_ln = (int)nln;
+    c->eps = (float)eps;
+    c->rope_theta = (float)th;
+    c->bos_id = (int)bos;
+    c->eos_id = (int)eos;
+    rc = 0;
+done:
+    json_free(&root);
+    return rc;
+}
+
+static int config_load(Config *c, const char *dir, Err *e) {
+    char path[4096], jerr[256];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text;
+    size_t len;
+    if (read_file(path, &text, &len, jerr, sizeof jerr)) return errorf(e, "%s: %s", path, jerr);
+    int rc = config_parse(c, text, len, path, e);
+    free(text);
+    return rc;
+}
+
+// Writes config.json as HF's FalconConfig expects it.
+static int config_save(const Config *c, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "{\n  \"architectures\": [\"FalconForCausalLM\"],\n  \"model_type\": \"falcon\",\n");
+    fprintf(f, "  \"vocab_size\": %zu,\n  \"hidden_size\": %zu,\n  \"num_hidden_layers\": %zu,\n", c->V, c->C, c->L);
+    fprintf(f, "  \"num_attention_heads\": %zu,\n  \"num_kv_heads\": %zu,\n", c->NH, c->new_decoder ? c->NKV : c->NH);
+    fprintf(f, "  \"multi_query\": true,\n  \"new_decoder_architecture\": %s,\n", c->new_decoder ? "true" : "false");
+    if (c->new_decoder) fprintf(f, "  \"num_ln_in_parallel_attn\": %d,\n", c->num_ln);
+    fprintf(f, "  \"parallel_attn\": true,\n  \"bias\": false,\n  \"alibi\": false,\n  \"activation\": \"gelu\",\n");
+    fprintf(f, "  \"ffn_hidden_size\": %zu,\n  \"max_position_embeddings\": %zu,\n", c->FF, c->maxT);
+    fprintf(f, "  \"layer_norm_epsilon\": %.9g,\n  \"rope_theta\": %.9g,\n", c->eps, c->rope_theta);
+    fprintf(f, "  \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": %.9g},\n", c->rope_theta);
+    fprintf(f, "  \"tie_word_embeddings\": true,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n", c->bos_id,
+            c->eos_id);
+    fprintf(f, "  \"hidden_dropout\": 0.0,\n  \"attention_dropout\": 0.0,\n  \"dtype\": \"float32\"\n}\n");
+    return fclose(f) ? -1 : 0;
+}
+
+// ----------------------------------------------------------------------------
+// safetensors: an 8-byte little-endian header length N, N bytes of JSON
+//   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__": {..}}
+// then the raw little-endian tensor data; offsets are relative to the end of the header.
+
+typedef struct {
+    char *name;
+    char dtype[8];     // "F32", "BF16", "F16", "I32", "I64"
+    size_t shape[8];
+    int ndim;
+    size_t numel;
+    uint64_t begin, end;
+} STensor;
+
+typedef struct {
+    FILE *f;
+    char *path;
+    uint64_t data_start;   // 8 + N
+    STensor *t;
+    size_t n;
+    Json meta;             // the "__metadata__" object (string values), JSON_NULL when absent
+} SafeTensors;
+
+static size_t dtype_size(const char *d) {
+    if (!strcmp(d, "F32") || !strcmp(d, "I32")) return 4;
+    if (!strcmp(d, "BF16") || !strcmp(d, "F16")) return 2;
+    if (!strcmp(d, "I64") || !strcmp(d, "F64")) return 8;
+    return 0;
+}
+
+static void safetensors_close(SafeTensors *st) {
+    if (st->f) fclose(st->f);
+    for (size_t i = 0; i < st->n; i++) free(st->t[i].name);
+    free(st->t);
+    free(st->path);
+    json_free(&st->meta);
+    memset(st, 0, sizeof *st);
+}
+
+// Opens a safetensors file and validates its whole header against the file size before any data is read.
+static int safetensors_open(SafeTensors *st, const char *path, Err *e) {
+    memset(st, 0, sizeof *st);
+    st->f = fopen(path, "rb");
+    if (!st->f) return errorf(e, "%s: cannot open: %s", path, strerror(errno));
+    st->path = strdup(path);
+    if (fseeko(st->f, 0, SEEK_END)) { safetensors_close(st); return errorf(e, "%s: cannot seek", path); }
+    uint64_t fsize = (uint64_t)ftello(st->f);
+    rewind(st->f);
+    unsigned char hb[8];
+    if (fsize < 8 || fread(hb, 1, 8, st->f) != 8) {
+        safetensors_close(st);
+        return errorf(e, "%s: byte 0: file too short for a safetensors header (%llu bytes)", path,
+                      (unsigned long long)fsize);
+    }
+    uint64_t N = 0;
+    for (int i = 7; i >= 0; i--) N = (N << 8) | hb[i];
+    if (N > fsize - 8 || N > (100u << 20)) {
+        safetensors_close(st);
+        return errorf(e, "%s: byte 0: header length %llu exceeds the file size %llu", path, (unsigned long long)N,
+                      (unsigned long long)fsize);
+    }
+    char *hdr = xmalloc(N + 1);
+    if (fread(hdr, 1, N, st->f) != N) { free(hdr); safetensors_close(st); return errorf(e, "%s: read error", path); }
+    hdr[N] = 0;
+    st->data_start = 8 + N;
+    uint64_t data_size = fsize - st->data_start;
+    Json root;
+    char jerr[200];
+    if (json_parse(hdr, N, &root, jerr, sizeof jerr)) {
+        free(hdr);
+        safetensors_close(st);
+        // json offsets are relative to the header, which starts at byte 8 of the file
+        size_t at = 0;
+        sscanf(jerr, "byte %zu", &at);
+        const char *what = strchr(jerr, ':');
+        return errorf(e, "%s: byte %zu: bad header JSON%s", path, at + 8, what ? what : "");
+    }
+    free(hdr);
+    int rc = -1;
+    if (root.type != JSON_OBJECT) { errorf(e, "%s: byte 8: header is not a JSON object", path); goto done; }
+    st->t = xcalloc(root.count, sizeof(STensor));
+    for (size_t i = 0; i < root.count; i++) {
+        const Json *v = &root.items[i];
+        size_t at = 8 + v->start;
+        if (!strcmp(root.keys[i], "__metadata__")) {
+            if (v->type != JSON_OBJECT) { errorf(e, "%s: byte %zu: __metadata__ is not an object", path, at); goto done; }
+            continue;
+        }
+        STensor *t = &st->t[st->n];
+        const Json *dt = json_get(v, "dtype"), *sh = json_get(v, "shape"), *off = json_get(v, "data_offsets");
+        if (v->type != JSON_OBJECT || !dt || dt->type != JSON_STRING || !sh || sh->type != JSON_ARRAY || !off ||
+            off->type != JSON_ARRAY || off->count != 2) {
+            errorf(e, "%s: byte %zu: tensor \"%s\" needs dtype, shape and two data_offsets", path, at, root.keys[i]);
+            goto done;
+        }
+        size_t es = dtype_size(dt->str);
+        if (!es || strlen(dt->str) >= sizeof t->dtype) {
+            errorf(e, "%s: byte %zu: tensor \"%s\" has unsupported dtype \"%s\"", path, 8 + dt->start, root.keys[i],
+                   dt->str);
+            goto done;
+        }
+        if (sh->count > 8) { errorf(e, "%s: byte %zu: tensor \"%s\" has more than 8 dimensions", path, at, root.keys[i]); goto done; }
+        size_t numel = 1;
+        for (size_t d = 0; d < sh->count; d++) {
+            const Json *x = &sh->items[d];
+            if (x->type != JSON_NUMBER || x->number < 0 || x->number != floor(x->number) || x->number > 1e15) {
+                errorf(e, "%s: byte %zu: tensor \"%s\" has an invalid shape", path, 8 + x->start, root.keys[i]);
+                goto done;
+            }
+            t->shape[d] = (size_t)x->number;
+            if (t->shape[d] && numel > SIZE_MAX / t->shape[d]) {
+                errorf(e, "%s: byte %zu: tensor \"%s\" shape overflows", path, 8 + x->start, root.keys[i]);
+                goto done;
+            }
+            numel *= t->shape[d];
+        }
+        double b = off->items[0].number, en = off->items[1].number;
+        if (off->items[0].type != JSON_NUMBER || off->items[1].type != JSON_NUMBER || b < 0 || en < b ||
+            b != floor(b) || en != floor(en) || en > (double)data_size) {
+            errorf(e, "%s: byte %zu: tensor \"%s\" data_offsets [%.0f, %.0f] point outside the %llu data bytes", path,
+                   8 + off->start, root.keys[i], b, en, (unsigned long long)data_size);
+            goto done;
+        }
+        if ((uint64_t)en - (uint64_t)b != (uint64_t)numel * es) {
+            errorf(e, "%s: byte %zu: tensor \"%s\" has %.0f bytes of data, its shape and dtype need %zu", path,
+                   8 + off->start, root.keys[i], en - b, numel * es);
+            goto done;
+        }
+        t->name = strdup(root.keys[i]);
+        strcpy(t->dtype, dt->str);
+        t->ndim = (int)sh->count;
+        t->numel = numel;
+        t->begin = (uint64_t)b;
+        t->end = (uint64_t)en;
+        st->n++;
+    }
+    const Json *meta = json_get(&root, "__metadata__");
+    if (meta) {
+        // keep a private copy of the metadata object: re-parse its source range
+        st->meta = *meta;
+        root.items[meta - root.items] = (Json){0};
+    }
+    rc = 0;
+done:
+    json_free(&root);
+    if (rc) safetensors_close(st);
+    return rc;
+}
+
+static const STensor *safetensors_find(const SafeTensors *st, const char *name) {
+    for (size_t i = 0; i < st->n; i++)
+        if (!strcmp(st->t[i].name, name)) return &st->t[i];
+    return NULL;
+}
+
+// bf16 is the top half of an fp32; fp16 has a 5-bit exponent and 10-bit mantissa (with subnormals).
+static float bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, ex = (h >> 10) & 0x1F, man = h & 0x3FF;
+    float f;
+    if (ex == 0) {
+        f = ldexpf((float)man, -24);
+    } else if (ex == 31) {
+        f = man ? NAN : INFINITY;
+    } else {
+        f = ldexpf((float)(man | 0x400), (int)ex - 25);
+    }
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u |= sign;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// Reads a float tensor (F32, BF16 or F16 on disk) into dst as fp32, checking its shape.
+static int safetensors_read_f32(const SafeTensors *st, const char *name, const size_t *shape, int ndim, float *dst,
+                                Err *e) {
+    const STensor *t = safetensors_find(st, name);
+    if (!t) return errorf(e, "%s: tensor \"%s\" is missing", st->path, name);
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+    if (!same) {
+        char want[128] = "", got[128] = "";
+        for (int d = 0; d < ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu", d ? ", " : "", shape[d]);
+        for (int d = 0; d < t->ndim; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%zu", d ? ", " : "", t->shape[d]);
+        return errorf(e, "%s: tensor \"%s\" has shape [%s], expected [%s]", st->path, name, got, want);
+    }
+    size_t es = dtype_size(t->dtype);
+    if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "BF16") && strcmp(t->dtype, "F16"))
+        return errorf(e, "%s: tensor \"%s\" has dtype %s, expected F32, BF16 or F16", st->path, name, t->dtype);
+    if (fseeko(st->f, (off_t)(st->data_start + t->begin), SEEK_SET))
+        return errorf(e, "%s: cannot seek to tensor \"%s\"", st->path, name);
+    if (es == 4) {
+        if (fread(dst, 4, t->numel, st->f) != t->numel) return errorf(e, "%s: tensor \"%s\" is truncated", st->path, name);
+        return 0;
+    }
+    uint16_t buf[4096];
+    for (size_t i = 0; i < t->numel;) {
+        size_t k = t->numel - i < 4096 ? t->numel - i : 4096;
+        if (fread(buf, 2, k, st->f) != k) return errorf(e, "%s: tensor \"%s\" is truncated", st->path, name);
+        for (size_t j = 0; j < k; j++) dst[i + j] = t->dtype[0] == 'B' ? bf16_to_f32(buf[j]) : f16_to_f32(buf[j]);
+        i += k;
+    }
+    return 0;
+}
+
+// A tensor to write: name, shape and fp32 data.
+typedef struct {
+    const char *name;
+    size_t shape[4];
+    int ndim;
+    const float *data;
+} WTensor;
+
+static size_t wtensor_numel(const WTensor *t) {
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    return n;
+}
+
+// Writes tensors as fp32 safetensors to path, through a temporary file renamed into place (atomic).
+// meta is an optional list of key/value strings for "__metadata__", NULL-terminated.
+static int safetensors_write(const char *path, const WTensor *ts, size_t n, const char *const *meta, Err *e) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return errorf(e, "%s: cannot create: %s", tmp, strerror(errno));
+    // the header JSON, built in memory and padded with spaces to a multiple of 8 bytes (as HF writes it)
+    char *hdr = NULL;
+    size_t hlen = 0;
+    FILE *h = open_memstream(&hdr, &hlen);
+    fprintf(h, "{\"__metadata__\":{\"format\":\"pt\"");
+    for (size_t i = 0; meta && meta[i]; i += 2) {
+        fputc(',', h);
+        json_write_string(h, meta[i], strlen(meta[i]));
+        fputc(':', h);
+        json_write_string(h, meta[i + 1], strlen(meta[i + 1]));
+    }
+    fputc('}', h);
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes = wtensor_numel(&ts[i]) * 4;
+        fputc(',', h);
+        json_write_string(h, ts[i].name, strlen(ts[i].name));
+        fprintf(h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < ts[i].ndim; d++) fprintf(h, "%s%zu", d ? "," : "", ts[i].shape[d]);
+        fprintf(h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + bytes));
+        off += bytes;
+    }
+    fputc('}', h);
+    while ((ftell(h) % 8) != 0) fputc(' ', h);
+    fclose(h);
+    unsigned char lb[8];
+    for (int i = 0; i < 8; i++) lb[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    int ok = fwrite(lb, 1, 8, f) == 8 && fwrite(hdr, 1, hlen, f) == hlen;
+    free(hdr);
+    for (size_t i = 0; ok && i < n; i++) ok = fwrite(ts[i].data, 4, wtensor_numel(&ts[i]), f) == wtensor_numel(&ts[i]);
+    ok = (fflush(f) == 0) && ok && fsync(fileno(f)) == 0;
+    if (fclose(f) || !ok) { remove(tmp); return errorf(e, "%s: write failed", tmp); }
+    if (rename(tmp, path)) { remove(tmp); return errorf(e, "%s: cannot rename into place: %s", path, strerror(errno)); }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// Parameters: every weight of the model in one flat allocation, carved into named tensors.
+// Per-layer tensors of all L layers are stored back to back, (L, ...) in the shape comments.
+
+enum {
+    P_WTE,       // (V, C)         transformer.word_embeddings.weight, also the LM head
+    P_LN1W,      // (L, C)         input_layernorm (7B) or ln_attn (40B)
+    P_LN1B,      // (L, C)
+    P_LN2W,      // (L, C) or (0)  ln_mlp, only with two LayerNorms per block
+    P_LN2B,      // (L, C) or (0)
+    P_QKVW,      // (L, QKV, C)    self_attention.query_key_value.weight
+    P_ATTPROJW,  // (L, C, C)      self_attention.dense.weight
+    P_FCW,       // (L, FF, C)     mlp.dense_h_to_4h.weight
+    P_FCPROJW,   // (L, C, FF)     mlp.dense_4h_to_h.weight
+    P_LNFW,      // (C)            ln_f
+    P_LNFB,      // (C)
+    NUM_PARAM_TENSORS
+};
+
+typedef struct {
+    float *t[NUM_PARAM_TENSORS];
+} ParameterTensors;
+
+static size_t qkv_dim(const Config *c) { return (c->NH + 2 * c->NKV) * c->HS; }
+
+// The number of floats of each tensor of one layer (or of the whole tensor when it is not per layer).
+static void param_shapes(const Config *c, size_t shape[NUM_PARAM_TENSORS][2], size_t per_layer[NUM_PARAM_TENSORS]) {
+    size_t ln2 = c->num_ln == 2 ? c->C : 0;
+    size_t s[NUM_PARAM_TENSORS][2] = {
+        {c->V, c->C}, {c->C, 0}, {c->C, 0}, {ln2, 0}, {ln2, 0}, {qkv_dim(c), c->C},
+        {c->C, c->C}, {c->FF, c->C}, {c->C, c->FF}, {c->C, 0}, {c->C, 0},
+    };
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        shape[i][0] = s[i][0];
+        shape[i][1] = s[i][1];
+        per_layer[i] = (i == P_WTE || i == P_LNFW || i == P_LNFB) ? 0 : 1;
+    }
+}
+
+// Sizes in floats of each whole tensor.
+static void param_sizes(const Config *c, size_t sizes[NUM_PARAM_TENSORS]) {
+    size_t shape[NUM_PARAM_TENSORS][2], per_layer[NUM_PARAM_TENSORS];
+    param_shapes(c, shape, per_layer);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++)
+        sizes[i] = (per_layer[i] ? c->L : 1) * shape[i][0] * (shape[i][1] ? shape[i][1] : 1);
+}
+
+static size_t param_count(const Config *c) {
+    size_t sizes[NUM_PARAM_TENSORS], n = 0;
+    param_sizes(c, sizes);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) n += sizes[i];
+    return n;
+}
+
+// Points the named tensors into one block of memory.
+static void param_carve(ParameterTensors *p, float *mem, const Config *c) {
+    size_t sizes[NUM_PARAM_TENSORS];
+    param_sizes(c, sizes);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        p->t[i] = mem;
+        mem += sizes[i];
+    }
+}
+
+// HF's name of tensor i in layer l.
+static void param_name(const Config *c, int i, size_t l, char *out, size_t n) {
+    const char *ln1 = c->num_ln == 2 ? "ln_attn" : "input_layernorm";
+    switch (i) {
+        case P_WTE: snprintf(out, n, "transformer.word_embeddings.weight"); break;
+        case P_LN1W: snprintf(out, n, "transformer.h.%zu.%s.weight", l, ln1); break;
+        case P_LN1B: snprintf(out, n, "transformer.h.%zu.%s.bias", l, ln1); break;
+        case P_LN2W: snprintf(out, n, "transformer.h.%zu.ln_mlp.weight", l); break;
+        case P_LN2B: snprintf(out, n, "transformer.h.%zu.ln_mlp.bias", l); break;
+        case P_QKVW: snprintf(out, n, "transformer.h.%zu.self_attention.query_key_value.weight", l); break;
+        case P_ATTPROJW: snprintf(out, n, "transformer.h.%zu.self_attention.dense.weight", l); break;
+        case P_FCW: snprintf(out, n, "transformer.h.%zu.mlp.dense_h_to_4h.weight", l); break;
+        case P_FCPROJW: snprintf(out, n, "transformer.h.%zu.mlp.dense_4h_to_h.weight", l); break;
+        case P_LNFW: snprintf(out, n, "transformer.ln_f.weight"); break;
+        default: snprintf(out, n, "transformer.ln_f.bias"); break;
+    }
+}
+
+// Weight decay applies to the matrices (embeddings, QKV, dense, MLP), never to LayerNorm gains and biases.
+static int param_decays(int i) { return i == P_WTE || i == P_QKVW || i == P_ATTPROJW || i == P_FCW || i == P_FCPROJW; }
+
+// Calls fn for every named tensor of one layer (or whole), in file order: name, shape, data offset in floats.
+typedef void (*TensorFn)(void *ctx, const char *name, const size_t *shape, int ndim, size_t offset);
+
+static void param_foreach(const Config *c, TensorFn fn, void *ctx) {
+    size_t shape[NUM_PARAM_TENSORS][2], per_layer[NUM_PARAM_TENSORS], sizes[NUM_PARAM_TENSORS];
+    param_shapes(c, shape, per_layer);
+    param_sizes(c, sizes);
+    size_t base = 0;
+    char name[160];
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        size_t layers = per_layer[i] ? c->L : 1, each = sizes[i] / layers;
+        for (size_t l = 0; l < layers && each; l++) {
+            param_name(c, i, l, name, sizeof name);
+            fn(ctx, name, shape[i], shape[i][1] ? 2 : 1, base + l * each);
+        }
+        base += sizes[i];
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Layers. Each forward is followed by its backward, which takes the same arguments plus the gradients
+// and accumulates (+=) into the gradients of its inputs and parameters.
+
+// out = inp @ w^T: inp (N, IC), w (OC, IC), out (N, OC). Every Linear layer of Falcon is bias-free.
+static void matmul_forward(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
+    // Rows are processed four at a time so each weight row loaded from memory serves four dot products.
+    #pragma omp parallel for schedule(static)
+    for (size_t n0 = 0; n0 < N; n0 += 4) {
+        size_t nr = N - n0 < 4 ? N - n0 : 4;
+        for (size_t o = 0; o < OC; o++) {
+            const float *wr = w + o * IC;
+            float acc[4] = {0, 0, 0, 0};
+            for (size_t r = 0; r < nr; r++) {
+                const float *x = inp + (n0 + r) * IC;
+                float s = 0.0f;
+                for (size_t i = 0; i < IC; i++) s += x[i] * wr[i];
+                acc[r] = s;
+            }
+            for (size_t r = 0; r < nr; r++) out[(n0 + r) * OC + o] = acc[r];
+        }
+    }
+}
+
+// dinp += dout @ w,  dw += dout^T @ inp
+static void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, size_t N,
+                            size_t IC, size_t OC) {
+    #pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *g = dout + n * OC;
+        float *di = dinp + n * IC;
+        for (size_t o = 0; o < OC; o++) {
+            const float *wr = w + o * IC;
+            float go = g[o];
+            for (size_t i = 0; i < IC; i++) di[i] += go * wr[i];
+        }
+    }
+    #pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < OC; o++) {
+        float *dwr = dw + o * IC;
+        for (size_t n = 0; n < N; n++) {
+            const float *x = inp + n * IC;
+            float go = dout[n * OC + o];
+            for (size_t i = 0; i < IC; i++) dwr[i] += go * x[i];
+        }
+    }
+}
+
+// LayerNorm over C: y = (x - mean) / sqrt(var + eps) * w + b, with the biased variance.
+// mean and rstd = 1/sqrt(var + eps) are kept for the backward pass.
+static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                              size_t N, size_t C, float eps) {
+    #pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float m = 0.0f;
+        for (size_t i = 0; i < C; i++) m += x[i];
+        m /= (float)C;
+        float v = 0.0f;
+        for (size_t i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
+        v /= (float)C;
+        float s = 1.0f / sqrtf(v + eps);
+        float *y = out + n * C;
+        for (size_t i = 0; i < C; i++) y[i] = (x[i] - m) * s * w[i] + b[i];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+// With xhat = (x - mean) rstd and g = dout * w:
+//   dx = rstd (g - mean(g) - xhat mean(g xhat)),  dw += dout xhat,  db += dout
+static void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                               const float *mean, const float *rstd, size_t N, size_t C) {
+    #pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *g = dout + n * C;
+        float m = mean[n], s = rstd[n], gm = 0.0f, gx = 0.0f;
+        for (size_t i = 0; i < C; i++) {
+            float xh = (x[i] - m) * s, gi = g[i] * w[i];
+            gm += gi;
+            gx += gi * xh;
+        }
+        gm /= (float)C;
+        gx /= (float)C;
+        float *dx = dinp + n * C;
+        for (size_t i = 0; i < C; i++) {
+            float xh = (x[i] - m) * s;
+            dx[i] += s * (g[i] * w[i] - gm - xh * gx);
+        }
+    }
+    // parameter gradients reduce over rows: each thread owns a slice of channels
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < C; i++) {
+        float sw = 0.0f, sb = 0.0f;
+        for (size_t n = 0; n < N; n++) {
+            float xh = (inp[n * C + i] - mean[n]) * rstd[n];
+            sw += dout[n * C + i] * xh;
+            sb += dout[n * C + i];
+        }
+        dw[i] += sw;
+        db[i] += sb;
+    }
+}
+
+// Token embedding: out[b,t,:] = wte[inp[b,t], :]. No position embedding: positions enter through RoPE.
+static void encoder_forward(float *out, const int *inp, const float *wte, size_t N, size_t C) {
+    for (size_t n = 0; n < N; n++) memcpy(out + n * C, wte + (size_t)inp[n] * C, C * sizeof(float));
+}
+
+static void encoder_backward(float *dwte, const float *dout, const int *inp, size_t N, size_t C) {
+    for (size_t n = 0; n < N; n++) {
+        float *d = dwte + (size_t)inp[n] * C;
+        for (size_t i = 0; i < C; i++) d[i] += dout[n * C + i];
+    }
+}
+
+// RoPE, rotate-half convention (GPT-NeoX / HF): for i < HS/2 the pair (x_i, x_{i+HS/2}) is rotated by the angle
+// pos * theta^(-2i/HS):  x_i' = x_i cos - x_{i+HS/2} sin,  x_{i+HS/2}' = x_{i+HS/2} cos + x_i sin.
+// Tables cos/sin are (maxT, HS/2), computed in fp32 as HF does.
+static void rope_tables(float *cosb, float *sinb, size_t maxT, size_t HS, float theta) {
+    for (size_t i = 0; i < HS / 2; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)HS);
+        for (size_t p = 0; p < maxT; p++) {
+            float a = (float)p * inv_freq;
+            cosb[p * (HS / 2) + i] = cosf(a);
+            sinb[p * (HS / 2) + i] = sinf(a);
+        }
+    }
+}
+
+// Rotates one head vector in place; sign = +1 applies the rotation, -1 its inverse (= its transpose),
+// which is exactly the backward pass of the rotation.
+static void rope_rotate(float *x, const float *cs, const float *sn, size_t HS, float sign) {
+    size_t h = HS / 2;
+    for (size_t i = 0; i < h; i++) {
+        float a = x[i], b = x[i + h], s = sign * sn[i];
+        x[i] = a * cs[i] - b * s;
+        x[i + h] = b * cs[i] + a * s;
+    }
+}
+
+// Row of Q head h, K and V of group g inside the fused QKV vector of one token. HF's layout, for both the 7B
+// (one group, NKV = 1) and the 40B/180B (NKV groups) checkpoints: per group, its NH/NKV query heads, then K, then V.
+static size_t q_off(const Config *c, size_t h) {
+    size_t qpk = c->NH / c->NKV;
+    return ((h / qpk) * (qpk + 2) + h % qpk) * c->HS;
+}
+static size_t k_off(const Config *c, size_t g) { return (g * (c->NH / c->NKV + 2) + c->NH / c->NKV) * c->HS; }
+static size_t v_off(const Config *c, size_t g) { return k_off(c, g) + c->HS; }
+
+// Applies RoPE to every query and key head of qkv (N tokens, each at position pos[n]).
+static void rope_forward(float *qkv, const int *pos, const float *cosb, const float *sinb, const Config *c, size_t N,
+                         float sign) {
+    size_t QKV = qkv_dim(c), h2 = c->HS / 2;
+    #pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *cs = cosb + (size_t)pos[n] * h2, *sn = sinb + (size_t)pos[n] * h2;
+        float *x = qkv + n * QKV;
+        for (size_t h = 0; h < c->NH; h++) rope_rotate(x + q_off(c, h), cs, sn, c->HS, sign);
+        for (size_t g = 0; g < c->NKV; g++) rope_rotate(x + k_off(c, g), cs, sn, c->HS, sign);
+    }
+}
+
+// The backward of a rotation is the inverse rotation of the gradient.
+static void rope_backward(float *dqkv, const int *pos, const float *cosb, const float *sinb, const Config *c,
+                          size_t N) {
+    rope_forward(dqkv, pos, cosb, sinb, c, N, -1.0f);
+}
+
+// Causal self-attention with NKV key/value heads shared by groups of NH/NKV query heads (multi-query when NKV = 1).
+//   att[b,h,t,:] = softmax_{t2 <= t}(q_t . k_t2 / sqrt(HS)),   out[b,t,h,:] = sum_t2 att[b,h,t,t2] v_t2
+// qkv (B, T, QKV) already rotated, out (B, T, C) with heads in order, att (B, NH, T, T) kept for the backward.
+static void attention_forward(float *out, float *att, const float *qkv, const Config *c, size_t B, size_t T) {
+    size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH;
+    float scale = 1.0f / sqrtf((float)HS);
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (size_t b = 0; b < B; b++) {
+        for (size_t h = 0; h < NH; h++) {
+            size_t g = h / (NH / c->NKV);
+            for (size_t t = 0; t < T; t++) {
+                const float *q = qkv + (b * T + t) * QKV + q_off(c, h);
+                float *a = att + ((b * NH + h) * T + t) * T;
+                float mx = -INFINITY;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + (b * T + t2) * QKV + k_off(c, g);
+                    float s = 0.0f;
+                    for (size_t i = 0; i < HS; i++) s += q[i] * k[i];
+                    a[t2] = s * scale;
+                    if (a[t2] > mx) mx = a[t2];
+                }
+                float sum = 0.0f;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    a[t2] = expf(a[t2] - mx);
+                    sum += a[t2];
+                }
+                for (size_t t2 = 0; t2 <= t; t2++) a[t2] /= sum;
+                for (size_t t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
+                float *o = out + (b * T + t) * C + h * HS;
+                for (size_t i = 0; i < HS; i++) o[i] = 0.0f;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + (b * T + t2) * QKV + v_off(c, g);
+                    for (size_t i = 0; i < HS; i++) o[i] += a[t2] * v[i];
+                }
+            }
+        }
+    }
+}
+
+// With p = att and s the scaled scores: dv += p^T dout, dp = dout v^T, ds = p (dp - sum(p dp)),
+// dq += ds k / sqrt(HS), dk += ds^T q / sqrt(HS). The query heads of a group write the same dk, dv:
+// parallelising over (batch, group) keeps those sums race-free.
+static void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const Config *c,
+                               size_t B, size_t T) {
+    size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, qpk = NH / c->NKV;
+    float scale = 1.0f / sqrtf((float)HS);
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (size_t b = 0; b < B; b++) {
+        for (size_t g = 0; g < c->NKV; g++) {
+            float *dp = xmalloc(T * sizeof(float));
+            for (size_t h = g * qpk; h < (g + 1) * qpk; h++) {
+                for (size_t t = 0; t < T; t++) {
+                    const float *a = att + ((b * NH + h) * T + t) * T;
+                    const float *go = dout + (b * T + t) * C + h * HS;
+                    const float *q = qkv + (b * T + t) * QKV + q_off(c, h);
+                    float *dq = dqkv + (b * T + t) * QKV + q_off(c, h);
+                    float dot = 0.0f;
+                    for (size_t t2 = 0; t2 <= t; t2++) {
+                        const float *v = qkv + (b * T + t2) * QKV + v_off(c, g);
+                        float *dv = dqkv + (b * T + t2) * QKV + v_off(c, g);
+                        float s = 0.0f;
+                        for (size_t i = 0; i < HS; i++) {
+                            s += go[i] * v[i];
+                            dv[i] += a[t2] * go[i];
+                        }
+                        dp[t2] = s;
+                        dot += a[t2] * s;
+                    }
+                    for (size_t t2 = 0; t2 <= t; t2++) {
+                        float ds = a[t2] * (dp[t2] - dot) * scale;
+                        const float *k = qkv + (b * T + t2) * QKV + k_off(c, g);
+                        float *dk = dqkv + (b * T + t2) * QKV + k_off(c, g);
+                        for (size_t i = 0; i < HS; i++) {
+                            dq[i] += ds * k[i];
+                            dk[i] += ds * q[i];
+                        }
+                    }
+                }
+            }
+            free(dp);
+        }
+    }
+}
+
+// GELU, the exact form HF's "gelu" uses: gelu(x) = x Phi(x) = x/2 (1 + erf(x / sqrt 2)).
+static void gelu_forward(float *out, const float *inp, size_t N) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * 0.70710678118654752f));
+}
+
+// gelu'(x) = Phi(x) + x phi(x), phi the standard normal density.
+static void gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+        float pdf = expf(-0.5f * x * x) * 0.3989422804014327f;
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+// Cross-entropy of the logits against targets (-100 = ignored), plus the optional z-loss of PaLM that the Falcon
+// paper trains with: loss = mean over counted tokens of [lse - logit_target + zc lse^2], lse = logsumexp(logits).
+// Returns the cross-entropy part (what HF reports); zloss gets the z-loss part. lse (N) is kept for the backward.
+static float crossentropy_forward(float *lse, float *zloss, const float *logits, const int *targets, size_t N,
+                                  size_t V, float zc) {
+    double ce = 0.0, z = 0.0;
+    size_t count = 0;
+    #pragma omp parallel for reduction(+ : ce, z, count) schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *l = logits + n * V;
+        float mx = -INFINITY;
+        for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+        float s = 0.0f;
+        for (size_t v = 0; v < V; v++) s += expf(l[v] - mx);
+        lse[n] = mx + logf(s);
+        if (targets[n] < 0) continue;
+        ce += lse[n] - l[targets[n]];
+        z += (double)zc * lse[n] * lse[n];
+        count++;
+    }
+    *zloss = count ? (float)(z / (double)count) : 0.0f;
+    return count ? (float)(ce / (double)count) : 0.0f;
+}
+
+// d/dlogit_v = scale [softmax_v (1 + 2 zc lse) - [v == target]], scale = dloss / (number of counted tokens).
+// Written (not accumulated) into dlogits: the logits have no other consumer.
+static void crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int *targets,
+                                  size_t N, size_t V, float zc, float dloss) {
+    size_t count = 0;
+    for (size_t n = 0; n < N; n++) count += targets[n] >= 0;
+    float scale = count ? dloss / (float)count : 0.0f;
+    #pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        float *d = dlogits + n * V;
+        if (targets[n] < 0) {
+            memset(d, 0, V * sizeof(float));
+            continue;
+        }
+        const float *l = logits + n * V;
+        float f = scale * (1.0f + 2.0f * zc * lse[n]);
+        for (size_t v = 0; v < V; v++) d[v] = f * expf(l[v] - lse[n]);
+        d[targets[n]] -= scale;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// The model: parameters, their gradients, and the activations of one batch, each one flat allocation.
+
+enum {
+    A_ENCODED,    // (B, T, C)      token embeddings: the residual stream entering layer 0
+    A_LN1,        // (L, B, T, C)   LayerNorm before attention (and the MLP, with one LayerNorm)
+    A_LN1_MEAN,   // (L, B, T)
+    A_LN1_RSTD,   // (L, B, T)
+    A_LN2,        // (L, B, T, C)   LayerNorm before the MLP (two LayerNorms only, else empty)
+    A_LN2_MEAN,   // (L, B, T)
+    A_LN2_RSTD,   // (L, B, T)
+    A_QKV,        // (L, B, T, QKV) fused queries, keys and values, after RoPE
+    A_ATT,        // (L, B, NH, T, T) attention probabilities
+    A_ATTY,       // (L, B, T, C)   attention output before the dense projection
+    A_FCH,        // (L, B, T, FF)  MLP hidden before GELU
+    A_FCH_GELU,   // (L, B, T, FF)  MLP hidden after GELU
+    A_RESIDUAL,   // (L, B, T, C)   the residual stream leaving each layer
+    A_LNF,        // (B, T, C)      final LayerNorm
+    A_LNF_MEAN,   // (B, T)
+    A_LNF_RSTD,   // (B, T)
+    A_LOGITS,     // (B, T, V)
+    A_LSE,        // (B, T)         logsumexp of each row of logits
+    NUM_ACT_TENSORS
+};
+
+// Gradients of the activations, reused layer after layer in the backward pass.
+enum { G_DRES, G_DX, G_DLN1, G_DLN2, G_DQKV, G_DATTY, G_DFCH, G_DFCHG, G_DLOGITS, NUM_GRAD_ACT_TENSORS };
+
+typedef struct {
+    Config config;
+    ParameterTensors params;
+    ParameterTensors grads;
+    float *params_memory;          // (num_params)
+    float *grads_memory;           // (num_params), allocated by the first backward
+    size_t num_params;
+    float *rope_cos, *rope_sin;    // (maxT, HS/2)
+    // activations of the current batch
+    size_t B, T;
+    float *acts[NUM_ACT_TENSORS];
+    float *acts_memory;
+    float *gacts[NUM_GRAD_ACT_TENSORS];
+    float *gacts_memory;
+    float *scratch;                // (B, T, C) output of a projection before it joins the residual stream
+    int *inputs, *targets, *pos;   // (B, T) copies of the batch
+    float loss_ce, loss_z;         // last forward: mean cross-entropy and mean z-loss
+    float zloss_coef;              // z-loss coefficient (0 = off; the paper uses 1e-4)
+} Falcon;
+
+static void falcon_build(Falcon *m, const Config *c) {
+    memset(m, 0, sizeof *m);
+    m->config = *c;
+    m->num_params = param_count(c);
+    m->params_memory = xmalloc(m->num_params * sizeof(float));
+    param_carve(&m->params, m->params_memory, c);
+    m->rope_cos = xmalloc(c->maxT * (c->HS / 2) * sizeof(float));
+    m->rope_sin = xmalloc(c->maxT * (c->HS / 2) * sizeof(float));
+    rope_tables(m->rope_cos, m->rope_sin, c->maxT, c->HS, c->rope_theta);
+}
+
+static void falcon_free_acts(Falcon *m) {
+    free(m->acts_memory);
+    free(m->gacts_memory);
+    free(m->scratch);
+    free(m->inputs);
+    free(m->targets);
+    free(m->pos);
+    m->acts_memory = m->gacts_memory = m->scratch = NULL;
+    m->inputs = m->targets = m->pos = NULL;
+    m->B = m->T = 0;
+}
+
+static void falcon_free(Falcon *m) {
+    falcon_free_acts(m);
+    free(m->params_memory);
+    free(m->grads_memory);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    memset(m, 0, sizeof *m);
+}
+
+// Initialisation for training from scratch, as HF does it: N(0, 0.02) matrices, LayerNorms at w = 1, b = 0.
+static uint64_t rng_next(uint64_t *s) {  // xorshift64*
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+static float rng_uniform(uint64_t *s) { return (float)((rng_next(s) >> 40) + 0.5) / 16777216.0f; }  // (0, 1)
+static float rng_normal(uint64_t *s) {  // Box-Muller
+    float u1 = rng_uniform(s), u2 = rng_uniform(s);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
+}
+
+static void falcon_init(Falcon *m, uint64_t seed, float std) {
+    size_t sizes[NUM_PARAM_TENSORS];
+    param_sizes(&m->config, sizes);
+    uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        int is_norm = !param_decays(i), is_bias = i == P_LN1B || i == P_LN2B || i == P_LNFB;
+        for (size_t j = 0; j < sizes[i]; j++)
+            m->params.t[i][j] = is_norm ? (is_bias ? 0.0f : 1.0f) : std * rng_normal(&s);
+    }
+}
+
+// Activations are sized for one (B, T); a different shape rebuilds them.
+static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
+    if (m->B == B && m->T == T) return;
+    falcon_free_acts(m);
+    const Config *c = &m->config;
+    size_t L = c->L, C = c->C, N = B * T, QKV = qkv_dim(c), ln2 = c->num_ln == 2;
+    size_t sizes[NUM_ACT_TENSORS] = {
+        N * C, L * N * C, L * N, L * N, ln2 * L * N * C, ln2 * L * N, ln2 * L * N, L * N * QKV,
+        L * B * c->NH * T * T, L * N * C, L * N * c->FF, L * N * c->FF, L * N * C, N * C, N, N, N * c->V, N,
+    };
+    size_t gsizes[NUM_GRAD_ACT_TENSORS] = {N * C, N * C, N * C, N * C, N * QKV, N * C, N * c->FF, N * c->FF, N * c->V};
+    size_t total = 0, gtotal = 0;
+    for (int i = 0; i < NUM_ACT_TENSORS; i++) total += sizes[i];
+    for (int i = 0; i < NUM_GRAD_ACT_TENSORS; i++) gtotal += gsizes[i];
+    m->acts_memory = xmalloc(total * sizeof(float));
+    m->gacts_memory = xmalloc(gtotal * sizeof(float));
+    float *p = m->acts_memory;
+    for (int i = 0; i < NUM_ACT_TENSORS; i++) { m->acts[i] = p; p += sizes[i]; }
+    p = m->gacts_memory;
+    for (int i = 0; i < NUM_GRAD_ACT_TENSORS; i++) { m->gacts[i] = p; p += gsizes[i]; }
+    m->scratch = xmalloc(N * C * sizeof(float));
+    m->inputs = xmalloc(N * sizeof(int));
+    m->targets = xmalloc(N * sizeof(int));
+    m->pos = xmalloc(N * sizeof(int));
+    m->B = B;
+    m->T = T;
+}
+
+// The forward pass. inputs (B, T) token ids; targets (B, T) the next tokens, -100 = not counted, or NULL for
+// logits only; pos (B, T) position ids, or NULL for 0..T-1 in every row. Returns the mean loss (cross-entropy
+// plus z-loss), or -1 without targets. Logits stay in acts[A_LOGITS].
+static float falcon_forward(Falcon *m, const int *inputs, const int *targets, const int *pos, size_t B, size_t T) {
+    const Config *c = &m->config;
+    size_t C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF;
+    for (size_t n = 0; n < N; n++) {
+        if (inputs[n] < 0 || (size_t)inputs[n] >= c->V) die("token id %d at position %zu is outside [0, %zu)", inputs[n], n, c->V);
+        if (targets && targets[n] != -100 && (targets[n] < 0 || (size_t)targets[n] >= c->V))
+            die("target id %d at position %zu is outside [0, %zu) and is not -100", targets[n], n, c->V);
+        int p = pos ? pos[n] : (int)(n % T);
+        if (p < 0 || (size_t)p >= c->maxT) die("position %d is outside [0, %zu) (max_position_embeddings)", p, c->maxT);
+    }
+    falcon_ensure_acts(m, B, T);
+    memcpy(m->inputs, inputs, N * sizeof(int));
+    for (size_t n = 0; n < N; n++) {
+        m->targets[n] = targets ? targets[n] : -100;
+        m->pos[n] = pos ? pos[n] : (int)(n % T);
+    }
+    float **a = m->acts;
+    float *const *p = m->params.t;
+    encoder_forward(a[A_ENCODED], inputs, p[P_WTE], N, C);
+    for (size_t l = 0; l < c->L; l++) {
+        const float *x = l == 0 ? a[A_ENCODED] : a[A_RESIDUAL] + (l - 1) * N * C;  // (B, T, C)
+        float *ln1 = a[A_LN1] + l * N * C, *qkv = a[A_QKV] + l * N * QKV, *atty = a[A_ATTY] + l * N * C;
+        float *att = a[A_ATT] + l * B * c->NH * T * T;
+        float *fch = a[A_FCH] + l * N * FF, *fchg = a[A_FCH_GELU] + l * N * FF, *res = a[A_RESIDUAL] + l * N * C;
+        layernorm_forward(ln1, a[A_LN1_MEAN] + l * N, a[A_LN1_RSTD] + l * N, x, p[P_LN1W] + l * C, p[P_LN1B] + l * C,
+                          N, C, c->eps);
+        float *ln2 = ln1;  // one LayerNorm (7B): the MLP reads the attention's LayerNorm output
+        if (c->num_ln == 2) {
+            ln2 = a[A_LN2] + l * N * C;
+            layernorm_forward(ln2, a[A_LN2_MEAN] + l * N, a[A_LN2_RSTD] + l * N, x, p[P_LN2W] + l * C,
+                              p[P_LN2B] + l * C, N, C, c->eps);
+        }
+        // attention branch
+        matmul_forward(qkv, ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
+        rope_forward(qkv, m->pos, m->rope_cos, m->rope_sin, c, N, 1.0f);
+        attention_forward(atty, att, qkv, c, B, T);
+        matmul_forward(m->scratch, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
+        for (size_t i = 0; i < N * C; i++) res[i] = x[i] + m->scratch[i];
+        // MLP branch, in parallel with attention: both read the block's input, both add to the residual
+        matmul_forward(fch, ln2, p[P_FCW] + l * FF * C, N, C, FF);
+        gelu_forward(fchg, fch, N * FF);
+        matmul_forward(m->scratch, fchg, p[P_FCPROJW] + l * C * FF, N, FF, C);
+        for (size_t i = 0; i < N * C; i++) res[i] += m->scratch[i];
+    }
+    const float *xL = a[A_RESIDUAL] + (c->L - 1) * N * C;
+    layernorm_forward(a[A_LNF], a[A_LNF_MEAN], a[A_LNF_RSTD], xL, p[P_LNFW], p[P_LNFB], N, C, c->eps);
+    matmul_forward(a[A_LOGITS], a[A_LNF], p[P_WTE], N, C, c->V);  // tied LM head
+    if (!targets) return -1.0f;
+    m->loss_ce = crossentropy_forward(a[A_LSE], &m->loss_z, a[A_LOGITS], m->targets, N, c->V, m->zloss_coef);
+    return m->loss_ce + m->loss_z;
+}
+
+static void falcon_zero_grad(Falcon *m) {
+    if (!m->grads_memory) {
+        m->grads_memory = xmalloc(m->num_params * sizeof(float));
+        param_carve(&m->grads, m->grads_memory, &m->config);
+    }
+    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+}
+
+// The backward pass of the last forward, the forward's calls mirrored in reverse. Gradients accumulate into
+// m->grads scaled by dloss (1 / gradient-accumulation steps), so call falcon_zero_grad before a new step.
+static void falcon_backward(Falcon *m, float dloss) {
+    const Config *c = &m->config;
+    size_t B = m->B, T = m->T, C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF;
+    if (!m->grads_memory) falcon_zero_grad(m);
+    float **a = m->acts, **g = m->gacts;
+    float *const *p = m->params.t;
+    float *const *dp = m->grads.t;
+    float *dres = g[G_DRES];  // gradient of the residual stream at the current depth
+    crossentropy_backward(g[G_DLOGITS], a[A_LOGITS], a[A_LSE], m->targets, N, c->V, m->zloss_coef, dloss);
+    memset(g[G_DLN1], 0, N * C * sizeof(float));
+    matmul_backward(g[G_DLN1], dp[P_WTE], g[G_DLOGITS], a[A_LNF], p[P_WTE], N, C, c->V);
+    memset(dres, 0, N * C * sizeof(float));
+    const float *xL = a[A_RESIDUAL] + (c->L - 1) * N * C;
+    layernorm_backward(dres, dp[P_LNFW], dp[P_LNFB], g[G_DLN1], xL, p[P_LNFW], a[A_LNF_MEAN], a[A_LNF_RSTD], N, C);
+    for (size_t l = c->L; l-- > 0;) {
+        const float *x = l == 0 ? a[A_ENCODED] : a[A_RESIDUAL] + (l - 1) * N * C;
+        const float *ln1 = a[A_LN1] + l * N * C, *qkv = a[A_QKV] + l * N * QKV, *atty = a[A_ATTY] + l * N * C;
+        const float *att = a[A_ATT] + l * B * c->NH * T * T;
+        const float *fch = a[A_FCH] + l * N * FF, *fchg = a[A_FCH_GELU] + l * N * FF;
+        const float *ln2 = c->num_ln == 2 ? a[A_LN2] + l * N * C : ln1;
+        float *dln1 = g[G_DLN1], *dln2 = c->num_ln == 2 ? g[G_DLN2] : g[G_DLN1];
+        memset(g[G_DLN1], 0, N * C * sizeof(float));
+        memset(g[G_DLN2], 0, N * C * sizeof(float));
+        memset(g[G_DQKV], 0, N * QKV * sizeof(float));
+        memset(g[G_DATTY], 0, N * C * sizeof(float));
+        memset(g[G_DFCH], 0, N * FF * sizeof(float));
+        memset(g[G_DFCHG], 0, N * FF * sizeof(float));
+        // the residual passes dres on unchanged to x; both branches receive dres too
+        float *dx = g[G_DX];
+        memcpy(dx, dres, N * C * sizeof(float));
+        // MLP branch
+        matmul_backward(g[G_DFCHG], dp[P_FCPROJW] + l * C * FF, dres, fchg, p[P_FCPROJW] + l * C * FF, N, FF, C);
+        gelu_backward(g[G_DFCH], fch, g[G_DFCHG], N * FF);
+        matmul_backward(dln2, dp[P_FCW] + l * FF * C, g[G_DFCH], ln2, p[P_FCW] + l * FF * C, N, C, FF);
+        // attention branch
+        matmul_backward(g[G_DATTY], dp[P_ATTPROJW] + l * C * C, dres, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
+        attention_backward(g[G_DQKV], g[G_DATTY], qkv, att, c, B, T);
+        rope_backward(g[G_DQKV], m->pos, m->rope_cos, m->rope_sin, c, N);
+        matmul_backward(dln1, dp[P_QKVW] + l * QKV * C, g[G_DQKV], ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
+        // LayerNorms back into the block input
+        if (c->num_ln == 2)
+            layernorm_backward(dx, dp[P_LN2W] + l * C, dp[P_LN2B] + l * C, dln2, x, p[P_LN2W] + l * C,
+                               a[A_LN2_MEAN] + l * N, a[A_LN2_RSTD] + l * N, N, C);
+        layernorm_backward(dx, dp[P_LN1W] + l * C, dp[P_LN1B] + l * C, dln1, x, p[P_LN1W] + l * C,
+                           a[A_LN1_MEAN] + l * N, a[A_LN1_RSTD] + l * N, N, C);
+        // dx becomes the gradient of the residual stream one layer down
+        g[G_DX] = dres;
+        g[G_DRES] = dx;
+        dres = dx;
+    }
+    encoder_backward(dp[P_WTE], dres, m->inputs, N, C);
+}
+
+// ----------------------------------------------------------------------------
+// The optimizer: AdamW with decoupled weight decay, global-norm gradient clipping, and the paper's schedule
+// (linear warm-up, then cosine decay to a floor of a tenth of the peak).
+
+typedef struct {
+    float lr;             // peak learning rate
+    float lr_floor;       // the cosine ends at lr * lr_floor (the paper: 0.1)
+    size_t warmup;        // steps of linear warm-up
+    size_t steps;         // total steps: the cosine reaches the floor here
+    float beta1, beta2, eps;
+    float weight_decay;   // applied to the matrices only, see param_decays
+    float grad_clip;      // maximum global gradient norm (0 = no clipping)
+    float *m, *v;         // (num_params) first and second moments, one allocation
+    size_t num_params;
+    size_t t;             // updates done so far
+} AdamW;
+
+static void adamw_build(AdamW *o, size_t num_params) {
+    o->num_params = num_params;
+    o->m = xcalloc(2 * num_params, sizeof(float));
+    o->v = o->m + num_params;
+    o->t = 0;
+}
+
+static void adamw_free(AdamW *o) {
+    free(o->m);
+    o->m = o->v = NULL;
+}
+
+// lr(s) = lr (s+1)/warmup during warm-up, then floor + (lr - floor) (1 + cos(pi progress)) / 2.
+static float adamw_lr(const AdamW *o, size_t step) {
+    if (step < o->warmup) return o->lr * (float)(step + 1) / (float)o->warmup;
+    size_t span = o->steps > o->warmup ? o->steps - o->warmup : 1;
+    double progress = (double)(step - o->warmup) / (double)span;
+    if (progress > 1.0) progress = 1.0;
+    double floor_lr = (double)o->lr * o->lr_floor;
+    return (float)(floor_lr + ((double)o->lr - floor_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * progress)));
+}
+
+// The global L2 norm of all gradients, in double so that 7B-parameter sums keep their precision.
+static float falcon_grad_norm(const Falcon *m) {
+    double s = 0.0;
+    #pragma omp parallel for reduction(+ : s) schedule(static)
+    for (size_t i = 0; i < m->num_params; i++) s += (double)m->grads_memory[i] * m->grads_memory[i];
+    return (float)sqrt(s);
+}
+
+// One update at learning rate lr, the gradients first scaled to norm grad_clip when they exceed it (as
+// torch.nn.utils.clip_grad_norm_: factor clip / (norm + 1e-6), capped at 1). Returns the norm before clipping.
+static float adamw_update(AdamW *o, Falcon *m, float lr) {
+    float norm = falcon_grad_norm(m);
+    float scale = 1.0f;
+    if (o->grad_clip > 0.0f && o->grad_clip / (norm + 1e-6f) < 1.0f) scale = o->grad_clip / (norm + 1e-6f);
+    o->t++;
+    float bc1 = 1.0f - powf(o->beta1, (float)o->t), bc2 = 1.0f - powf(o->beta2, (float)o->t);
+    float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
+    size_t sizes[NUM_PARAM_TENSORS], base = 0;
+    param_sizes(&m->config, sizes);
+    for (int k = 0; k < NUM_PARAM_TENSORS; k++) {
+        float decay = param_decays(k) ? 1.0f - lr * o->weight_decay : 1.0f;
+        #pragma omp parallel for schedule(static)
+        for (size_t i = base; i < base + sizes[k]; i++) {
+            float g = m->grads_memory[i] * scale;
+            float mi = o->m[i] = o->beta1 * o->m[i] + (1.0f - o->beta1) * g;
+            float vi = o->v[i] = o->beta2 * o->v[i] + (1.0f - o->beta2) * g * g;
+            float p = m->params_memory[i] * decay;  // decoupled weight decay: p <- p (1 - lr wd)
+            m->params_memory[i] = p - step_size * mi / (sqrtf(vi) / bc2_sqrt + o->eps);
+        }
+        base += sizes[k];
+    }
+    return norm;
+}
+
+// ----------------------------------------------------------------------------
+// Checkpoints. A checkpoint is an HF model directory: config.json + model.safetensors with HF's tensor names,
+// which FalconForCausalLM.from_pretrained loads as it is, and which loads here from HF (fp32, bf16 or fp16;
+// one file or shards listed in model.safetensors.index.json). Training state sits beside it in
+// train_state.safetensors. Every file is written to a temporary name and renamed into place.
+
+typedef struct {
+    WTensor *t;
+    size_t n;
+    const float *base;
+} WList;
+
+static void wlist_add(void *ctx, const char *name, const size_t *shape, int ndim, size_t offset) {
+    WList *w = ctx;
+    WTensor *t = &w->t[w->n++];
+    t->name = strdup(name);
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    t->data = w->base + offset;
+}
+
+static void wlist_free(WList *w) {
+    for (size_t i = 0; i < w->n; i++) free((char *)w->t[i].name);
+    free(w->t);
+}
+
+static int write_config_atomic(const Config *c, const char *dir, Err *e) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (config_save(c, tmp)) { remove(tmp); return errorf(e, "%s: cannot write", tmp); }
+    if (rename(tmp, path)) return errorf(e, "%s: cannot rename into place: %s", path, strerror(errno));
+    return 0;
+}
+
+static int mkdir_p(const char *dir, Err *e) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST) return errorf(e, "%s: cannot create directory: %s", buf, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST) return errorf(e, "%s: cannot create directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+static int falcon_save(const Falcon *m, const char *dir, Err *e) {
+    if (mkdir_p(dir, e) || write_config_atomic(&m->config, dir, e)) return -1;
+    WList w = {xcalloc(NUM_PARAM_TENSORS * m->config.L + 3, sizeof(WTensor)), 0, m->params_memory};
+    param_foreach(&m->config, wlist_add, &w);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = safetensors_write(path, w.t, w.n, NULL, e);
+    wlist_free(&w);
+    return rc;
+}
+
+// The weight files of a checkpoint directory: model.safetensors, or the shards named by the index.
+typedef struct {
+    SafeTensors *files;
+    size_t n;
+} WeightFiles;
+
+static void weightfiles_close(WeightFiles *w) {
+    for (size_t i = 0; i < w->n; i++) safetensors_close(&w->files[i]);
+    free(w->files);
+    w->files = NULL;
+    w->n = 0;
+}
+
+static int weightfiles_open(WeightFiles *w, const char *dir, Err *e) {
+    char path[4096], jerr[256];
+    w->n = 0;
+    w->files = NULL;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (access(path, F_OK) == 0) {
+        w->files = xcalloc(1, sizeof(SafeTensors));
+        if (safetensors_open(&w->files[0], path, e)) { free(w->files); w->files = NULL; return -1; }
+        w->n = 1;
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    char *text;
+    size_t len;
+    if (read_file(path, &text, &len, jerr, sizeof jerr))
+        return errorf(e, "%s: no model.safetensors (nor model.safetensors.index.json) in the directory", dir);
+    Json root;
+    int rc = json_parse(text, len, &root, jerr, sizeof jerr);
+    free(text);
+    if (rc) return errorf(e, "%s: %s", path, jerr);
+    const Json *map = json_get(&root, "weight_map");
+    if (!map || map->type != JSON_OBJECT) { json_free(&root); return errorf(e, "%s: \"weight_map\" object missing", path); }
+    w->files = xcalloc(map->count, sizeof(SafeTensors));
+    for (size_t i = 0; i < map->count && rc == 0; i++) {
+        const Json *f = &map->items[i];
+        if (f->type != JSON_STRING || strchr(f->str, '/')) {
+            rc = errorf(e, "%s: byte %zu: a weight_map entry must be a file name", path, f->start);
+            break;
+        }
+        int seen = 0;
+        char fp[4096];
+        snprintf(fp, sizeof fp, "%s/%s", dir, f->str);
+        for (size_t k = 0; k < w->n && !seen; k++) seen = strcmp(w->files[k].path, fp) == 0;
+        if (!seen && (rc = safetensors_open(&w->files[w->n], fp, e)) == 0) w->n++;
+    }
+    json_free(&root);
+    if (rc) weightfiles_close(w);
+    return rc;
+}
+
+typedef struct {
+    const WeightFiles *w;
+    float *base;
+    Err *e;
+    int rc;
+} LoadCtx;
+
+static void load_one(void *ctx, const char *name, const size_t *shape, int ndim, size_t offset) {
+    LoadCtx *lc = ctx;
+    if (lc->rc) return;
+    for (size_t i = 0; i < lc->w->n; i++)
+        if (safetensors_find(&lc->w->files[i], name)) {
+            lc->rc = safetensors_read_f32(&lc->w->files[i], name, shape, ndim, lc->base + offset, lc->e);
+            return;
+        }
+    lc->rc = errorf(lc->e, "%s: tensor \"%s\" is missing", lc->w->n == 1 ? lc->w->files[0].path : "checkpoint", name);
+}
+
+// Loads config.json and the weights of an HF Falcon directory into a freshly built model.
+static int falcon_load(Falcon *m, const char *dir, Err *e) {
+    Config c;
+    if (config_load(&c, dir, e)) return -1;
+    WeightFiles w;
+    if (weightfiles_open(&w, dir, e)) return -1;
+    falcon_build(m, &c);
+    LoadCtx lc = {&w, m->params_memory, e, 0};
+    param_foreach(&c, load_one, &lc);
+    // anything else in the files means a layout this code does not implement (biases, an untied head, ...)
+    WList names = {xcalloc(NUM_PARAM_TENSORS * c.L + 3, sizeof(WTensor)), 0, NULL};
+    param_foreach(&c, wlist_add, &names);
+    for (size_t i = 0; lc.rc == 0 && i < w.n; i++) {
+        for (size_t k = 0; lc.rc == 0 && k < w.files[i].n; k++) {
+            const char *name = w.files[i].t[k].name;
+            int known = strcmp(name, "lm_head.weight") == 0;  // HF may store the tied head: it is wte itself
+            for (size_t j = 0; j < names.n && !known; j++) known = strcmp(name, names.t[j].name) == 0;
+            if (!known) lc.rc = errorf(e, "%s: unexpected tensor \"%s\" (not part of this configuration)", w.files[i].path, name);
+        }
+    }
+    wlist_free(&names);
+    weightfiles_close(&w);
+    if (lc.rc) falcon_free(m);
+    return lc.rc;
+}

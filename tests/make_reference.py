@@ -1,0 +1,150 @@
+"""Produces the reference files that tests/test_falcon.c compares falcon.c against.
+
+HF transformers' FalconForCausalLM itself (not a re-implementation) runs tiny random models of each layout in fp32:
+  tests/ref/<name>/config.json + model.safetensors   the model, saved by save_pretrained (falcon.c loads it as is)
+  tests/ref/<name>/ref.safetensors                    a batch, its logits and loss, every parameter gradient,
+                                                      and 10 AdamW steps: their batches, losses, lrs, grad norms
+                                                      and the final weights
+  tests/ref/<name>_bf16/, <name>_fp16/               the same model saved in bf16 / fp16 (loading test)
+
+Run from the repository root:  .venv/bin/python tests/make_reference.py
+Needs torch, transformers, safetensors (PyPI). Deterministic: seeds are fixed.
+
+With --check-c DIR it instead loads a checkpoint directory written by falcon.c with from_pretrained and prints the
+largest logit difference against falcon.c's own logits (DIR/logits.safetensors, written by `falcon logits`).
+"""
+import math
+import os
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import FalconConfig, FalconForCausalLM
+
+# The training hyper-parameters of the 10-step reference; tests/test_falcon.c uses the same numbers.
+STEPS, WARMUP, LR_PEAK, LR_FLOOR_FRAC = 10, 3, 1e-2, 0.1
+BETA1, BETA2, EPS, WEIGHT_DECAY, CLIP = 0.9, 0.95, 1e-8, 0.1, 0.5
+B, T = 2, 9
+
+LAYOUTS = {
+    # Falcon-7B style: multi-query (one K/V head), one shared LayerNorm, parallel attention + MLP.
+    "mqa": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=True,
+                new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=False,
+                max_position_embeddings=64, rope_theta=10000.0),
+    # Falcon-40B/180B style: grouped K/V heads, ln_attn + ln_mlp, non-default ffn size and theta.
+    "gqa": dict(vocab_size=67, hidden_size=48, num_hidden_layers=2, num_attention_heads=6, num_kv_heads=2,
+                new_decoder_architecture=True, parallel_attn=True, bias=False, alibi=False,
+                ffn_hidden_size=80, max_position_embeddings=64, rope_theta=5000.0),
+    # new_decoder_architecture with a single LayerNorm shared by attention and MLP (num_ln_in_parallel_attn=1).
+    "gqa1": dict(vocab_size=53, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=4,
+                 new_decoder_architecture=True, num_ln_in_parallel_attn=1, parallel_attn=True, bias=False,
+                 alibi=False, max_position_embeddings=64, rope_theta=10000.0),
+}
+
+
+def lr_at(step):
+    """Linear warm-up over WARMUP steps, then cosine decay from the peak to LR_FLOOR_FRAC * peak at STEPS."""
+    if step < WARMUP:
+        return LR_PEAK * (step + 1) / WARMUP
+    progress = (step - WARMUP) / max(1, STEPS - WARMUP)
+    floor = LR_PEAK * LR_FLOOR_FRAC
+    return floor + (LR_PEAK - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_batch(gen, vocab):
+    ids = torch.randint(0, vocab, (B, T), generator=gen)
+    labels = ids.clone()
+    labels[0, 3] = -100  # HF's ignore index: these targets contribute nothing to the loss
+    labels[1, 6] = -100
+    return ids, labels
+
+
+def build(name, kw):
+    torch.manual_seed(1234)
+    cfg = FalconConfig(**kw)
+    cfg.initializer_range = 0.2  # larger than the default 0.02 so that every path moves the logits visibly
+    model = FalconForCausalLM(cfg).float()
+    # LayerNorm weights and biases start at 1 and 0; perturb them so their gradients and roles are exercised
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def reference(name, kw, outdir):
+    model = build(name, kw)
+    model.config._attn_implementation = "eager"
+    d = os.path.join(outdir, name)
+    model.save_pretrained(d, safe_serialization=True)
+    for dtype, suffix in ((torch.bfloat16, "_bf16"), (torch.float16, "_fp16")):
+        m2 = build(name, kw).to(dtype)
+        m2.save_pretrained(os.path.join(outdir, name + suffix), safe_serialization=True)
+
+    ref = {}
+    gen = torch.Generator().manual_seed(42)
+    ids, labels = make_batch(gen, kw["vocab_size"])
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    ref["input_ids"] = ids.to(torch.int32)
+    ref["labels"] = labels.to(torch.int32)
+    ref["logits"] = out.logits.detach().contiguous()
+    ref["loss"] = out.loss.detach().reshape(1)
+    for n, p in model.named_parameters():
+        ref["grad." + n] = p.grad.detach().clone().contiguous()
+
+    # 10 AdamW steps. Decoupled weight decay on the matrices (embeddings, QKV, dense, MLP), none on LayerNorms.
+    model = build(name, kw)
+    model.config._attn_implementation = "eager"
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=LR_PEAK, betas=(BETA1, BETA2), eps=EPS)
+    all_ids, all_labels, losses, lrs, norms = [], [], [], [], []
+    for step in range(STEPS):
+        ids, labels = make_batch(gen, kw["vocab_size"])
+        opt.zero_grad()
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        opt.step()
+        all_ids.append(ids)
+        all_labels.append(labels)
+        losses.append(loss.item())
+        lrs.append(lr_at(step))
+        norms.append(norm.item())
+    ref["train.input_ids"] = torch.stack(all_ids).to(torch.int32)
+    ref["train.labels"] = torch.stack(all_labels).to(torch.int32)
+    ref["train.losses"] = torch.tensor(losses, dtype=torch.float32)
+    ref["train.lrs"] = torch.tensor(lrs, dtype=torch.float32)
+    ref["train.grad_norms"] = torch.tensor(norms, dtype=torch.float32)
+    for n, p in model.named_parameters():
+        ref["final." + n] = p.detach().clone().contiguous()
+    save_file(ref, os.path.join(d, "ref.safetensors"))
+    print(f"{name}: loss {ref['loss'].item():.6f}, train losses {[round(x, 4) for x in losses]}, "
+          f"grad norms {[round(x, 3) for x in norms]}")
+
+
+def check_c(d):
+    """Loads a falcon.c checkpoint directory with transformers and compares logits with falcon.c's."""
+    model = FalconForCausalLM.from_pretrained(d, torch_dtype=torch.float32)
+    model.config._attn_implementation = "eager"
+    t = load_file(os.path.join(d, "logits.safetensors"))
+    with torch.no_grad():
+        logits = model(input_ids=t["input_ids"].long()).logits
+    diff = (logits - t["logits"]).abs().max().item()
+    scale = t["logits"].abs().max().item()
+    print(f"{d}: max |logits(HF) - logits(falcon.c)| = {diff:.3e} (logit scale {scale:.3e})")
+    return diff <= 1e-4 * max(1.0, scale)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--check-c":
+        sys.exit(0 if all(check_c(d) for d in sys.argv[2:]) else 1)
+    torch.set_num_threads(1)
+    outdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")
+    for name, kw in LAYOUTS.items():
+        reference(name, kw, outdir)
