@@ -1,0 +1,2559 @@
+// data.c: RefinedWeb's Macrodata Refinement for falcon.c, from raw documents to training shards.
+//
+// The Falcon paper's central claim is that web data, filtered and deduplicated with care, trains models as well
+// as curated corpora. This file is that care, stage by stage, in the order RefinedWeb applies it:
+//
+//   read JSONL / text  ->  URL filter  ->  Gopher repetition  ->  Gopher quality  ->  line-wise corrections
+//   ->  MinHash fuzzy dedup  ->  URL dedup  ->  tokenise  ->  exact-substring dedup  ->  shards (train / val)
+//
+// plus a generator of a synthetic web corpus with ground truth (`./data synth`), mixing of sources by weight,
+// and the training data loader that falcon.c calls (data.h). Every stage can be switched off, reports what it
+// kept and removed, and can write what it removed to a file.
+//
+// Sources of rules and thresholds: Penedo et al. 2023, "The RefinedWeb Dataset for Falcon LLM" (arXiv
+// 2306.01116), sections 3 and appendix G; Rae et al. 2021, "Scaling Language Models: Methods, Analysis &
+// Insights from Training Gopher" (arXiv 2112.11446), appendix A, table A1; the defaults of datatrove 0.10's
+// GopherRepetitionFilter / GopherQualityFilter, with which docs/data.md compares our decisions.
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "data.h"
+#include "json.h"
+#include "tokenizer.h"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers: allocation that never returns NULL, a growable byte buffer, and 64-bit hashing.
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) { fprintf(stderr, "data: out of memory (%zu bytes)\n", n); exit(1); }
+    return p;
+}
+static void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) { fprintf(stderr, "data: out of memory (%zu x %zu bytes)\n", n, size); exit(1); }
+    return p;
+}
+static void *xrealloc(void *p, size_t n) {
+    p = realloc(p, n ? n : 1);
+    if (!p) { fprintf(stderr, "data: out of memory (%zu bytes)\n", n); exit(1); }
+    return p;
+}
+static char *xstrndup(const char *s, size_t n) {
+    char *d = xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+// Grows *p (holding *cap elements of `size` bytes) so that it holds at least `need`.
+static void grow(void **p, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap) return;
+    size_t c = *cap ? *cap : 16;
+    while (c < need) c *= 2;
+    *p = xrealloc(*p, c * size);
+    *cap = c;
+}
+
+typedef struct { char *s; size_t len, cap; } Buf;
+static void buf_add(Buf *b, const char *s, size_t n) {
+    grow((void **)&b->s, &b->cap, b->len + n + 1, 1);
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+static void buf_str(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+static void buf_printf(Buf *b, const char *fmt, ...) {
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+// splitmix64: a good 64-bit mixer, used both as a PRNG step and to finish hashes.
+static uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+// Hash of a byte string: 8 bytes at a time through a multiply-xor step, finished with mix64.
+static uint64_t hash_bytes(const void *data, size_t n, uint64_t seed) {
+    const unsigned char *p = data;
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ mix64(w)) * 0xff51afd7ed558ccdull;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+    h = (h ^ mix64(w ^ 0x5bd1e995)) * 0xc4ceb9fe1a85ec53ull;
+    return mix64(h);
+}
+
+// A deterministic PRNG (xorshift64*), seeded through mix64 so that nearby seeds give unrelated streams.
+typedef struct { uint64_t s; } Rng;
+static Rng rng_seed(uint64_t seed) { Rng r = {mix64(seed) | 1}; return r; }
+static uint64_t rng_u64(Rng *r) {
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 0x2545f4914f6cdd1dull;
+}
+static size_t rng_below(Rng *r, size_t n) { return n ? (size_t)(rng_u64(r) % n) : 0; }
+static double rng_unit(Rng *r) { return (double)(rng_u64(r) >> 11) / 9007199254740992.0; }
+
+// A set of 64-bit hashes (open addressing, 0 marks an empty slot, so the value 0 is stored as 1). The stages
+// compare lines, paragraphs and n-grams by 64-bit hash: two different strings collide with probability 2^-64
+// per pair, far below anything a corpus can show.
+typedef struct { uint64_t *slot; uint32_t *count; size_t cap, n; } HashSet;
+static void hs_clear(HashSet *h, size_t expect) {
+    size_t cap = 64;
+    while (cap < 2 * expect + 16) cap *= 2;
+    if (cap != h->cap) { // sized to this use, so that clearing costs what the use costs
+        free(h->slot);
+        free(h->count);
+        h->slot = xmalloc(cap * sizeof *h->slot);
+        h->count = xmalloc(cap * sizeof *h->count);
+        h->cap = cap;
+    }
+    memset(h->slot, 0, h->cap * sizeof *h->slot);
+    h->n = 0;
+}
+static void hs_free(HashSet *h) { free(h->slot); free(h->count); memset(h, 0, sizeof *h); }
+// Adds key; returns its slot. *fresh says whether it was new. The table must have room (hs_clear sizes it).
+static size_t hs_add(HashSet *h, uint64_t key, int *fresh) {
+    if (!key) key = 1;
+    size_t mask = h->cap - 1, i = (size_t)key & mask;
+    while (h->slot[i] && h->slot[i] != key) i = (i + 1) & mask;
+    *fresh = !h->slot[i];
+    if (*fresh) { h->slot[i] = key; h->count[i] = 0; h->n++; }
+    h->count[i]++;
+    return i;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// UTF-8. Python counts characters (code points) where we hold bytes; the Gopher fractions divide by len(text) in
+// characters, so we count lead bytes. Invalid bytes count as one character each, as they would once decoded with
+// errors="replace".
+
+static size_t utf8_chars(const char *s, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+// Decodes one code point at s[*i] (advancing *i); invalid sequences yield U+FFFD and advance one byte.
+static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
+    const unsigned char *u = (const unsigned char *)s;
+    uint32_t c = u[*i];
+    size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (k == 1) { (*i)++; return c; }
+    if (k == 0 || *i + k > n) { (*i)++; return 0xFFFD; }
+    uint32_t cp = c & (0x7F >> k);
+    for (size_t j = 1; j < k; j++) {
+        if ((u[*i + j] & 0xC0) != 0x80) { (*i)++; return 0xFFFD; }
+        cp = (cp << 6) | (u[*i + j] & 0x3F);
+    }
+    *i += k;
+    return cp;
+}
+static size_t utf8_put(uint32_t cp, char *out) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) { out[0] = (char)(0xC0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12); out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18); out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+// Punctuation as datatrove's PUNCTUATION_SET has it, for the characters that occur in practice: ASCII
+// punctuation, ASCII controls, and the common typographic marks.
+static int is_punct(uint32_t c) {
+    if (c < 128) return c < 32 || c == 127 || (ispunct((int)c) != 0);
+    if (c >= 0x80 && c < 0xA0) return 1;
+    switch (c) {
+    case 0x2014: case 0x2013: case 0x201C: case 0x201D: case 0x201E: case 0x2018: case 0x2019: case 0x00B4:
+    case 0x00AB: case 0x00BB: case 0x2026: case 0x3001: case 0x3002: case 0xFF0C: case 0xFF01: case 0xFF1F:
+    case 0xFF1A: case 0xFF1B: case 0xFF08: case 0xFF09: case 0x300A: case 0x300B: case 0x3008: case 0x3009:
+    case 0x300C: case 0x300D: case 0x3010: case 0x3011: case 0x25BA: case 0x2501: case 0xFF05: case 0xFF11:
+    case 0xFF0E: case 0x2236: case 0xFF5E: case 0x00A1: case 0x00BF: case 0x2022: return 1;
+    default: return 0;
+    }
+}
+// Letters: ASCII letters, and every non-ASCII code point that is not punctuation or white space (an
+// approximation of str.isalpha that is exact for the Latin scripts the pipeline targets).
+static int is_alpha_cp(uint32_t c) {
+    if (c < 128) return isalpha((int)c) != 0;
+    return !is_punct(c) && c != 0xA0 && c != 0xFFFD && !(c >= 0x2000 && c <= 0x206F) && !(c >= 0x2190 && c <= 0x2BFF);
+}
+
+// Accents stripped for the MinHash normalisation: Latin-1 Supplement and Latin Extended-A letters mapped to
+// their base letter (the first 0xC0..0x17F code points; '\0' means "no base letter, keep as is").
+static const char accent_base[] =
+    "AAAAAAACEEEEIIII" "DNOOOOO\0OUUUUYTs" "aaaaaaaceeeeiiii" "dnooooo\0ouuuuyty"   // 0xC0-0xFF
+    "AaAaAaCcCcCcCcDd" "DdEeEeEeEeEeGgGg" "GgGgHhHhIiIiIiIi" "IiJjJjKkkLlLlLlL"   // 0x100-0x13F
+    "lLlNnNnNnnNnOoOo" "OoOoRrRrRrSsSsSs" "SsTtTtTtUuUuUuUu" "UuUuWwYyYZzZzZzs";  // 0x140-0x17F
+
+// ---------------------------------------------------------------------------------------------------------------
+// Documents. A document is its text, its URL (may be empty), and the other members of its JSON line kept as raw
+// JSON text ("key":value,...) so that they travel with it to the output.
+
+typedef struct {
+    char *text; size_t len;
+    char *url;               // NUL-terminated, "" when absent
+    char *extra;             // raw JSON members other than text and url, "" when none
+    const char *removed_by;  // NULL while kept, else why it was removed (a static string)
+    int stage;               // the stage that removed it, -1 while kept
+} Doc;
+
+typedef struct {
+    Doc *doc; size_t n, cap;
+    // what the reader skipped, with one example
+    size_t bad_lines, bad_utf8, empty;
+    char example[256];
+} Corpus;
+
+static void corpus_free(Corpus *c) {
+    for (size_t i = 0; i < c->n; i++) { free(c->doc[i].text); free(c->doc[i].url); free(c->doc[i].extra); }
+    free(c->doc);
+    memset(c, 0, sizeof *c);
+}
+static Doc *corpus_add(Corpus *c, const char *text, size_t len, const char *url, const char *extra) {
+    grow((void **)&c->doc, &c->cap, c->n + 1, sizeof *c->doc);
+    Doc *d = &c->doc[c->n++];
+    d->text = xstrndup(text, len);
+    d->len = len;
+    d->url = xstrndup(url ? url : "", url ? strlen(url) : 0);
+    d->extra = xstrndup(extra ? extra : "", extra ? strlen(extra) : 0);
+    d->removed_by = NULL;
+    d->stage = -1;
+    return d;
+}
+
+static int utf8_valid(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        size_t before = i;
+        uint32_t c = utf8_next(s, n, &i);
+        if (c == 0xFFFD && !(i - before == 3 && (unsigned char)s[before] == 0xEF)) return 0;
+    }
+    return 1;
+}
+
+static void note_skip(Corpus *c, size_t *counter, const char *fmt, ...) {
+    (*counter)++;
+    if (!c->example[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->example, sizeof c->example, fmt, ap);
+        va_end(ap);
+    }
+}
+
+// Reads one JSONL buffer: one JSON object per line with a string "text", an optional string "url", other members
+// carried along. Malformed lines, lines without a text string, and texts that are not valid UTF-8 are skipped,
+// counted, and the first one is named in c->example; empty texts are counted as empty.
+static void corpus_add_jsonl(Corpus *c, const char *path, const char *buf, size_t n) {
+    size_t line = 0;
+    for (size_t i = 0; i < n;) {
+        const char *s = buf + i;
+        const char *e = memchr(s, '\n', n - i);
+        size_t len = e ? (size_t)(e - s) : n - i;
+        i += len + 1;
+        line++;
+        size_t k = 0;
+        while (k < len && isspace((unsigned char)s[k])) k++;
+        if (k == len) continue; // blank line
+        Json j;
+        char err[128];
+        if (json_parse(s, len, &j, err, sizeof err) != 0) {
+            note_skip(c, &c->bad_lines, "%s:%zu: %s", path, line, err);
+            continue;
+        }
+        const Json *t = json_get(&j, "text"), *u = json_get(&j, "url");
+        if (j.type != JSON_OBJECT || !t || t->type != JSON_STRING) {
+            note_skip(c, &c->bad_lines, "%s:%zu: no \"text\" string", path, line);
+        } else if (!utf8_valid(t->str, t->len)) {
+            note_skip(c, &c->bad_utf8, "%s:%zu: text is not valid UTF-8", path, line);
+        } else if (t->len == 0) {
+            c->empty++;
+        } else {
+            Buf extra = {0};
+            for (size_t m = 0; m < j.count; m++) {
+                if (!strcmp(j.keys[m], "text") || !strcmp(j.keys[m], "url")) continue;
+                if (extra.len) buf_str(&extra, ",");
+                FILE *mf = NULL;
+                char *mem = NULL;
+                size_t memlen = 0;
+                mf = open_memstream(&mem, &memlen);
+                json_write_string(mf, j.keys[m], j.key_lens[m]);
+                fclose(mf);
+                buf_add(&extra, mem, memlen);
+                free(mem);
+                buf_str(&extra, ":");
+                buf_add(&extra, s + j.items[m].start, j.items[m].end - j.items[m].start);
+            }
+            corpus_add(c, t->str, t->len, u && u->type == JSON_STRING ? u->str : "", extra.s);
+            free(extra.s);
+        }
+        json_free(&j);
+    }
+}
+
+static int has_suffix(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+// Reads a file (.jsonl / .json: JSONL; anything else: one plain-text document per file) or a directory (every
+// file below it, in sorted order so that runs are reproducible). Returns 0, or -1 with err.
+static int corpus_read(Corpus *c, const char *path, char *err, size_t errsize) {
+    struct stat st;
+    if (stat(path, &st) != 0) { snprintf(err, errsize, "%s: cannot open: %s", path, strerror(errno)); return -1; }
+    if (S_ISDIR(st.st_mode)) {
+        struct dirent **names;
+        int k = scandir(path, &names, NULL, alphasort);
+        if (k < 0) { snprintf(err, errsize, "%s: cannot list: %s", path, strerror(errno)); return -1; }
+        int rc = 0;
+        for (int i = 0; i < k; i++) {
+            if (!rc && names[i]->d_name[0] != '.') {
+                Buf sub = {0};
+                buf_printf(&sub, "%s/%s", path, names[i]->d_name);
+                rc = corpus_read(c, sub.s, err, errsize);
+                free(sub.s);
+            }
+            free(names[i]);
+        }
+        free(names);
+        return rc;
+    }
+    char *text;
+    size_t len;
+    char rerr[256];
+    if (read_file(path, &text, &len, rerr, sizeof rerr) != 0) {
+        snprintf(err, errsize, "%s: %s", path, rerr);
+        return -1;
+    }
+    if (has_suffix(path, ".jsonl") || has_suffix(path, ".json")) {
+        corpus_add_jsonl(c, path, text, len);
+    } else if (len == 0) {
+        c->empty++;
+    } else if (!utf8_valid(text, len)) {
+        note_skip(c, &c->bad_utf8, "%s: not valid UTF-8", path);
+    } else {
+        corpus_add(c, text, len, "", "");
+    }
+    free(text);
+    return 0;
+}
+
+// Writes one document as a JSON line: text, url, then the carried members.
+static void doc_write_jsonl(FILE *f, const Doc *d) {
+    fputs("{", f);
+    if (d->removed_by) {
+        fputs("\"removed_by\":", f);
+        json_write_string(f, d->removed_by, strlen(d->removed_by));
+        fputs(",", f);
+    }
+    fputs("\"text\":", f);
+    json_write_string(f, d->text, d->len);
+    if (d->url[0]) { fputs(",\"url\":", f); json_write_string(f, d->url, strlen(d->url)); }
+    if (d->extra[0]) { fputc(',', f); fputs(d->extra, f); }
+    fputs("}\n", f);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The synthetic web corpus (`./data synth`). Good documents are built from sentence templates and word lists
+// written for this project (twelve topics, six styles), so that they read like simple English and a tiny model
+// can learn from them. Planted among them, each labelled in its "label" member: exact duplicates, near duplicates
+// at a measured word-5-gram Jaccard similarity ("jaccard", "dup_of"), boilerplate lines, repetitive spam,
+// keyword-stuffed pages, short junk, blocklisted or bad-word URLs, reused URLs, and passages repeated across
+// documents (long ones that exact-substring dedup must cut, short ones it must leave).
+
+typedef struct {
+    const char *name;
+    const char *noun[12];   // things of the topic
+    const char *place[6];   // where they are
+    const char *verb[8];    // past-tense actions on them
+} SynthTopic;
+
+static const SynthTopic synth_topics[] = {
+    {"gardening", {"tomato plants", "rose bushes", "compost heap", "vegetable beds", "apple trees", "seedlings",
+                   "herb garden", "greenhouse", "garden soil", "potato crop", "bean poles", "flower borders"},
+     {"the allotment", "the back garden", "the village green", "the walled garden", "the hillside farm",
+      "the community plot"},
+     {"watered", "pruned", "planted", "harvested", "weeded", "covered", "moved", "measured"}},
+    {"cooking", {"bread dough", "tomato soup", "apple pie", "roast chicken", "rice dish", "pasta sauce",
+                 "lemon cake", "vegetable stew", "fish pie", "pancake batter", "onion tart", "bean salad"},
+     {"the kitchen", "the bakery", "the market hall", "the cooking school", "the harbour cafe",
+      "the old restaurant"},
+     {"baked", "stirred", "tasted", "served", "seasoned", "prepared", "cooled", "shared"}},
+    {"astronomy", {"the telescope", "the comet", "the red planet", "the star cluster", "the lunar eclipse",
+                   "the night sky", "the meteor shower", "the distant galaxy", "the observatory dome",
+                   "the solar flare", "the ringed planet", "the star chart"},
+     {"the mountain observatory", "the desert camp", "the science museum", "the university roof",
+      "the dark sky park", "the coastal station"},
+     {"observed", "photographed", "tracked", "measured", "recorded", "studied", "mapped", "described"}},
+    {"history", {"the old castle", "the city walls", "the trade route", "the ancient library", "the royal court",
+                 "the stone bridge", "the harbour town", "the old map", "the market square", "the river fort",
+                 "the cathedral", "the village records"},
+     {"the northern valley", "the river delta", "the coastal region", "the capital", "the border town",
+      "the mountain pass"},
+     {"rebuilt", "defended", "described", "restored", "expanded", "abandoned", "studied", "visited"}},
+    {"travel", {"the night train", "the mountain road", "the ferry crossing", "the small hotel", "the hiking trail",
+                "the old station", "the coastal path", "the city tour", "the island harbour", "the bus route",
+                "the summer festival", "the guide book"},
+     {"the southern coast", "the lake district", "the old town", "the national park", "the island",
+      "the river valley"},
+     {"explored", "booked", "crossed", "followed", "visited", "recommended", "photographed", "enjoyed"}},
+    {"music", {"the string quartet", "the old piano", "the jazz band", "the choir", "the folk song",
+               "the violin concerto", "the drum line", "the brass section", "the new album", "the concert hall",
+               "the guitar solo", "the opening chorus"},
+     {"the concert hall", "the summer festival", "the music school", "the town theatre", "the radio studio",
+      "the church hall"},
+     {"performed", "rehearsed", "recorded", "composed", "arranged", "tuned", "practised", "played"}},
+    {"football", {"the home team", "the young striker", "the goalkeeper", "the final match", "the league table",
+                  "the training session", "the new coach", "the penalty kick", "the midfield", "the stadium",
+                  "the cup run", "the away fans"},
+     {"the national stadium", "the training ground", "the local park", "the city arena", "the school pitch",
+      "the northern ground"},
+     {"won", "trained", "defended", "scored", "coached", "watched", "celebrated", "analysed"}},
+    {"computers", {"the old laptop", "the file server", "the network cable", "the source code", "the database",
+                   "the compiler", "the memory chip", "the backup drive", "the web browser", "the operating system",
+                   "the test suite", "the text editor"},
+     {"the office", "the data centre", "the computer lab", "the repair shop", "the university", "the home desk"},
+     {"installed", "repaired", "tested", "compiled", "upgraded", "configured", "debugged", "replaced"}},
+    {"health", {"the morning walk", "the balanced diet", "the sleep routine", "the yoga class", "the fresh fruit",
+                "the water intake", "the cycling habit", "the breathing exercise", "the swimming lesson",
+                "the rest day", "the health check", "the stretching plan"},
+     {"the local clinic", "the sports centre", "the city park", "the swimming pool", "the health club",
+      "the community hall"},
+     {"recommended", "started", "followed", "improved", "changed", "planned", "tracked", "discussed"}},
+    {"birds", {"the barn owl", "the robin", "the heron", "the flock of geese", "the kingfisher", "the swallow nest",
+               "the blackbird song", "the eagle", "the sparrows", "the bird feeder", "the migration route",
+               "the woodpecker"},
+     {"the wetland reserve", "the old forest", "the estuary", "the garden hedge", "the cliff top",
+      "the river bank"},
+     {"spotted", "counted", "photographed", "heard", "followed", "ringed", "sketched", "watched"}},
+    {"sailing", {"the small yacht", "the harbour wall", "the main sail", "the sea chart", "the tide table",
+                 "the wooden dinghy", "the anchor chain", "the coastal wind", "the sailing club", "the lighthouse",
+                 "the rope locker", "the night watch"},
+     {"the bay", "the open sea", "the harbour", "the estuary", "the island channel", "the marina"},
+     {"sailed", "repaired", "steered", "anchored", "painted", "launched", "checked", "navigated"}},
+    {"chess", {"the opening move", "the endgame", "the chess club", "the rook", "the tournament", "the old board",
+               "the bishop pair", "the queen sacrifice", "the pawn chain", "the clock", "the final round",
+               "the study book"},
+     {"the chess club", "the town library", "the school hall", "the city cafe", "the tournament room",
+      "the park table"},
+     {"played", "studied", "analysed", "won", "lost", "prepared", "explained", "replayed"}},
+};
+#define N_TOPICS (sizeof synth_topics / sizeof synth_topics[0])
+
+static const char *synth_names[] = {
+    "Anna", "Ben", "Clara", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Karin", "Leo", "Maya",
+    "Nils", "Olga", "Pedro", "Rosa", "Sami", "Tara", "Umar", "Vera", "Walter", "Yusuf", "Zoe", "Marta", "Oscar",
+    "Lena", "Tomas", "Helen", "Ravi"};
+static const char *synth_adj[] = {
+    "quiet", "bright", "careful", "small", "large", "old", "new", "simple", "famous", "early", "late", "warm",
+    "cold", "busy", "gentle", "strong", "patient", "clever", "common", "rare", "useful", "short", "long",
+    "steady", "curious", "friendly", "heavy", "light", "clear", "local"};
+static const char *synth_adv[] = {
+    "slowly", "carefully", "quickly", "happily", "quietly", "often", "rarely", "usually", "finally", "already",
+    "clearly", "gladly", "simply", "nearly", "really"};
+static const char *synth_time[] = {
+    "last spring", "in the autumn", "every morning", "on a cold evening", "during the summer", "after the rain",
+    "before dawn", "at the weekend", "in early winter", "last year", "on most days", "late at night"};
+static const char *synth_people[] = {
+    "the neighbours", "the students", "the old teacher", "a local farmer", "the visitors", "the children",
+    "her brother", "his friends", "the committee", "a young writer", "the volunteers", "the family"};
+
+// Sentence templates. Slots: %N noun of the topic, %O another noun of the topic, %P place, %V verb, %M name,
+// %A / %B adjectives, %R adverb, %T time, %E people, %Y year, %D small number.
+static const char *synth_templates[] = {
+    "%M %V %N at %P %T.",
+    "%N was %R %V by %E, who found it %A.",
+    "%T, %E %V %N and %O near %P.",
+    "Many people think that %N is the most %A part of %P.",
+    "%M said that %N looked %A and %B %T.",
+    "In %Y, %N at %P was %V for the first time.",
+    "It took %D hours to finish, but %E %R %V %N.",
+    "If you visit %P, you should see %N and %O.",
+    "%M and %E %V %N together, and it was %A work.",
+    "The story of %N begins at %P in %Y.",
+    "According to %M, %O is %A when it is %V %R.",
+    "%E %R talk about %N, because it is so %A.",
+    "We %V %N %T, and %M wrote down %D short notes.",
+    "There were %D %A reasons to care about %O.",
+    "%M has %V %N at %P for %D years.",
+    "After %M %V %O, %E agreed that it was %B.",
+    "Nobody at %P expected %N to be this %A.",
+    "%O at %P is %R %V by %M.",
+    "%T the weather was %A, so %M %V %N instead.",
+    "With a little help from %E, %M %V %O %R.",
+    "Some say %N was %V in %Y, while others say it was later.",
+    "%M asked %E whether %N could be %V %T.",
+    "The first thing you notice at %P is %N.",
+    "%M still remembers how %A %O was in %Y.",
+};
+#define N_TEMPLATES (sizeof synth_templates / sizeof synth_templates[0])
+
+#define PICK(arr) (arr[rng_below(r, sizeof arr / sizeof arr[0])])
+
+static void synth_sentence(Buf *b, Rng *r, const SynthTopic *tp) {
+    const char *t = synth_templates[rng_below(r, N_TEMPLATES)];
+    size_t start = b->len;
+    for (; *t; t++) {
+        if (*t != '%') { buf_add(b, t, 1); continue; }
+        t++;
+        switch (*t) {
+        case 'N': case 'O': { // every noun with its article
+            const char *noun = tp->noun[rng_below(r, 12)];
+            if (strncmp(noun, "the ", 4)) buf_str(b, "the ");
+            buf_str(b, noun);
+            break;
+        }
+        case 'P': buf_str(b, tp->place[rng_below(r, 6)]); break;
+        case 'V': buf_str(b, tp->verb[rng_below(r, 8)]); break;
+        case 'M': buf_str(b, PICK(synth_names)); break;
+        case 'A': case 'B': buf_str(b, PICK(synth_adj)); break;
+        case 'R': buf_str(b, PICK(synth_adv)); break;
+        case 'T': buf_str(b, PICK(synth_time)); break;
+        case 'E': buf_str(b, PICK(synth_people)); break;
+        case 'Y': buf_printf(b, "%d", 1850 + (int)rng_below(r, 170)); break;
+        case 'D': buf_printf(b, "%d", 2 + (int)rng_below(r, 40)); break;
+        default: break;
+        }
+    }
+    b->s[start] = (char)toupper((unsigned char)b->s[start]);
+}
+
+static void synth_paragraph(Buf *b, Rng *r, const SynthTopic *tp, size_t sentences) {
+    for (size_t i = 0; i < sentences; i++) {
+        if (i) buf_str(b, " ");
+        synth_sentence(b, r, tp);
+    }
+}
+
+// One good document: a title line and paragraphs, in one of six styles.
+static void synth_good(Buf *b, Rng *r, size_t topic) {
+    const SynthTopic *tp = &synth_topics[topic];
+    size_t style = rng_below(r, 6), paras = 3 + rng_below(r, 4);
+    switch (style) {
+    case 0: buf_printf(b, "News from %s: %s\n\n", tp->place[rng_below(r, 6)] + 4, tp->noun[rng_below(r, 12)]); break;
+    case 1: buf_printf(b, "How to care for %s\n\n", tp->noun[rng_below(r, 12)]); break;
+    case 2: buf_printf(b, "Forum: a question about %s\n\n", tp->noun[rng_below(r, 12)]); break;
+    case 3: buf_printf(b, "A short story about %s\n\n", tp->noun[rng_below(r, 12)]); break;
+    case 4: buf_printf(b, "Notes on %s and %s\n\n", tp->name, tp->noun[rng_below(r, 12)]); break;
+    default: buf_printf(b, "The %s of %s\n\n", PICK(synth_adj), tp->place[rng_below(r, 6)] + 4); break;
+    }
+    for (size_t p = 0; p < paras; p++) {
+        if (p) buf_str(b, "\n\n");
+        if (style == 1 && p == paras - 1) {
+            // a how-to ends with a few numbered steps
+            for (size_t s = 0; s < 3; s++) {
+                buf_printf(b, "Step %zu: ", s + 1);
+                synth_sentence(b, r, tp);
+                buf_str(b, s < 2 ? "\n" : "");
+            }
+        } else if (style == 2) {
+            buf_printf(b, "%s wrote: ", PICK(synth_names));
+            synth_paragraph(b, r, tp, 2 + rng_below(r, 3));
+        } else {
+            synth_paragraph(b, r, tp, 3 + rng_below(r, 3));
+        }
+    }
+}
+
+static const char *synth_sites[] = {"dailyleaf", "northpost", "cornerblog", "learnwell", "greenhouse-notes",
+                                    "citywire", "openguide", "riverforum", "thehobbyist", "weeklyread"};
+static const char *synth_tlds[] = {"com", "org", "net", "co.uk", "info"};
+
+static void synth_url(Buf *b, Rng *r, const char *topic, size_t id) {
+    buf_printf(b, "https://www.%s.%s/%s/article-%zu", PICK(synth_sites), PICK(synth_tlds), topic, id);
+}
+
+// The URL lists that ship with data.c (see url_filter below) contain these; synth plants them.
+static const char *synth_blocked_domains[] = {"spamfarm.example", "clickbait-central.example",
+                                              "malware-host.example", "adult-pages.example"};
+
+// Planted boilerplate lines, each removed by one of the line-wise rules.
+static const char *synth_boiler[] = {
+    "Sign in to leave a comment", "Read more...", "Share this article on social media", "12 likes",
+    "CLICK HERE TO SUBSCRIBE NOW", "Copyright 2023 all rights reserved", "2023", "Subscribe",
+    "Log in or register to reply", "347 comments", "Add to cart", "Home | About | Contact"};
+
+static const char *synth_spam_lines[] = {
+    "Buy cheap watches online today", "Best prices guaranteed, order now", "Free shipping on every order",
+    "Limited offer, click to win a prize"};
+static const char *synth_keywords[] = {
+    "cheap", "flights", "hotels", "best", "deals", "discount", "online", "shop", "sale", "free", "shipping",
+    "watches", "shoes", "bags", "phones", "laptops", "coupons", "offers", "price", "buy", "top", "rated", "new",
+    "outlet", "store", "brands", "fashion", "gadgets", "bargain", "review", "compare", "tickets", "loans",
+    "insurance", "casino", "bonus", "credit", "winter", "summer", "designer"};
+static const char *synth_junk[] = {"Page not found", "Loading...", "404", "Please enable JavaScript to view",
+                                   "Redirecting", "Under construction", "Access denied", "Click here"};
+
+typedef struct {
+    char *text; size_t len;
+    char *url;
+    const char *label;
+    long dup_of;        // index of the source document, -1 when none
+    double jaccard;     // measured word-5-gram Jaccard with dup_of (near_dup, exact_dup), else -1
+    size_t span_id;     // passage group for span_long / span_short, else 0
+    size_t span_start, span_len; // byte range of the planted passage in text
+} SynthDoc;
+
+typedef struct { SynthDoc *doc; size_t n, cap; } Synth;
+
+static void synth_free(Synth *s) {
+    for (size_t i = 0; i < s->n; i++) { free(s->doc[i].text); free(s->doc[i].url); }
+    free(s->doc);
+    memset(s, 0, sizeof *s);
+}
+static SynthDoc *synth_push(Synth *s, Buf *text, Buf *url, const char *label) {
+    grow((void **)&s->doc, &s->cap, s->n + 1, sizeof *s->doc);
+    SynthDoc *d = &s->doc[s->n++];
+    memset(d, 0, sizeof *d);
+    d->text = text->s; d->len = text->len;
+    d->url = url->s ? url->s : xstrndup("", 0);
+    d->label = label;
+    d->dup_of = -1;
+    d->jaccard = -1;
+    memset(text, 0, sizeof *text);
+    memset(url, 0, sizeof *url);
+    return d;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Text normalisation and word 5-grams, as MinHash sees a document: lower case, punctuation removed, accents
+// stripped (Latin letters up to U+017F and combining marks), white space collapsed to single spaces. The
+// shingles are the 64-bit hashes of every run of 5 consecutive normalised words (one shingle of all the words
+// when there are fewer than 5; none for an empty text).
+
+#define SHINGLE_N 5
+
+static void normalise(const char *s, size_t n, Buf *out) {
+    out->len = 0;
+    grow((void **)&out->s, &out->cap, n * 2 + 8, 1);
+    int space = 1; // at the start, as if after a space, so leading white space is dropped
+    for (size_t i = 0; i < n;) {
+        uint32_t c = utf8_next(s, n, &i);
+        if (c >= 0x300 && c <= 0x36F) continue; // combining accent
+        if (c < 128) {
+            if (isspace((int)c) || is_punct(c)) c = ' ';
+            else c = (uint32_t)tolower((int)c);
+        } else if (c >= 0xC0 && c <= 0x17F && accent_base[c - 0xC0]) {
+            c = (uint32_t)tolower((unsigned char)accent_base[c - 0xC0]);
+        } else if (is_punct(c) || c == 0xA0 || (c >= 0x2000 && c <= 0x206F)) {
+            c = ' ';
+        }
+        if (c == ' ') {
+            if (!space) out->s[out->len++] = ' ';
+            space = 1;
+        } else {
+            out->len += utf8_put(c, out->s + out->len);
+            space = 0;
+        }
+    }
+    if (out->len && out->s[out->len - 1] == ' ') out->len--;
+    out->s[out->len] = 0;
+}
+
+// Appends the shingle hashes of text to *sh (cleared first); returns their number.
+static size_t shingles(const char *text, size_t n, Buf *norm, uint64_t **sh, size_t *cap) {
+    normalise(text, n, norm);
+    size_t nw = 0, wcap = 64;
+    size_t *ws = xmalloc(wcap * sizeof *ws); // word start offsets, plus one past the end
+    for (size_t i = 0; i < norm->len; i++)
+        if (i == 0 || norm->s[i - 1] == ' ') {
+            if (nw + 2 > wcap) { wcap *= 2; ws = xrealloc(ws, wcap * sizeof *ws); }
+            ws[nw++] = i;
+        }
+    ws[nw] = norm->len + 1;
+    size_t k = nw == 0 ? 0 : nw < SHINGLE_N ? 1 : nw - SHINGLE_N + 1;
+    grow((void **)sh, cap, k, sizeof **sh);
+    for (size_t i = 0; i < k; i++) {
+        size_t last = i + (nw < SHINGLE_N ? nw : SHINGLE_N);
+        (*sh)[i] = hash_bytes(norm->s + ws[i], ws[last] - 1 - ws[i], 0x5111);
+    }
+    free(ws);
+    return k;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+static size_t sort_unique_u64(uint64_t *v, size_t n) {
+    if (!n) return 0;
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++) if (v[i] != v[k - 1]) v[k++] = v[i];
+    return k;
+}
+
+// Exact Jaccard similarity of the shingle sets of two texts: the quantity MinHash estimates.
+static double jaccard(const char *a, size_t na, const char *b, size_t nb) {
+    Buf norm = {0};
+    uint64_t *sa = NULL, *sb = NULL;
+    size_t ca = 0, cb = 0;
+    size_t ka = shingles(a, na, &norm, &sa, &ca);
+    size_t kb = shingles(b, nb, &norm, &sb, &cb);
+    ka = sort_unique_u64(sa, ka);
+    kb = sort_unique_u64(sb, kb);
+    size_t i = 0, j = 0, inter = 0;
+    while (i < ka && j < kb) {
+        if (sa[i] == sb[j]) { inter++; i++; j++; }
+        else if (sa[i] < sb[j]) i++;
+        else j++;
+    }
+    free(sa); free(sb); free(norm.s);
+    size_t uni = ka + kb - inter;
+    return uni ? (double)inter / (double)uni : 1.0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The synthetic corpus generator.
+
+// A near duplicate of text: replaces the words at the first k positions of a random order with other words.
+static void synth_edit(Buf *out, const char *text, size_t len, const size_t *order, const size_t *wstart,
+                       const size_t *wend, size_t nw, size_t k, Rng *r) {
+    char *mark = xcalloc(nw, 1);
+    for (size_t i = 0; i < k && i < nw; i++) mark[order[i]] = 1;
+    out->len = 0;
+    size_t at = 0;
+    for (size_t w = 0; w < nw; w++) {
+        buf_add(out, text + at, wstart[w] - at);
+        if (mark[w]) buf_str(out, PICK(synth_adj));
+        else buf_add(out, text + wstart[w], wend[w] - wstart[w]);
+        at = wend[w];
+    }
+    buf_add(out, text + at, len - at);
+    free(mark);
+}
+
+// Makes a near duplicate of text whose Jaccard similarity is the largest reachable value at or below target
+// (binary search on the number of replaced words; Jaccard falls as more words are replaced).
+static double synth_near_dup(Buf *out, const char *text, size_t len, double target, Rng *r) {
+    size_t nw = 0, cap = 64;
+    size_t *ws = xmalloc(cap * sizeof *ws), *we = xmalloc(cap * sizeof *we);
+    for (size_t i = 0; i < len;) {
+        while (i < len && isspace((unsigned char)text[i])) i++;
+        if (i >= len) break;
+        if (nw == cap) { cap *= 2; ws = xrealloc(ws, cap * sizeof *ws); we = xrealloc(we, cap * sizeof *we); }
+        ws[nw] = i;
+        while (i < len && !isspace((unsigned char)text[i])) i++;
+        we[nw++] = i;
+    }
+    size_t *order = xmalloc((nw ? nw : 1) * sizeof *order);
+    for (size_t i = 0; i < nw; i++) order[i] = i;
+    for (size_t i = nw; i > 1; i--) { size_t j = rng_below(r, i); size_t t = order[i - 1]; order[i - 1] = order[j]; order[j] = t; }
+    uint64_t edit_seed = rng_u64(r);
+    size_t lo = 1, hi = nw;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        Rng er = rng_seed(edit_seed);
+        synth_edit(out, text, len, order, ws, we, nw, mid, &er);
+        if (jaccard(text, len, out->s, out->len) <= target) hi = mid;
+        else lo = mid + 1;
+    }
+    Rng er = rng_seed(edit_seed);
+    synth_edit(out, text, len, order, ws, we, nw, lo, &er);
+    free(ws); free(we); free(order);
+    return jaccard(text, len, out->s, out->len);
+}
+
+// Inserts `passage` as a paragraph after the first paragraph of text; records where it went.
+static void synth_insert_passage(SynthDoc *d, const char *passage) {
+    char *brk = strstr(d->text, "\n\n");
+    size_t at = brk && (size_t)(brk - d->text) + 2 <= d->len ? (size_t)(brk - d->text) + 2 : d->len;
+    Buf b = {0};
+    buf_add(&b, d->text, at);
+    d->span_start = b.len;
+    d->span_len = strlen(passage);
+    buf_str(&b, passage);
+    buf_str(&b, "\n\n");
+    buf_add(&b, d->text + at, d->len - at);
+    free(d->text);
+    d->text = b.s;
+    d->len = b.len;
+}
+
+// Shares of the planted kinds, in percent of all documents; the rest are good documents.
+typedef struct { const char *label; int percent; } SynthShare;
+static const SynthShare synth_shares[] = {
+    {"exact_dup", 4}, {"near_dup", 10}, {"boilerplate_light", 4}, {"boilerplate_heavy", 4},
+    {"spam_repetitive", 4}, {"keyword_stuffed", 3}, {"short_junk", 3}, {"blocked_domain", 2}, {"url_words", 2},
+    {"url_dup", 2}, {"span_long", 3}, {"span_short", 3}};
+#define N_SHARES (sizeof synth_shares / sizeof synth_shares[0])
+
+static void synth_fresh(Synth *s, Rng *r, const char *label, size_t id) {
+    Buf t = {0}, u = {0};
+    size_t topic = rng_below(r, N_TOPICS);
+    synth_good(&t, r, topic);
+    synth_url(&u, r, synth_topics[topic].name, id);
+    synth_push(s, &t, &u, label);
+}
+
+// Generates n documents from seed. Good documents come first; each planted document comes after the
+// document it was derived from, so "keep the first of each cluster" keeps the original.
+static void synth_generate(Synth *s, size_t n, uint64_t seed) {
+    Rng rr = rng_seed(seed), *r = &rr;
+    size_t count[N_SHARES], planted = 0;
+    for (size_t k = 0; k < N_SHARES; k++) { count[k] = n * (size_t)synth_shares[k].percent / 100; planted += count[k]; }
+    count[10] -= count[10] % 3; count[11] -= count[11] % 3; // passages are shared by groups of three
+    planted = 0;
+    for (size_t k = 0; k < N_SHARES; k++) planted += count[k];
+    size_t n_good = n > planted ? n - planted : 0;
+    for (size_t i = 0; i < n_good; i++) synth_fresh(s, r, "good", i);
+    size_t base = 0; // next good document to derive from
+    Buf t = {0}, u = {0}, passage = {0};
+    size_t group = 0;
+    for (size_t k = 0; k < N_SHARES; k++) {
+        const char *label = synth_shares[k].label;
+        for (size_t i = 0; i < count[k]; i++) {
+            size_t id = s->n;
+            if (k == 0 || k == 1) { // exact and near duplicates of distinct good documents
+                size_t src = n_good ? base++ % n_good : 0;
+                if (!n_good) { synth_fresh(s, r, label, id); continue; }
+                SynthDoc *sd = &s->doc[src];
+                double js = 1.0;
+                if (k == 0) buf_add(&t, sd->text, sd->len);
+                else js = synth_near_dup(&t, sd->text, sd->len, 0.3 + 0.7 * rng_unit(r), r);
+                synth_url(&u, r, "copy", id);
+                SynthDoc *d = synth_push(s, &t, &u, label);
+                d->dup_of = (long)src;
+                d->jaccard = k == 0 ? 1.0 : js;
+            } else if (k == 2 || k == 3) { // boilerplate lines at the start and the end
+                size_t topic = rng_below(r, N_TOPICS);
+                size_t nb = k == 2 ? 1 : 8 + rng_below(r, 5);
+                Buf body = {0};
+                synth_good(&body, r, topic);
+                for (size_t j = 0; j < nb / 2; j++) { buf_str(&t, PICK(synth_boiler)); buf_str(&t, "\n"); }
+                buf_add(&t, body.s, body.len);
+                for (size_t j = nb / 2; j < nb; j++) { buf_str(&t, "\n"); buf_str(&t, PICK(synth_boiler)); }
+                free(body.s);
+                synth_url(&u, r, synth_topics[topic].name, id);
+                synth_push(s, &t, &u, label);
+            } else if (k == 4) { // repetitive spam: a few lines over and over
+                size_t reps = 10 + rng_below(r, 20), variant = rng_below(r, 3);
+                const char *line = PICK(synth_spam_lines);
+                for (size_t j = 0; j < reps; j++) {
+                    if (variant == 0) { buf_str(&t, line); buf_str(&t, "\n"); }
+                    else if (variant == 1) { buf_str(&t, line); buf_str(&t, ". "); buf_str(&t, PICK(synth_spam_lines)); buf_str(&t, ".\n\n"); }
+                    else { buf_str(&t, line); buf_str(&t, " "); buf_str(&t, line); buf_str(&t, " "); }
+                }
+                buf_printf(&u, "https://www.%s.com/deals/%zu", PICK(synth_sites), id);
+                synth_push(s, &t, &u, label);
+            } else if (k == 5) { // keyword stuffing: lists of shopping keywords, no sentences
+                size_t lines = 5 + rng_below(r, 5);
+                for (size_t j = 0; j < lines; j++) {
+                    size_t w = 10 + rng_below(r, 8);
+                    for (size_t x = 0; x < w; x++) { if (x) buf_str(&t, ", "); buf_str(&t, PICK(synth_keywords)); }
+                    buf_str(&t, "\n");
+                }
+                buf_printf(&u, "https://www.%s.net/shop/%zu", PICK(synth_sites), id);
+                synth_push(s, &t, &u, label);
+            } else if (k == 6) { // short junk
+                buf_str(&t, PICK(synth_junk));
+                if (rng_below(r, 2)) { buf_str(&t, "\n"); buf_str(&t, PICK(synth_junk)); }
+                buf_printf(&u, "https://www.%s.org/p/%zu", PICK(synth_sites), id);
+                synth_push(s, &t, &u, label);
+            } else if (k == 7 || k == 8) { // good text under a bad URL
+                size_t topic = rng_below(r, N_TOPICS);
+                synth_good(&t, r, topic);
+                static const char *bad_paths[] = {"free-casino-bonus", "keygen-download", "xxx-videos",
+                                                  "poker-betting-tips", "hot-dating-pills", "pornhub-mirror"};
+                if (k == 7) buf_printf(&u, "http://%s/%s/%zu", PICK(synth_blocked_domains), synth_topics[topic].name, id);
+                else buf_printf(&u, "https://www.%s.com/%s-%zu", PICK(synth_sites), PICK(bad_paths), id);
+                synth_push(s, &t, &u, label);
+            } else if (k == 9) { // a new text under the URL of an earlier good document
+                size_t topic = rng_below(r, N_TOPICS);
+                synth_good(&t, r, topic);
+                size_t src = n_good ? rng_below(r, n_good) : 0;
+                buf_str(&u, n_good ? s->doc[src].url : "https://www.example.org/");
+                SynthDoc *d = synth_push(s, &t, &u, label);
+                d->dup_of = n_good ? (long)src : -1;
+            } else { // a passage shared by three documents: long (>= 60 words) or short (<= 25 words)
+                if (i % 3 == 0) {
+                    const SynthTopic *tp = &synth_topics[rng_below(r, N_TOPICS)];
+                    passage.len = 0;
+                    group = s->n + 1;
+                    if (k == 10) {
+                        while (passage.len < 420) { if (passage.len) buf_str(&passage, " "); synth_sentence(&passage, r, tp); }
+                    } else {
+                        synth_sentence(&passage, r, tp);
+                    }
+                }
+                synth_fresh(s, r, label, id);
+                SynthDoc *d = &s->doc[s->n - 1];
+                synth_insert_passage(d, passage.s);
+                d->span_id = group;
+            }
+        }
+    }
+    free(passage.s);
+    free(t.s);
+    free(u.s);
+}
+
+static void synth_write(FILE *f, const Synth *s) {
+    for (size_t i = 0; i < s->n; i++) {
+        const SynthDoc *d = &s->doc[i];
+        fprintf(f, "{\"id\":%zu,\"text\":", i);
+        json_write_string(f, d->text, d->len);
+        fputs(",\"url\":", f);
+        json_write_string(f, d->url, strlen(d->url));
+        fprintf(f, ",\"label\":\"%s\"", d->label);
+        if (d->dup_of >= 0) fprintf(f, ",\"dup_of\":%ld", d->dup_of);
+        if (d->jaccard >= 0) fprintf(f, ",\"jaccard\":%.4f", d->jaccard);
+        if (d->span_id) fprintf(f, ",\"span\":%zu,\"span_start\":%zu,\"span_len\":%zu", d->span_id, d->span_start, d->span_len);
+        fputs("}\n", f);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Words as the Gopher rules count them. datatrove splits English text with spaCy's rule-based tokenizer; we
+// follow its main rules: split at white space, then peel punctuation off the front and the back of each chunk
+// one mark at a time ("..." stays one token), split English contractions ('s n't 're 've 'll 'd 'm) and hyphens
+// between letters. docs/data.md lists where this and spaCy still part ways.
+
+typedef struct { const char *s; uint32_t len, chars; } Word;
+typedef struct { Word *w; size_t n, cap; } Words;
+
+static void words_push(Words *ws, const char *s, size_t len) {
+    if (!len) return;
+    grow((void **)&ws->w, &ws->cap, ws->n + 1, sizeof *ws->w);
+    ws->w[ws->n].s = s;
+    ws->w[ws->n].len = (uint32_t)len;
+    ws->w[ws->n].chars = (uint32_t)utf8_chars(s, len);
+    ws->n++;
+}
+static int is_prefix_mark(uint32_t c) {
+    return c == '"' || c == '\'' || c == '(' || c == '[' || c == '{' || c == '<' || c == '*' || c == '$' ||
+           c == '#' || c == '-' || c == 0x201C || c == 0x2018 || c == 0xAB || c == 0xBF || c == 0xA1 || c == 0xA3 ||
+           c == 0x20AC || c == 0x2014 || c == 0x2013 || c == '`' || c == '&' || c == '~' || c == 0x2022;
+}
+static int is_suffix_mark(uint32_t c) {
+    return c == '.' || c == ',' || c == '!' || c == '?' || c == ';' || c == ':' || c == ')' || c == ']' ||
+           c == '}' || c == '"' || c == '\'' || c == '%' || c == 0x201D || c == 0x2019 || c == 0xBB ||
+           c == 0x2026 || c == '>' || c == 0x2014 || c == 0x2013 || c == '*';
+}
+// Length in bytes of the last code point of s[0, n).
+static size_t last_cp(const char *s, size_t n, uint32_t *cp) {
+    size_t k = n;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80 && n - k < 3) k--;
+    if (k > 0) k--;
+    size_t i = k;
+    *cp = utf8_next(s, n, &i);
+    return n - k;
+}
+
+static void split_words(const char *text, size_t n, Words *ws) {
+    ws->n = 0;
+    for (size_t i = 0; i < n;) {
+        while (i < n && isspace((unsigned char)text[i])) i++;
+        size_t a = i;
+        while (i < n && !isspace((unsigned char)text[i])) i++;
+        size_t b = i;
+        if (a == b) continue;
+        // prefixes
+        while (a < b) {
+            if (b - a >= 3 && !memcmp(text + a, "...", 3)) { words_push(ws, text + a, 3); a += 3; continue; }
+            size_t j = a;
+            uint32_t c = utf8_next(text, b, &j);
+            if (!is_prefix_mark(c) || j == b) break;
+            words_push(ws, text + a, j - a);
+            a = j;
+        }
+        // suffixes, collected from the back
+        size_t suf[64], nsuf = 0, sb = b;
+        while (sb > a && nsuf < 62) {
+            if (sb - a >= 3 && !memcmp(text + sb - 3, "...", 3) && sb - a > 3) { suf[nsuf++] = sb; sb -= 3; continue; }
+            static const char *contr[] = {"n't", "'s", "'re", "'ve", "'ll", "'d", "'m", "'S"};
+            int hit = 0;
+            for (size_t q = 0; q < sizeof contr / sizeof contr[0] && !hit; q++) {
+                size_t cl = strlen(contr[q]);
+                if (sb - a > cl && !memcmp(text + sb - cl, contr[q], cl) && isalpha((unsigned char)text[sb - cl - 1])) {
+                    suf[nsuf++] = sb; sb -= cl; hit = 1;
+                }
+            }
+            if (hit) continue;
+            uint32_t c;
+            size_t cl = last_cp(text + a, sb - a, &c);
+            if (!is_suffix_mark(c) || cl == sb - a) break;
+            suf[nsuf++] = sb;
+            sb -= cl;
+        }
+        // infix hyphens between letters
+        size_t start = a;
+        for (size_t k = a + 1; k + 1 < sb; k++)
+            if (text[k] == '-' && isalpha((unsigned char)text[k - 1]) && isalpha((unsigned char)text[k + 1])) {
+                words_push(ws, text + start, k - start);
+                words_push(ws, text + k, 1);
+                start = k + 1;
+            }
+        words_push(ws, text + start, sb - start);
+        for (size_t k = nsuf; k > 0; k--) {
+            size_t end = suf[k - 1];
+            size_t beg = k == nsuf ? sb : suf[k];
+            words_push(ws, text + beg, end - beg);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stage 2: URL filtering (RefinedWeb 3.1 and appendix G.1). A document goes when its domain is on the blocklist,
+// or its URL scores as adult/fraud content: a strict sub-word anywhere in the URL bans at one hit, a hard word
+// (the URL split into words at non-letters) bans at one hit, soft words ban at two hits. RefinedWeb's own lists
+// (4.6M domains, curated word lists) are not public; the lists below are small ones written for this project in
+// the same categories, and --blocklist / --url-words add to them.
+
+static const char *url_default_blocklist[] = {"spamfarm.example", "clickbait-central.example",
+                                              "malware-host.example", "adult-pages.example"};
+static const char *url_strict_subwords[] = {"xxx", "porn", "hentai", "warez"};
+static const char *url_hard_words[] = {"nude", "escort", "gore", "keygen", "torrent", "crack", "camgirl"};
+static const char *url_soft_words[] = {"casino", "bonus", "poker", "betting", "dating", "pills", "adult", "hot",
+                                       "sexy", "loans", "viagra", "gambling"};
+
+typedef struct { char **s; size_t n, cap; } StrList;
+static void strlist_add(StrList *l, const char *s, size_t n) {
+    grow((void **)&l->s, &l->cap, l->n + 1, sizeof *l->s);
+    l->s[l->n++] = xstrndup(s, n);
+}
+static void strlist_free(StrList *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->s[i]);
+    free(l->s);
+    memset(l, 0, sizeof *l);
+}
+
+typedef struct {
+    StrList blocked, strict, hard, soft;
+} UrlFilter;
+
+static void urlfilter_build(UrlFilter *u) {
+    memset(u, 0, sizeof *u);
+#define ADD_ALL(list, arr) for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) strlist_add(list, arr[i], strlen(arr[i]))
+    ADD_ALL(&u->blocked, url_default_blocklist);
+    ADD_ALL(&u->strict, url_strict_subwords);
+    ADD_ALL(&u->hard, url_hard_words);
+    ADD_ALL(&u->soft, url_soft_words);
+#undef ADD_ALL
+}
+static void urlfilter_free(UrlFilter *u) {
+    strlist_free(&u->blocked); strlist_free(&u->strict); strlist_free(&u->hard); strlist_free(&u->soft);
+}
+// Adds one entry per non-empty line of a file ('#' starts a comment). Returns 0 or -1 with err.
+static int strlist_load(StrList *l, const char *path, char *err, size_t errsize) {
+    char *text, rerr[200];
+    size_t len;
+    if (read_file(path, &text, &len, rerr, sizeof rerr) != 0) { snprintf(err, errsize, "%s: %s", path, rerr); return -1; }
+    for (size_t i = 0; i < len;) {
+        size_t e = i;
+        while (e < len && text[e] != '\n') e++;
+        size_t a = i, b = e;
+        while (a < b && isspace((unsigned char)text[a])) a++;
+        while (b > a && isspace((unsigned char)text[b - 1])) b--;
+        if (b > a && text[a] != '#') {
+            char *w = xstrndup(text + a, b - a);
+            for (char *p = w; *p; p++) *p = (char)tolower((unsigned char)*p);
+            strlist_add(l, w, b - a);
+            free(w);
+        }
+        i = e + 1;
+    }
+    free(text);
+    return 0;
+}
+
+// The host of a URL, lower-cased, without "www." (written into out).
+static void url_host(const char *url, char *out, size_t outsize) {
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t n = 0;
+    while (p[n] && p[n] != '/' && p[n] != ':' && p[n] != '?' && p[n] != '#') n++;
+    if (n >= 4 && !strncasecmp(p, "www.", 4)) { p += 4; n -= 4; }
+    if (n >= outsize) n = outsize - 1;
+    for (size_t i = 0; i < n; i++) out[i] = (char)tolower((unsigned char)p[i]);
+    out[n] = 0;
+}
+
+// Returns NULL to keep, else the reason.
+static const char *url_filter(const UrlFilter *u, const char *url) {
+    if (!url[0]) return NULL;
+    char host[256];
+    url_host(url, host, sizeof host);
+    for (size_t i = 0; i < u->blocked.n; i++) {
+        size_t hl = strlen(host), bl = strlen(u->blocked.s[i]);
+        // the domain itself or any subdomain of it
+        if (hl >= bl && !strcmp(host + hl - bl, u->blocked.s[i]) && (hl == bl || host[hl - bl - 1] == '.'))
+            return "blocklisted domain";
+    }
+    size_t n = strlen(url);
+    char *low = xstrndup(url, n);
+    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)low[i]);
+    const char *why = NULL;
+    for (size_t i = 0; i < u->strict.n && !why; i++) if (strstr(low, u->strict.s[i])) why = "strict sub-word in URL";
+    size_t soft = 0;
+    for (size_t i = 0; i < n && !why;) {
+        while (i < n && !isalpha((unsigned char)low[i])) i++;
+        size_t a = i;
+        while (i < n && isalpha((unsigned char)low[i])) i++;
+        if (a == i) break;
+        for (size_t k = 0; k < u->hard.n; k++)
+            if (strlen(u->hard.s[k]) == i - a && !memcmp(low + a, u->hard.s[k], i - a)) why = "hard word in URL";
+        for (size_t k = 0; k < u->soft.n; k++)
+            if (strlen(u->soft.s[k]) == i - a && !memcmp(low + a, u->soft.s[k], i - a)) soft++;
+    }
+    if (!why && soft >= 2) why = "two soft words in URL";
+    free(low);
+    return why;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stage 3: Gopher repetition removal (Rae et al. 2021, appendix A table A1; datatrove's GopherRepetitionFilter).
+// With L = len(text) in characters, a document is removed when
+//   duplicate paragraphs / paragraphs > 0.30   or  characters in duplicate paragraphs / L > 0.20
+//   duplicate lines / lines > 0.30             or  characters in duplicate lines / L > 0.20
+//   the most frequent n-gram's characters x its count / L > 0.20, 0.18, 0.16 for n = 2, 3, 4
+//   characters in duplicated n-grams / L > 0.15, 0.14, 0.13, 0.12, 0.11, 0.10 for n = 5..10
+// "Duplicate" counts every occurrence after the first. Paragraphs are split at runs of two or more newlines
+// (of the stripped text), lines at runs of newlines.
+
+typedef struct { Words words; HashSet set; uint64_t *wh; size_t whcap; } Scratch;
+static void scratch_free(Scratch *s) { free(s->words.w); hs_free(&s->set); free(s->wh); memset(s, 0, sizeof *s); }
+
+static const double rep_top_frac[] = {0.20, 0.18, 0.16};           // n = 2, 3, 4
+static const double rep_dup_frac[] = {0.15, 0.14, 0.13, 0.12, 0.11, 0.10}; // n = 5..10
+
+// Counts duplicate pieces of text split at runs of `minrun` or more newlines: *dups elements, *dchars characters.
+static size_t split_dups(Scratch *sc, const char *s, size_t n, size_t minrun, size_t *dups, size_t *dchars) {
+    size_t breaks = 0;
+    for (const char *p = s; (p = memchr(p, '\n', (size_t)(s + n - p))) != NULL; p++) breaks++;
+    hs_clear(&sc->set, breaks + 1);
+    size_t pieces = 0;
+    *dups = *dchars = 0;
+    size_t a = 0;
+    for (size_t i = 0; i <= n;) {
+        size_t run = 0;
+        while (i + run < n && s[i + run] == '\n') run++;
+        if (i == n || run >= minrun) {
+            int fresh;
+            hs_add(&sc->set, hash_bytes(s + a, i - a, 7), &fresh);
+            pieces++;
+            if (!fresh) { (*dups)++; *dchars += utf8_chars(s + a, i - a); }
+            if (i == n) break;
+            i += run;
+            a = i;
+        } else {
+            i += run ? run : 1;
+        }
+    }
+    return pieces;
+}
+
+// Hash of words[i, i+k).
+static uint64_t ngram_hash(const uint64_t *wh, size_t i, size_t k) {
+    uint64_t h = 0x12345;
+    for (size_t j = 0; j < k; j++) h = mix64(h ^ wh[i + j]);
+    return h;
+}
+
+
+static const char *gopher_repetition(Scratch *sc, const char *text, size_t n) {
+    if (n == 0) return "empty";
+    size_t L = utf8_chars(text, n), dups, dchars;
+    size_t a = 0, b = n; // strip
+    while (a < b && isspace((unsigned char)text[a])) a++;
+    while (b > a && isspace((unsigned char)text[b - 1])) b--;
+    size_t paras = split_dups(sc, text + a, b - a, 2, &dups, &dchars);
+    if ((double)dups / (double)paras > 0.30) return "dup_para_frac";
+    if ((double)dchars / (double)L > 0.20) return "dup_para_char_frac";
+    size_t lines = split_dups(sc, text, n, 1, &dups, &dchars);
+    if ((double)dups / (double)lines > 0.30) return "dup_line_frac";
+    if ((double)dchars / (double)L > 0.20) return "dup_line_char_frac";
+    split_words(text, n, &sc->words);
+    size_t nw = sc->words.n;
+    Word *w = sc->words.w;
+    grow((void **)&sc->wh, &sc->whcap, nw + 1, sizeof *sc->wh);
+    for (size_t i = 0; i < nw; i++) sc->wh[i] = hash_bytes(w[i].s, w[i].len, 3);
+    static const char *top_name[] = {"top_2_gram", "top_3_gram", "top_4_gram"};
+    for (size_t k = 2; k <= 4; k++) {
+        if (nw < k) continue;
+        hs_clear(&sc->set, nw);
+        // the most frequent n-gram; ties go to the one seen first, as Counter.most_common does
+        size_t best = 0, best_i = 0;
+        size_t *first = xmalloc(sc->set.cap * sizeof *first);
+        for (size_t i = 0; i + k <= nw; i++) {
+            int fresh;
+            size_t slot = hs_add(&sc->set, ngram_hash(sc->wh, i, k), &fresh);
+            if (fresh) first[slot] = i;
+            uint32_t c = sc->set.count[slot];
+            if (c > best || (c == best && first[slot] < best_i)) { best = c; best_i = first[slot]; }
+        }
+        free(first);
+        size_t chars = k - 1;
+        for (size_t j = 0; j < k; j++) chars += w[best_i + j].chars;
+        if ((double)(chars * best) / (double)L > rep_top_frac[k - 2]) return top_name[k - 2];
+    }
+    static const char *dup_name[] = {"duplicated_5_n_grams", "duplicated_6_n_grams", "duplicated_7_n_grams",
+                                     "duplicated_8_n_grams", "duplicated_9_n_grams", "duplicated_10_n_grams"};
+    for (size_t k = 5; k <= 10; k++) {
+        hs_clear(&sc->set, nw);
+        size_t rep = 0;
+        for (size_t i = 0; i + k <= nw;) {
+            int fresh;
+            hs_add(&sc->set, ngram_hash(sc->wh, i, k), &fresh);
+            if (!fresh) {
+                for (size_t j = 0; j < k; j++) rep += w[i + j].chars;
+                i += k;
+            } else {
+                i++;
+            }
+        }
+        if ((double)rep / (double)L > rep_dup_frac[k - 5]) return dup_name[k - 5];
+    }
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stage 4: Gopher quality filter (Rae et al. 2021 appendix A; datatrove's GopherQualityFilter defaults). With
+// words as split above and "non-symbol words" those with a character that is not punctuation, a document is
+// removed when it has fewer than 50 or more than 100,000 non-symbol words, their mean length is outside [3, 10]
+// characters, '#' or ellipses ("..." and U+2026) per word exceed 0.1, more than 90% of lines start with a bullet
+// ('-' or U+2022), more than 30% end with an ellipsis, fewer than 80% of words contain a letter, or fewer than 2 of
+// the stop words {the, be, to, of, and, that, have, with} occur.
+
+static size_t count_sub(const char *s, size_t n, const char *sub) {
+    size_t m = strlen(sub), c = 0;
+    for (size_t i = 0; i + m <= n;) {
+        if (!memcmp(s + i, sub, m)) { c++; i += m; } else i++;
+    }
+    return c;
+}
+
+// Python's str.splitlines() boundaries that matter here: \n, \r\n, \r, \v, \f, \x1c-\x1e, U+0085, U+2028/9.
+static size_t line_break_len(const char *s, size_t n, size_t i) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\r') return i + 1 < n && s[i + 1] == '\n' ? 2 : 1;
+    if (c == '\n' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e)) return 1;
+    if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] == 0x85) return 2;
+    if (c == 0xE2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 && ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) return 3;
+    return 0;
+}
+
+static const char *gopher_quality(Scratch *sc, const char *text, size_t n) {
+    split_words(text, n, &sc->words);
+    size_t nw = sc->words.n, ns = 0, slen = 0, alpha = 0;
+    Word *w = sc->words.w;
+    static const char *stop[] = {"the", "be", "to", "of", "and", "that", "have", "with"};
+    unsigned stop_seen = 0;
+    for (size_t i = 0; i < nw; i++) {
+        int non_symbol = 0, has_alpha = 0;
+        for (size_t j = 0; j < w[i].len;) {
+            uint32_t c = utf8_next(w[i].s, w[i].len, &j);
+            if (!is_punct(c)) non_symbol = 1;
+            if (is_alpha_cp(c)) has_alpha = 1;
+        }
+        if (non_symbol) { ns++; slen += w[i].chars; }
+        alpha += has_alpha;
+        for (size_t k = 0; k < 8; k++)
+            if (w[i].len == strlen(stop[k]) && !memcmp(w[i].s, stop[k], w[i].len)) stop_seen |= 1u << k;
+    }
+    if (ns < 50) return "gopher_short_doc";
+    if (ns > 100000) return "gopher_long_doc";
+    double mean = (double)slen / (double)ns;
+    if (mean < 3) return "gopher_below_avg_threshold";
+    if (mean > 10) return "gopher_above_avg_threshold";
+    if ((double)count_sub(text, n, "#") / (double)nw > 0.1) return "gopher_too_many_hashes";
+    if ((double)(count_sub(text, n, "...") + count_sub(text, n, "\xE2\x80\xA6")) / (double)nw > 0.1)
+        return "gopher_too_many_ellipsis";
+    size_t lines = 0, bullets = 0, ellipses = 0;
+    for (size_t i = 0; i < n;) {
+        size_t e = i, br = 0;
+        while (e < n && !(br = line_break_len(text, n, e))) e++;
+        size_t a = i, b = e;
+        while (a < b && (isspace((unsigned char)text[a]))) a++;
+        while (b > a && (isspace((unsigned char)text[b - 1]))) b--;
+        lines++;
+        if (b > a && (text[a] == '-' || (b - a >= 3 && !memcmp(text + a, "\xE2\x80\xA2", 3)))) bullets++;
+        if ((b - a >= 3 && !memcmp(text + b - 3, "...", 3)) || (b - a >= 3 && !memcmp(text + b - 3, "\xE2\x80\xA6", 3))) ellipses++;
+        i = e + br;
+        if (e == n) break;
+    }
+    if (lines && (double)bullets / (double)lines > 0.9) return "gopher_too_many_bullets";
+    if (lines && (double)ellipses / (double)lines > 0.3) return "gopher_too_many_end_ellipsis";
+    if ((double)alpha / (double)nw < 0.8) return "gopher_below_alpha_threshold";
+    if (__builtin_popcount(stop_seen) < 2) return "gopher_enough_stop_words";
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stage 5: line-wise corrections (RefinedWeb appendix G.2). Web pages keep navigation, counters and calls to
+// action between their sentences. A line is removed when it is
+//   mostly upper case (more than half of its letters),  only digits and punctuation,  a counter ("12 likes"),
+//   a single word,  or short (at most 10 words) and made of boilerplate (a line starting with "sign in",
+//   "log in", "share", ..., ending with "read more", "all rights reserved", ..., or containing "items in cart",
+//   " | ", "privacy policy", ...).
+// When the removed lines hold more than 5% of the document's words, the document is dropped instead of edited.
+
+static const char *line_starts[] = {"sign in", "sign up", "log in", "login", "register", "subscribe", "share",
+                                    "click here", "add to cart", "follow us", "skip to", "back to top"};
+static const char *line_ends[] = {"read more", "read more...", "continue reading", "all rights reserved",
+                                  "rights reserved", "see more", "show more"};
+static const char *line_contains[] = {"items in cart", " | ", "privacy policy", "terms of use", "cookie",
+                                      "social media", "all rights reserved"};
+static const char *counter_words[] = {"likes", "like", "shares", "comments", "comment", "retweets", "reactions",
+                                      "replies", "views", "followers", "reads", "votes"};
+
+static size_t count_words_ws(const char *s, size_t n) {
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) w += !isspace((unsigned char)s[i]) && (i == 0 || isspace((unsigned char)s[i - 1]));
+    return w;
+}
+
+// Returns NULL when the line stays, else the rule that removes it.
+static const char *line_rule(const char *s, size_t n) {
+    while (n && isspace((unsigned char)*s)) { s++; n--; }
+    while (n && isspace((unsigned char)s[n - 1])) n--;
+    if (!n) return NULL;
+    size_t letters = 0, upper = 0, digits = 0, other = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (isalpha(c)) { letters++; upper += isupper(c) != 0; }
+        else if (isdigit(c)) digits++;
+        else if (!isspace(c) && !ispunct(c)) other++;
+    }
+    if (letters && upper * 2 > letters) return "uppercase line";
+    if (!letters && !other && digits) return "numeric line";
+    size_t words = count_words_ws(s, n);
+    if (words == 1) return "one-word line";
+    char low[256];
+    size_t m = n < sizeof low - 1 ? n : sizeof low - 1;
+    for (size_t i = 0; i < m; i++) low[i] = (char)tolower((unsigned char)s[i]);
+    low[m] = 0;
+    if (words == 2 && isdigit((unsigned char)low[0])) {
+        const char *sp = strchr(low, ' ');
+        for (size_t k = 0; sp && k < sizeof counter_words / sizeof *counter_words; k++)
+            if (!strcmp(sp + 1, counter_words[k])) return "counter line";
+    }
+    if (words > 10) return NULL;
+    for (size_t k = 0; k < sizeof line_starts / sizeof *line_starts; k++)
+        if (!strncmp(low, line_starts[k], strlen(line_starts[k]))) return "boilerplate line";
+    for (size_t k = 0; k < sizeof line_ends / sizeof *line_ends; k++)
+        if (has_suffix(low, line_ends[k])) return "boilerplate line";
+    for (size_t k = 0; k < sizeof line_contains / sizeof *line_contains; k++)
+        if (strstr(low, line_contains[k])) return "boilerplate line";
+    return NULL;
+}
+
+// Edits d in place. Returns NULL when kept (edited or not), else the reason it is dropped. *removed_lines
+// receives the removed lines (joined with newlines) when it is not NULL.
+static const char *linewise(Doc *d, Buf *removed_lines) {
+    size_t total = count_words_ws(d->text, d->len), cut = 0;
+    Buf keep = {0};
+    if (removed_lines) removed_lines->len = 0;
+    int first = 1;
+    for (size_t i = 0; i <= d->len;) {
+        const char *e = memchr(d->text + i, '\n', d->len - i);
+        size_t len = e ? (size_t)(e - (d->text + i)) : d->len - i;
+        if (line_rule(d->text + i, len)) {
+            cut += count_words_ws(d->text + i, len);
+            if (removed_lines) { if (removed_lines->len) buf_str(removed_lines, "\n"); buf_add(removed_lines, d->text + i, len); }
+        } else {
+            if (!first) buf_str(&keep, "\n");
+            buf_add(&keep, d->text + i, len);
+            first = 0;
+        }
+        i += len + 1;
+        if (!e) break;
+    }
+    if (total && (double)cut / (double)total > 0.05) { free(keep.s); return "line corrections over 5% of words"; }
+    if (cut) {
+        free(d->text);
+        d->text = keep.s ? keep.s : xstrndup("", 0);
+        d->len = keep.len;
+    } else {
+        free(keep.s);
+    }
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stage 6: MinHash fuzzy deduplication (RefinedWeb 3.3 and appendix G.3). Each document's set of word 5-gram
+// shingles gets 9,000 min-hashes; for two sets of Jaccard similarity s, one min-hash agrees with probability s.
+// The hashes are cut into 450 bands of 20: a band agrees with probability s^20, and two documents are flagged when
+// any band agrees, with probability
+//     P(s) = 1 - (1 - s^20)^450          (P(0.8) = 0.9945, P(0.7) = 0.30, P(0.5) = 0.0004).
+// Flagged pairs are joined transitively (union-find) and the first document of each cluster is kept.
+//
+// Hash family: a shingle x (32 bits of its 64-bit hash) goes through h_i(x) = fmix32(x ^ seed_i), MurmurHash3's
+// 32-bit finaliser, a bijection that mixes every input bit into every output bit; 32-bit lanes keep the 9,000-hash
+// inner loop vectorisable. tests/test_data.c measures P(s) against the formula.
+//
+// Memory is bounded for any number of documents: the 450 band keys of each document (64-bit hashes of its 20
+// min-hashes) are streamed to a temporary file; then groups of bands, as many as the memory budget holds, are
+// read back, sorted by key, and equal keys are unioned.
+
+#define MH_BANDS 450
+#define MH_ROWS 20
+#define MH_HASHES (MH_BANDS * MH_ROWS)
+
+typedef struct { uint32_t seed[MH_HASHES]; } MinHasher;
+
+static void minhasher_build(MinHasher *m, uint64_t seed) {
+    Rng r = rng_seed(seed ^ 0x6d696e68617368ull);
+    for (size_t i = 0; i < MH_HASHES; i++) m->seed[i] = (uint32_t)rng_u64(&r);
+}
+
+static inline uint32_t fmix32(uint32_t h) {
+    h ^= h >> 16; h *= 0x85ebca6bu;
+    h ^= h >> 13; h *= 0xc2b2ae35u;
+    return h ^ (h >> 16);
+}
+
+// sig[i] = min over shingles of h_i(shingle). Blocks of 1,024 hashes keep seeds and minima in L1.
+static void minhash_signature(const MinHasher *m, const uint64_t *sh, size_t k, uint32_t *sig) {
+    for (size_t i = 0; i < MH_HASHES; i++) sig[i] = UINT32_MAX;
+    for (size_t b = 0; b < MH_HASHES; b += 1024) {
+        size_t e = b + 1024 < MH_HASHES ? b + 1024 : MH_HASHES;
+        for (size_t j = 0; j < k; j++) {
+            uint32_t x = (uint32_t)(sh[j] ^ (sh[j] >> 32));
+            for (size_t i = b; i < e; i++) {
+                uint32_t v = fmix32(x ^ m->seed[i]);
+                sig[i] = v < sig[i] ? v : sig[i];
+            }
+        }
+    }
+}
+
+static void band_keys(const uint32_t *sig, uint64_t *keys) {
+    for (size_t b = 0; b < MH_BANDS; b++) {
+        uint64_t k = hash_bytes(sig + b * MH_ROWS, MH_ROWS * sizeof *sig, b);
+        keys[b] = k ? k : 1; // 0 is reserved for "document has no shingles"
+    }
+}
+
+// Union-find over document indices; the root of a set is its smallest index, so the first document is kept.
+static uint32_t uf_find(uint32_t *p, uint32_t x) {
+    while (p[x] != x) { p[x] = p[p[x]]; x = p[x]; }
+    return x;
+}
+static void uf_union(uint32_t *p, uint32_t a, uint32_t b) {
+    a = uf_find(p, a); b = uf_find(p, b);
+    if (a < b) p[b] = a; else if (b < a) p[a] = b;
+}
+
+typedef struct { uint64_t key; uint32_t doc, pad; } KeyDoc;
+
+// LSD radix sort by key, 16 bits per pass.
+static void radix_sort_keys(KeyDoc *a, size_t n) {
+    KeyDoc *tmp = xmalloc(n * sizeof *tmp);
+    size_t *cnt = xmalloc(65536 * sizeof *cnt);
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(cnt, 0, 65536 * sizeof *cnt);
+        for (size_t i = 0; i < n; i++) cnt[(a[i].key >> shift) & 0xFFFF]++;
+        size_t sum = 0;
+        for (size_t i = 0; i < 65536; i++) { size_t c = cnt[i]; cnt[i] = sum; sum += c; }
+        for (size_t i = 0; i < n; i++) tmp[cnt[(a[i].key >> shift) & 0xFFFF]++] = a[i];
+        KeyDoc *t = a; a = tmp; tmp = t;
+    }
+    // four passes: the sorted data is back in the caller's array
+    free(tmp);
+    free(cnt);
+}
+
+typedef struct {
+    MinHasher hasher;
+    size_t mem_budget;   // bytes for one group of bands in memory
+    size_t n;            // documents added
+    FILE *keys;          // band keys, MH_BANDS per document, in a temporary file
+    Buf norm; uint64_t *sh; size_t shcap; uint32_t *sig;
+} MinHashDedup;
+
+static int mhd_build(MinHashDedup *m, uint64_t seed, size_t mem_budget, char *err, size_t errsize) {
+    memset(m, 0, sizeof *m);
+    minhasher_build(&m->hasher, seed);
+    m->mem_budget = mem_budget;
+    m->keys = tmpfile();
+    if (!m->keys) { snprintf(err, errsize, "minhash: cannot create a temporary file: %s", strerror(errno)); return -1; }
+    m->sig = xmalloc(MH_HASHES * sizeof *m->sig);
+    return 0;
+}
+static void mhd_free(MinHashDedup *m) {
+    if (m->keys) fclose(m->keys);
+    free(m->norm.s); free(m->sh); free(m->sig);
+    memset(m, 0, sizeof *m);
+}
+// Computes the band keys of one text (all zero when it has no shingles).
+static void mhd_keys(MinHashDedup *m, const char *text, size_t len, uint64_t *keys) {
+    size_t k = shingles(text, len, &m->norm, &m->sh, &m->shcap);
+    if (!k) { memset(keys, 0, MH_BANDS * sizeof *keys); return; }
+    minhash_signature(&m->hasher, m->sh, k, m->sig);
+    band_keys(m->sig, keys);
+}
+static int mhd_add_keys(MinHashDedup *m, const uint64_t *keys) {
+    if (fwrite(keys, sizeof *keys, MH_BANDS, m->keys) != MH_BANDS) return -1;
+    m->n++;
+    return 0;
+}
+
+// Clusters the documents added so far: parent[i] is the kept document of i's cluster. Returns 0, or -1 with err.
+static int mhd_cluster(MinHashDedup *m, uint32_t *parent, char *err, size_t errsize) {
+    for (size_t i = 0; i < m->n; i++) parent[i] = (uint32_t)i;
+    if (!m->n) return 0;
+    size_t per_band = m->n * sizeof(KeyDoc) * 2; // the pairs and the radix sort's copy
+    size_t group = m->mem_budget / (per_band ? per_band : 1);
+    if (group < 1) group = 1;
+    if (group > MH_BANDS) group = MH_BANDS;
+    KeyDoc *pairs = xmalloc(group * m->n * sizeof *pairs);
+    uint64_t *row = xmalloc(MH_BANDS * sizeof *row);
+    for (size_t g = 0; g < MH_BANDS; g += group) {
+        size_t ge = g + group < MH_BANDS ? g + group : MH_BANDS, np = 0;
+        if (fseek(m->keys, 0, SEEK_SET) != 0) break;
+        for (size_t d = 0; d < m->n; d++) {
+            if (fread(row, sizeof *row, MH_BANDS, m->keys) != MH_BANDS) {
+                snprintf(err, errsize, "minhash: cannot read back band keys: %s", strerror(errno));
+                free(pairs); free(row);
+                return -1;
+            }
+            if (!row[0]) continue;
+            for (size_t b = g; b < ge; b++) { pairs[np].key = row[b] ^ mix64(b); pairs[np].doc = (uint32_t)d; pairs[np].pad = 0; np++; }
+        }
+        radix_sort_keys(pairs, np);
+        for (size_t i = 1; i < np; i++)
+            if (pairs[i].key == pairs[i - 1].key) uf_union(parent, pairs[i - 1].doc, pairs[i].doc);
+    }
+    free(pairs);
+    free(row);
+    for (size_t i = 0; i < m->n; i++) parent[i] = uf_find(parent, (uint32_t)i);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stage 7: exact substring deduplication (RefinedWeb 3.3, after Lee et al. 2022, "Deduplicating Training Data
+// Makes Language Models Better"). All documents' tokens are concatenated, each followed by a separator symbol
+// unique to it (so no match crosses a document boundary), and a suffix array is built over the whole sequence.
+// Two suffixes adjacent in the array share the longest common prefix that any pair does at that rank, so every
+// span of >= min_len tokens occurring more than once shows up as an adjacent pair with lcp >= min_len; both
+// copies of [pos, pos + lcp) are marked (a difference array keeps this O(n) however long the repeats), and the
+// marked tokens are cut from all their copies.
+//
+// Suffix array: prefix doubling (Manber and Myers) with counting sorts, O(n log L) for repeats of length L;
+// LCP: Kasai et al.'s O(n) scan.
+
+static void suffix_array(const uint32_t *s, size_t n, size_t alphabet, uint32_t *sa, uint32_t *rk) {
+    uint32_t *tmp = xmalloc(n * sizeof *tmp);
+    size_t m = alphabet > n ? alphabet : n;
+    size_t *cnt = xmalloc((m + 1) * sizeof *cnt);
+    for (size_t i = 0; i < n; i++) rk[i] = s[i];
+    memset(cnt, 0, (m + 1) * sizeof *cnt);
+    for (size_t i = 0; i < n; i++) cnt[rk[i]]++;
+    for (size_t i = 1; i <= m; i++) cnt[i] += cnt[i - 1];
+    for (size_t i = n; i-- > 0;) sa[--cnt[rk[i]]] = (uint32_t)i;
+    for (size_t k = 1; k < n; k *= 2) {
+        // order by the second key rk[i + k] (suffixes shorter than k first), then stable by the first key
+        size_t p = 0;
+        for (size_t i = n - k; i < n; i++) tmp[p++] = (uint32_t)i;
+        for (size_t i = 0; i < n; i++) if (sa[i] >= k) tmp[p++] = sa[i] - (uint32_t)k;
+        memset(cnt, 0, (m + 1) * sizeof *cnt);
+        for (size_t i = 0; i < n; i++) cnt[rk[i]]++;
+        for (size_t i = 1; i <= m; i++) cnt[i] += cnt[i - 1];
+        for (size_t i = n; i-- > 0;) sa[--cnt[rk[tmp[i]]]] = tmp[i];
+        // new ranks
+        tmp[sa[0]] = 0;
+        uint32_t r = 0;
+        for (size_t i = 1; i < n; i++) {
+            uint32_t a = sa[i - 1], b = sa[i];
+            long ra = a + k < n ? (long)rk[a + k] : -1, rb = b + k < n ? (long)rk[b + k] : -1;
+            if (rk[a] != rk[b] || ra != rb) r++;
+            tmp[b] = r;
+        }
+        memcpy(rk, tmp, n * sizeof *rk);
+        if ((size_t)r + 1 == n) break;
+    }
+    free(tmp);
+    free(cnt);
+}
+
+// cut[i] = 1 for every position covered by a span of >= min_len tokens that occurs more than once.
+static void repeated_spans(const uint32_t *s, size_t n, size_t alphabet, size_t min_len, unsigned char *cut) {
+    memset(cut, 0, n);
+    if (n < 2) return;
+    uint32_t *sa = xmalloc(n * sizeof *sa), *rk = xmalloc(n * sizeof *rk);
+    suffix_array(s, n, alphabet, sa, rk); // rk is now the inverse of sa
+    int32_t *diff = xcalloc(n + 1, sizeof *diff);
+    size_t h = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rk[i] == 0) { h = 0; continue; }
+        size_t j = sa[rk[i] - 1];
+        while (i + h < n && j + h < n && s[i + h] == s[j + h]) h++;
+        if (h >= min_len) { diff[i]++; diff[i + h]--; diff[j]++; diff[j + h]--; }
+        if (h) h--;
+    }
+    int32_t run = 0;
+    for (size_t i = 0; i < n; i++) { run += diff[i]; cut[i] = run > 0; }
+    free(diff); free(sa); free(rk);
+}
+
+// The same by brute force, O(n^2 L): the reference that tests/test_data.c holds repeated_spans to.
+void data_repeated_spans_naive(const uint32_t *s, size_t n, size_t min_len, unsigned char *cut);
+void data_repeated_spans_naive(const uint32_t *s, size_t n, size_t min_len, unsigned char *cut) {
+    memset(cut, 0, n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            size_t h = 0;
+            while (j + h < n && s[i + h] == s[j + h]) h++;
+            if (h >= min_len) { memset(cut + i, 1, h); memset(cut + j, 1, h); }
+        }
+}
+
+// A tokenised document: ids and the end byte offset of each token in its text, so that cut tokens map back to
+// the text they stand for.
+typedef struct { int32_t *ids; uint32_t *end; size_t n; } TokDoc;
+
+static void tokdoc_free(TokDoc *t) { free(t->ids); free(t->end); memset(t, 0, sizeof *t); }
+
+// Word tokens, for when no tokenizer is given: each token is a run of non-space bytes with the white space that
+// follows it (leading white space is a token of its own); ids come from a dictionary built on the fly.
+typedef struct { HashSet set; uint32_t *id; size_t next; } WordVocab;
+
+static void wordvocab_build(WordVocab *v) { memset(v, 0, sizeof *v); hs_clear(&v->set, 1 << 16); v->id = xmalloc(v->set.cap * sizeof *v->id); }
+static void wordvocab_free(WordVocab *v) { hs_free(&v->set); free(v->id); memset(v, 0, sizeof *v); }
+static uint32_t wordvocab_id(WordVocab *v, const char *s, size_t n) {
+    if (v->set.n * 2 + 2 > v->set.cap) { // rehash into a table twice as large
+        HashSet big = {0};
+        hs_clear(&big, v->set.cap);
+        uint32_t *id = xmalloc(big.cap * sizeof *id);
+        for (size_t k = 0; k < v->set.cap; k++)
+            if (v->set.slot[k]) { int f; size_t slot = hs_add(&big, v->set.slot[k], &f); id[slot] = v->id[k]; }
+        hs_free(&v->set); free(v->id);
+        v->set = big; v->id = id;
+    }
+    int fresh;
+    size_t slot = hs_add(&v->set, hash_bytes(s, n, 11), &fresh);
+    if (fresh) v->id[slot] = (uint32_t)v->next++;
+    return v->id[slot];
+}
+static void word_tokenise(WordVocab *v, const char *text, size_t len, TokDoc *t) {
+    size_t cap = 16;
+    t->ids = xmalloc(cap * sizeof *t->ids); t->end = xmalloc(cap * sizeof *t->end); t->n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t a = i;
+        while (i < len && !isspace((unsigned char)text[i])) i++;
+        while (i < len && isspace((unsigned char)text[i])) i++;
+        if (t->n == cap) { cap *= 2; t->ids = xrealloc(t->ids, cap * sizeof *t->ids); t->end = xrealloc(t->end, cap * sizeof *t->end); }
+        t->ids[t->n] = (int32_t)wordvocab_id(v, text + a, i - a);
+        t->end[t->n++] = (uint32_t)i;
+    }
+}
+
+// Tokens with the tokenizer; byte offsets from each token's bytes (byte-level BPE has no normaliser, so the
+// tokens' bytes concatenate back to the text).
+static int bpe_tokenise(Tokenizer *tk, const char *text, size_t len, TokDoc *t) {
+    TokenIds ids = {0};
+    if (tokenizer_encode(tk, text, len, &ids) != 0) { token_ids_free(&ids); return -1; }
+    t->n = ids.len;
+    t->ids = ids.ids ? ids.ids : xmalloc(sizeof *t->ids);
+    t->end = xmalloc((t->n ? t->n : 1) * sizeof *t->end);
+    size_t at = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t bl = 0;
+        if (!tokenizer_token_bytes(tk, t->ids[i], &bl)) bl = 0;
+        at += bl;
+        t->end[i] = (uint32_t)(at < len ? at : len);
+    }
+    return 0;
+}
+
+// Cuts the repeated spans from docs[0, n) (only those with keep[i]), rewriting their tokens and texts.
+// Returns the number of tokens cut; *chars_removed receives the characters cut.
+static size_t exact_substring_dedup(Doc **docs, TokDoc *toks, size_t n, size_t vocab, size_t min_len,
+                                    Buf *removed, size_t *chars_removed) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += toks[i].n + 1;
+    if (total >= UINT32_MAX - n) { fprintf(stderr, "data: exact substring: corpus over 4G tokens, stage skipped\n"); return 0; }
+    uint32_t *s = xmalloc((total ? total : 1) * sizeof *s);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < toks[i].n; j++) s[at++] = (uint32_t)toks[i].ids[j];
+        s[at++] = (uint32_t)(vocab + i); // this document's separator
+    }
+    unsigned char *cut = xmalloc(total ? total : 1);
+    repeated_spans(s, total, vocab + n, min_len, cut);
+    size_t ncut = 0;
+    *chars_removed = 0;
+    at = 0;
+    for (size_t i = 0; i < n; i++) {
+        TokDoc *t = &toks[i];
+        Doc *d = docs[i];
+        size_t any = 0;
+        for (size_t j = 0; j < t->n; j++) any += cut[at + j];
+        if (any) {
+            Buf text = {0};
+            size_t k = 0, prev = 0;
+            for (size_t j = 0; j < t->n; j++) {
+                size_t beg = prev, end = t->end[j];
+                prev = end;
+                if (cut[at + j]) {
+                    *chars_removed += utf8_chars(d->text + beg, end - beg);
+                    if (removed) buf_add(removed, d->text + beg, end - beg);
+                    continue;
+                }
+                buf_add(&text, d->text + beg, end - beg);
+                t->ids[k] = t->ids[j];
+                t->end[k++] = (uint32_t)text.len;
+            }
+            if (removed) buf_str(removed, "\n");
+            t->n = k;
+            free(d->text);
+            d->text = text.s ? text.s : xstrndup("", 0);
+            d->len = text.len;
+            ncut += any;
+        }
+        at += t->n + any + 1;
+    }
+    free(s);
+    free(cut);
+    return ncut;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stage 8: URL deduplication. The first document of every URL is kept (URLs compared lower-cased, without the
+// scheme, a leading "www.", a trailing '/' or a '#fragment').
+
+static uint64_t url_key(const char *url) {
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    if (!strncasecmp(p, "www.", 4)) p += 4;
+    size_t n = strcspn(p, "#");
+    while (n && p[n - 1] == '/') n--;
+    char *low = xstrndup(p, n);
+    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)low[i]);
+    uint64_t h = hash_bytes(low, n, 13);
+    free(low);
+    return h;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shards (layout in data.h). A ShardWriter appends documents and starts a new file every `max_tokens` tokens;
+// each file is written to a temporary name and renamed when complete, so a crash never leaves a half shard.
+
+static void put_u32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static uint32_t get_u32(const unsigned char *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = (v << 8) | p[i]; return v; }
+static uint64_t get_u64(const unsigned char *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
+
+typedef struct {
+    char *dir, *prefix;
+    uint32_t eot, vocab, width;
+    size_t max_tokens, index;
+    FILE *f;
+    char *tmp_path, *path;              // of the open file
+    uint64_t n_tokens, n_docs;          // in the open file
+    uint64_t total_tokens, total_docs;  // over all files
+    StrList written;
+} ShardWriter;
+
+static void shardwriter_build(ShardWriter *w, const char *dir, const char *prefix, uint32_t eot, uint32_t vocab,
+                              size_t max_tokens) {
+    memset(w, 0, sizeof *w);
+    w->dir = xstrndup(dir, strlen(dir));
+    w->prefix = xstrndup(prefix, strlen(prefix));
+    w->eot = eot;
+    w->vocab = vocab;
+    w->width = vocab <= 65536 ? 2 : 4;
+    w->max_tokens = max_tokens ? max_tokens : 100000000;
+}
+
+static int shardwriter_finish_file(ShardWriter *w, char *err, size_t errsize) {
+    if (!w->f) return 0;
+    unsigned char h[DATA_SHARD_HEADER] = {0};
+    put_u32(h, DATA_SHARD_MAGIC); put_u32(h + 4, DATA_SHARD_VERSION); put_u32(h + 8, w->width);
+    put_u32(h + 12, w->eot); put_u64(h + 16, w->n_tokens); put_u64(h + 24, w->n_docs); put_u32(h + 32, w->vocab);
+    int bad = fseek(w->f, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, w->f) != sizeof h;
+    bad |= fclose(w->f) != 0;
+    w->f = NULL;
+    if (bad || rename(w->tmp_path, w->path) != 0) {
+        snprintf(err, errsize, "%s: cannot write: %s", w->path, strerror(errno));
+        remove(w->tmp_path);
+        return -1;
+    }
+    strlist_add(&w->written, w->path, strlen(w->path));
+    return 0;
+}
+
+// Appends one document: EOT, then its ids.
+static int shardwriter_add(ShardWriter *w, const int32_t *ids, size_t n, char *err, size_t errsize) {
+    if (w->f && w->n_tokens + n + 1 > w->max_tokens && w->n_docs > 0)
+        if (shardwriter_finish_file(w, err, errsize) != 0) return -1;
+    if (!w->f) {
+        Buf p = {0}, t = {0};
+        buf_printf(&p, "%s/%s_%03zu.bin", w->dir, w->prefix, w->index++);
+        buf_printf(&t, "%s.tmp", p.s);
+        free(w->path); free(w->tmp_path);
+        w->path = p.s;
+        w->tmp_path = t.s;
+        w->f = fopen(w->tmp_path, "wb");
+        if (!w->f) { snprintf(err, errsize, "%s: cannot create: %s", w->tmp_path, strerror(errno)); return -1; }
+        unsigned char h[DATA_SHARD_HEADER] = {0};
+        if (fwrite(h, 1, sizeof h, w->f) != sizeof h) { snprintf(err, errsize, "%s: cannot write", w->tmp_path); return -1; }
+        w->n_tokens = w->n_docs = 0;
+    }
+    unsigned char buf[4096];
+    size_t fill = 0;
+    for (size_t i = 0; i <= n; i++) {
+        uint32_t id = i == 0 ? w->eot : (uint32_t)ids[i - 1];
+        if (w->width == 2) { buf[fill] = (unsigned char)id; buf[fill + 1] = (unsigned char)(id >> 8); fill += 2; }
+        else { put_u32(buf + fill, id); fill += 4; }
+        if (fill + 4 > sizeof buf || i == n) {
+            if (fwrite(buf, 1, fill, w->f) != fill) { snprintf(err, errsize, "%s: cannot write: %s", w->tmp_path, strerror(errno)); return -1; }
+            fill = 0;
+        }
+    }
+    w->n_tokens += n + 1;
+    w->n_docs++;
+    w->total_tokens += n + 1;
+    w->total_docs++;
+    return 0;
+}
+static int shardwriter_close(ShardWriter *w, char *err, size_t errsize) {
+    int rc = shardwriter_finish_file(w, err, errsize);
+    free(w->dir); free(w->prefix); free(w->path); free(w->tmp_path);
+    w->dir = w->prefix = w->path = w->tmp_path = NULL;
+    return rc;
+}
+
+int shard_info(const char *path, ShardInfo *info, char *err, size_t errsize) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { snprintf(err, errsize, "%s: cannot open: %s", path, strerror(errno)); return -1; }
+    unsigned char h[DATA_SHARD_HEADER];
+    size_t got = fread(h, 1, sizeof h, f);
+    struct stat st;
+    int st_ok = fstat(fileno(f), &st) == 0;
+    fclose(f);
+    if (got < 8 || get_u32(h) != DATA_SHARD_MAGIC) { snprintf(err, errsize, "%s: byte 0: not a data shard (bad magic)", path); return -1; }
+    if (get_u32(h + 4) != DATA_SHARD_VERSION) { snprintf(err, errsize, "%s: byte 4: unsupported shard version %u", path, get_u32(h + 4)); return -1; }
+    if (got < sizeof h) { snprintf(err, errsize, "%s: byte %zu: truncated header", path, got); return -1; }
+    info->token_bytes = get_u32(h + 8);
+    info->eot = get_u32(h + 12);
+    info->n_tokens = get_u64(h + 16);
+    info->n_docs = get_u64(h + 24);
+    info->vocab_size = get_u32(h + 32);
+    if (info->token_bytes != 2 && info->token_bytes != 4) { snprintf(err, errsize, "%s: byte 8: token width %u is not 2 or 4", path, info->token_bytes); return -1; }
+    if (info->vocab_size == 0 || info->eot >= info->vocab_size) { snprintf(err, errsize, "%s: byte 12: eot %u outside vocab %u", path, info->eot, info->vocab_size); return -1; }
+    if (!st_ok || info->n_tokens > ((uint64_t)1 << 40) ||
+        (uint64_t)st.st_size != DATA_SHARD_HEADER + info->n_tokens * info->token_bytes) {
+        snprintf(err, errsize, "%s: byte %lld: truncated or oversized: header says %llu tokens", path,
+                 st_ok ? (long long)st.st_size : 0LL, (unsigned long long)info->n_tokens);
+        return -1;
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The training data loader (API and batch layout in data.h). Shards are memory-mapped. The windows of an epoch
+// are visited in a pseudo-random order given by a bijection of [0, W) built from a 4-round Feistel network on
+// the next power of two with cycle walking: any window is found in O(1) from (seed, epoch, index), so the loader
+// needs no permutation table and its position is two numbers.
+
+typedef struct {
+    const unsigned char *map; size_t map_len;
+    ShardInfo info;
+    uint64_t windows, first_window; // windows in this shard, index of its first window overall
+} LoaderShard;
+
+struct DataLoader {
+    LoaderShard *shard; size_t nshard;
+    size_t B, T;
+    uint64_t seed, windows, batches;
+    int rank, world, shuffle;
+    uint64_t epoch, batch, fingerprint;
+    uint32_t vocab;
+    unsigned bits; // of the Feistel domain
+};
+
+// A bijection of [0, 2^bits) (bits even): four Feistel rounds on two halves, keyed by (seed, epoch, round).
+static uint64_t feistel(const DataLoader *dl, uint64_t x) {
+    unsigned half = dl->bits / 2;
+    uint64_t mask = ((uint64_t)1 << half) - 1, L = x >> half, R = x & mask;
+    for (uint64_t round = 0; round < 4; round++) {
+        uint64_t f = mix64(R ^ mix64(dl->seed ^ mix64(dl->epoch * 4 + round + 1))) & mask;
+        uint64_t t = R;
+        R = L ^ f;
+        L = t;
+    }
+    return (L << half) | R;
+}
+
+// The window at position i of the current epoch's order.
+static uint64_t loader_window(const DataLoader *dl, uint64_t i) {
+    if (!dl->shuffle) return i;
+    uint64_t x = i;
+    do x = feistel(dl, x); while (x >= dl->windows);
+    return x;
+}
+
+static void loader_read_window(const DataLoader *dl, uint64_t w, int32_t *out) {
+    size_t lo = 0, hi = dl->nshard; // the shard holding window w: the last with first_window <= w
+    while (hi - lo > 1) { size_t mid = (lo + hi) / 2; if (dl->shard[mid].first_window <= w) lo = mid; else hi = mid; }
+    const LoaderShard *s = &dl->shard[lo];
+    uint64_t start = (w - s->first_window) * dl->T;
+    const unsigned char *p = s->map + DATA_SHARD_HEADER + start * s->info.token_bytes;
+    for (size_t i = 0; i <= dl->T; i++)
+        out[i] = s->info.token_bytes == 2 ? (int32_t)(p[2 * i] | (uint32_t)p[2 * i + 1] << 8) : (int32_t)get_u32(p + 4 * i);
+}
+
+static void dataloader_unmap(DataLoader *dl) {
+    for (size_t i = 0; i < dl->nshard; i++) if (dl->shard[i].map) munmap((void *)dl->shard[i].map, dl->shard[i].map_len);
+    free(dl->shard);
+    free(dl);
+}
+
+static DataLoader *loader_open(const char *const *paths, size_t npaths, size_t B, size_t T, uint64_t seed, int rank,
+                               int world, int shuffle, char *err, size_t errsize) {
+    if (!npaths) { snprintf(err, errsize, "data loader: no shard files"); return NULL; }
+    if (!B || !T) { snprintf(err, errsize, "data loader: B and T must be positive (B=%zu T=%zu)", B, T); return NULL; }
+    if (world < 1 || rank < 0 || rank >= world) { snprintf(err, errsize, "data loader: rank %d outside world of %d", rank, world); return NULL; }
+    DataLoader *dl = xcalloc(1, sizeof *dl);
+    dl->shard = xcalloc(npaths, sizeof *dl->shard);
+    dl->B = B; dl->T = T; dl->seed = seed; dl->rank = rank; dl->world = world; dl->shuffle = shuffle;
+    uint64_t fp = mix64(B) ^ mix64(T * 3 + 1) ^ mix64(seed + 7) ^ mix64((uint64_t)rank * 131 + (uint64_t)world) ^ (uint64_t)shuffle;
+    for (size_t i = 0; i < npaths; i++) {
+        LoaderShard *s = &dl->shard[i];
+        if (shard_info(paths[i], &s->info, err, errsize) != 0) { dataloader_unmap(dl); return NULL; }
+        int fd = open(paths[i], O_RDONLY);
+        s->map_len = DATA_SHARD_HEADER + s->info.n_tokens * s->info.token_bytes;
+        void *m = fd >= 0 ? mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+        if (fd >= 0) close(fd);
+        if (m == MAP_FAILED) { snprintf(err, errsize, "%s: cannot map: %s", paths[i], strerror(errno)); dataloader_unmap(dl); return NULL; }
+        s->map = m;
+        dl->nshard = i + 1;
+        s->windows = s->info.n_tokens > T ? (s->info.n_tokens - 1) / T : 0;
+        s->first_window = dl->windows;
+        dl->windows += s->windows;
+        if (s->info.vocab_size > dl->vocab) dl->vocab = s->info.vocab_size;
+        fp = mix64(fp ^ s->info.n_tokens ^ mix64(s->info.n_docs + i));
+    }
+    dl->fingerprint = fp;
+    uint64_t per_batch = (uint64_t)B * (uint64_t)world;
+    dl->batches = shuffle ? dl->windows / per_batch : (dl->windows + per_batch - 1) / per_batch;
+    if (dl->batches == 0 || (!shuffle && dl->windows < (uint64_t)rank + 1)) {
+        snprintf(err, errsize, "%s: %llu windows of %zu+1 tokens, fewer than one batch of %zu x %d ranks needs",
+                 paths[0], (unsigned long long)dl->windows, T, B, world);
+        dataloader_unmap(dl);
+        return NULL;
+    }
+    dl->bits = 2; // even, so the Feistel halves are equal; cycle walking then takes under 4 steps on average
+    while (((uint64_t)1 << dl->bits) < dl->windows) dl->bits += 2;
+    return dl;
+}
+
+DataLoader *dataloader_open(const char *const *paths, size_t npaths, size_t B, size_t T, uint64_t seed, int rank,
+                            int world, char *err, size_t errsize) {
+    return loader_open(paths, npaths, B, T, seed, rank, world, 1, err, errsize);
+}
+DataLoader *dataloader_open_val(const char *const *paths, size_t npaths, size_t B, size_t T, int rank, int world,
+                                char *err, size_t errsize) {
+    return loader_open(paths, npaths, B, T, 0, rank, world, 0, err, errsize);
+}
+
+int dataloader_next(DataLoader *dl, int32_t *tokens) {
+    if (dl->batch >= dl->batches) {
+        if (!dl->shuffle) return 0;
+        dl->epoch++;
+        dl->batch = 0;
+    }
+    uint64_t base = (dl->batch * (uint64_t)dl->world + (uint64_t)dl->rank) * dl->B;
+    for (size_t b = 0; b < dl->B; b++) {
+        int32_t *row = tokens + b * (dl->T + 1);
+        // validation: the last batch may run past the windows; its rows wrap to the start of the pass
+        uint64_t i = (base + b) % dl->windows;
+        loader_read_window(dl, loader_window(dl, i), row);
+    }
+    dl->batch++;
+    return 1;
+}
+
+DataPos dataloader_tell(const DataLoader *dl) {
+    DataPos p = {dl->epoch, dl->batch, dl->fingerprint, 0};
+    return p;
+}
+int dataloader_seek(DataLoader *dl, DataPos pos, char *err, size_t errsize) {
+    if (pos.fingerprint != dl->fingerprint) { snprintf(err, errsize, "data loader: position belongs to other data or settings"); return -1; }
+    if (pos.batch > dl->batches) { snprintf(err, errsize, "data loader: position batch %llu beyond %llu per epoch", (unsigned long long)pos.batch, (unsigned long long)dl->batches); return -1; }
+    dl->epoch = pos.epoch;
+    dl->batch = pos.batch;
+    return 0;
+}
+void dataloader_rewind(DataLoader *dl) { dl->epoch = 0; dl->batch = 0; }
+size_t dataloader_batches_per_epoch(const DataLoader *dl) { return (size_t)dl->batches; }
+uint32_t dataloader_vocab_size(const DataLoader *dl) { return dl->vocab; }
+void dataloader_close(DataLoader *dl) { if (dl) dataloader_unmap(dl); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The pipeline: the stages in RefinedWeb's order over a corpus in memory. Each per-document stage is one parallel
+// pass over the documents still kept, timed on its own; a removed document remembers which stage removed it.
+
+enum { ST_URL, ST_REP, ST_QUAL, ST_LINE, ST_MINHASH, ST_URLDEDUP, ST_EXACT, N_STAGES };
+static const char *stage_names[N_STAGES] = {"url_filter", "repetition", "quality", "linewise", "minhash",
+                                            "url_dedup", "exact_substring"};
+
+typedef struct {
+    int off[N_STAGES];        // stages switched off
+    UrlFilter url;
+    const char *tokenizer;    // tokenizer.json path, or NULL: exact substring runs on word tokens
+    size_t min_span;          // exact substring: shortest repeated span cut, in tokens (50)
+    size_t min_chars;         // exact substring: documents left shorter are dropped (20)
+    size_t mem_budget;        // minhash: bytes for band keys in memory
+    uint64_t seed;
+    const char *removed_dir;  // write what each stage removed there, or NULL
+} PipelineConfig;
+
+typedef struct {
+    size_t docs_in, docs_removed, docs_edited;
+    size_t words_in, words_removed; // white-space words; tokens for exact_substring
+    size_t bytes_in;
+    double seconds;
+} StageStats;
+
+typedef struct {
+    StageStats st[N_STAGES];
+    TokDoc *toks;        // tokens of every document (kept ones filled after tokenisation)
+    size_t vocab;        // token alphabet (tokenizer vocabulary, or the word dictionary's size)
+    double tokenise_seconds;
+    size_t tokens_out;
+} PipelineResult;
+
+static void pipeline_config_default(PipelineConfig *c) {
+    memset(c, 0, sizeof *c);
+    urlfilter_build(&c->url);
+    c->min_span = 50;
+    c->min_chars = 20;
+    c->mem_budget = (size_t)1 << 30;
+    c->seed = 1;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Removed-document files, one per stage, opened on first use.
+typedef struct { FILE *f[N_STAGES], *edits[N_STAGES]; const char *dir; } RemovedFiles;
+
+static FILE *removed_file(RemovedFiles *rf, int stage, int edits) {
+    if (!rf->dir) return NULL;
+    FILE **f = edits ? &rf->edits[stage] : &rf->f[stage];
+    if (!*f) {
+        Buf p = {0};
+        buf_printf(&p, "%s/%s%s.jsonl", rf->dir, stage_names[stage], edits ? "_edits" : "");
+        *f = fopen(p.s, "w");
+        if (!*f) fprintf(stderr, "data: %s: cannot create: %s\n", p.s, strerror(errno));
+        free(p.s);
+    }
+    return *f;
+}
+static void write_removed(RemovedFiles *rf, int stage, const Doc *d) {
+    FILE *f = removed_file(rf, stage, 0);
+    if (!f) return;
+    doc_write_jsonl(f, d);
+}
+static void write_edit(RemovedFiles *rf, int stage, size_t index, const char *removed, size_t len) {
+    FILE *f = removed_file(rf, stage, 1);
+    if (!f) return;
+    fprintf(f, "{\"index\":%zu,\"removed\":", index);
+    json_write_string(f, removed, len);
+    fputs("}\n", f);
+}
+
+static int nthreads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// Runs one per-document stage over the kept documents.
+static void run_doc_stage(Corpus *c, int stage, const PipelineConfig *cfg, StageStats *st, RemovedFiles *rf) {
+    double t0 = now_seconds();
+    int nt = nthreads();
+    Scratch *sc = xcalloc((size_t)nt, sizeof *sc);
+    char *edited = xcalloc(c->n, 1);
+    Buf *cut = xcalloc((size_t)nt, sizeof *cut);
+    char **cut_text = xcalloc(c->n, sizeof *cut_text);
+    long n = (long)c->n;
+    #pragma omp parallel for schedule(dynamic, 16)
+    for (long i = 0; i < n; i++) {
+        Doc *d = &c->doc[i];
+        if (d->removed_by) continue;
+        Scratch *s = &sc[thread_id()];
+        if (stage == ST_URL) d->removed_by = url_filter(&cfg->url, d->url);
+        else if (stage == ST_REP) d->removed_by = gopher_repetition(s, d->text, d->len);
+        else if (stage == ST_QUAL) d->removed_by = gopher_quality(s, d->text, d->len);
+        else {
+            Buf *b = &cut[thread_id()];
+            size_t before = d->len;
+            d->removed_by = linewise(d, b);
+            if (!d->removed_by && d->len != before) { edited[i] = 1; cut_text[i] = xstrndup(b->s, b->len); }
+        }
+    }
+    st->seconds += now_seconds() - t0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (edited[i]) {
+            st->docs_edited++;
+            st->words_removed += count_words_ws(cut_text[i], strlen(cut_text[i]));
+            write_edit(rf, stage, i, cut_text[i], strlen(cut_text[i]));
+            free(cut_text[i]);
+        }
+    }
+    for (int t = 0; t < nt; t++) { scratch_free(&sc[t]); free(cut[t].s); }
+    free(sc); free(cut); free(edited); free(cut_text);
+}
+
+// Stage statistics before a stage: documents, words and bytes still kept. Returns a map of who is kept.
+static char *stage_begin(const Corpus *c, StageStats *st) {
+    char *kept = xcalloc(c->n, 1);
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->doc[i].removed_by) {
+            kept[i] = 1;
+            st->docs_in++;
+            st->words_in += count_words_ws(c->doc[i].text, c->doc[i].len);
+            st->bytes_in += c->doc[i].len;
+        }
+    return kept;
+}
+static void stage_end(Corpus *c, int stage, char *kept, StageStats *st, RemovedFiles *rf) {
+    for (size_t i = 0; i < c->n; i++) {
+        Doc *d = &c->doc[i];
+        if (kept[i] && d->removed_by) {
+            d->stage = stage;
+            st->docs_removed++;
+            st->words_removed += count_words_ws(d->text, d->len);
+            write_removed(rf, stage, d);
+        }
+    }
+    free(kept);
+}
+
+static int pipeline_run(Corpus *c, const PipelineConfig *cfg, PipelineResult *res, char *err, size_t errsize) {
+    memset(res, 0, sizeof *res);
+    RemovedFiles rf = {0};
+    rf.dir = cfg->removed_dir;
+    int rc = 0;
+    for (int stage = ST_URL; stage <= ST_LINE; stage++) {
+        if (cfg->off[stage]) continue;
+        char *kept = stage_begin(c, &res->st[stage]);
+        run_doc_stage(c, stage, cfg, &res->st[stage], &rf);
+        stage_end(c, stage, kept, &res->st[stage], &rf);
+    }
+    if (!cfg->off[ST_MINHASH]) {
+        StageStats *st = &res->st[ST_MINHASH];
+        char *kept = stage_begin(c, st);
+        double t0 = now_seconds();
+        MinHashDedup m;
+        if (mhd_build(&m, cfg->seed, cfg->mem_budget, err, errsize) != 0) { free(kept); return -1; }
+        size_t *idx = xmalloc((c->n ? c->n : 1) * sizeof *idx), nk = 0;
+        for (size_t i = 0; i < c->n; i++) if (kept[i]) idx[nk++] = i;
+        // band keys in parallel, a chunk at a time, then streamed to the file in document order
+        const size_t chunk = 2048;
+        uint64_t *keys = xmalloc(chunk * MH_BANDS * sizeof *keys);
+        int nt = nthreads();
+        MinHashDedup *local = xcalloc((size_t)nt, sizeof *local);
+        for (int t = 0; t < nt; t++) { local[t].hasher = m.hasher; local[t].sig = xmalloc(MH_HASHES * sizeof(uint32_t)); }
+        for (size_t a = 0; a < nk && !rc; a += chunk) {
+            long e = (long)(a + chunk < nk ? a + chunk : nk);
+            #pragma omp parallel for schedule(dynamic, 8)
+            for (long i = (long)a; i < e; i++) {
+                const Doc *d = &c->doc[idx[i]];
+                mhd_keys(&local[thread_id()], d->text, d->len, keys + (size_t)(i - (long)a) * MH_BANDS);
+            }
+            for (long i = (long)a; i < e; i++)
+                if (mhd_add_keys(&m, keys + (size_t)(i - (long)a) * MH_BANDS) != 0) {
+                    snprintf(err, errsize, "minhash: cannot write band keys: %s", strerror(errno));
+                    rc = -1;
+                    break;
+                }
+        }
+        for (int t = 0; t < nt; t++) { free(local[t].norm.s); free(local[t].sh); free(local[t].sig); }
+        free(local);
+        free(keys);
+        uint32_t *parent = xmalloc((nk ? nk : 1) * sizeof *parent);
+        if (!rc) rc = mhd_cluster(&m, parent, err, errsize);
+        if (!rc)
+            for (size_t i = 0; i < nk; i++)
+                if (parent[i] != i) c->doc[idx[i]].removed_by = "near duplicate";
+        mhd_free(&m);
+        free(parent);
+        free(idx);
+        st->seconds = now_seconds() - t0;
+        stage_end(c, ST_MINHASH, kept, st, &rf);
+        if (rc) return -1;
+    }
+    if (!cfg->off[ST_URLDEDUP]) {
+        StageStats *st = &res->st[ST_URLDEDUP];
+        char *kept = stage_begin(c, st);
+        double t0 = now_seconds();
+        HashSet seen = {0};
+        hs_clear(&seen, c->n);
+        for (size_t i = 0; i < c->n; i++) {
+            Doc *d = &c->doc[i];
+            if (d->removed_by || !d->url[0]) continue;
+            int fresh;
+            hs_add(&seen, url_key(d->url), &fresh);
+            if (!fresh) d->removed_by = "duplicate URL";
+        }
+        hs_free(&seen);
+        st->seconds = now_seconds() - t0;
+        stage_end(c, ST_URLDEDUP, kept, st, &rf);
+    }
+    // tokenisation: the tokenizer's ids, or word tokens
+    double t0 = now_seconds();
+    res->toks = xcalloc(c->n ? c->n : 1, sizeof *res->toks);
+    if (cfg->tokenizer) {
+        int nt = nthreads();
+        Tokenizer **tk = xcalloc((size_t)nt, sizeof *tk);
+        for (int t = 0; t < nt && !rc; t++)
+            if (!(tk[t] = tokenizer_load(cfg->tokenizer, err, errsize))) rc = -1;
+        if (!rc) {
+            res->vocab = tokenizer_vocab_size(tk[0]);
+            long n = (long)c->n;
+            int fail = 0;
+            #pragma omp parallel for schedule(dynamic, 16) reduction(|:fail)
+            for (long i = 0; i < n; i++)
+                if (!c->doc[i].removed_by) fail |= bpe_tokenise(tk[thread_id()], c->doc[i].text, c->doc[i].len, &res->toks[i]) != 0;
+            if (fail) { snprintf(err, errsize, "%s: tokenisation failed (out of memory)", cfg->tokenizer); rc = -1; }
+        }
+        for (int t = 0; t < nt; t++) if (tk[t]) tokenizer_free(tk[t]);
+        free(tk);
+        if (rc) return -1;
+    } else {
+        WordVocab v;
+        wordvocab_build(&v);
+        for (size_t i = 0; i < c->n; i++)
+            if (!c->doc[i].removed_by) word_tokenise(&v, c->doc[i].text, c->doc[i].len, &res->toks[i]);
+        res->vocab = v.next;
+        wordvocab_free(&v);
+    }
+    res->tokenise_seconds = now_seconds() - t0;
+    if (!cfg->off[ST_EXACT]) {
+        StageStats *st = &res->st[ST_EXACT];
+        char *kept = stage_begin(c, st);
+        st->words_in = 0;
+        double t1 = now_seconds();
+        size_t nk = 0;
+        for (size_t i = 0; i < c->n; i++) if (kept[i]) nk++;
+        Doc **docs = xmalloc((nk ? nk : 1) * sizeof *docs);
+        TokDoc *toks = xmalloc((nk ? nk : 1) * sizeof *toks);
+        size_t *idx = xmalloc((nk ? nk : 1) * sizeof *idx);
+        nk = 0;
+        for (size_t i = 0; i < c->n; i++)
+            if (kept[i]) { docs[nk] = &c->doc[i]; toks[nk] = res->toks[i]; idx[nk++] = i; st->words_in += res->toks[i].n; }
+        size_t chars_removed = 0;
+        Buf removed = {0};
+        size_t before = 0, after = 0;
+        for (size_t i = 0; i < nk; i++) before += toks[i].n;
+        exact_substring_dedup(docs, toks, nk, res->vocab, cfg->min_span, &removed, &chars_removed);
+        for (size_t i = 0; i < nk; i++) {
+            if (toks[i].n != res->toks[idx[i]].n && utf8_chars(docs[i]->text, docs[i]->len) >= cfg->min_chars) {
+                st->docs_edited++;
+            }
+            res->toks[idx[i]] = toks[i];
+            after += toks[i].n;
+        }
+        if (removed.len) write_edit(&rf, ST_EXACT, 0, removed.s, removed.len);
+        st->words_removed = before - after;
+        // documents left with too little text are dropped; their remaining tokens count as removed too
+        for (size_t i = 0; i < nk; i++)
+            if (utf8_chars(docs[i]->text, docs[i]->len) < cfg->min_chars) {
+                docs[i]->removed_by = "under 20 characters after exact-substring cuts";
+                st->words_removed += toks[i].n;
+            }
+        free(removed.s);
+        free(docs); free(toks); free(idx);
+        st->seconds = now_seconds() - t1;
+        size_t saved = st->words_removed;
+        stage_end(c, ST_EXACT, kept, st, &rf);
+        st->words_removed = saved; // stage_end counted white-space words of dropped documents; keep tokens
+    }
+    for (size_t i = 0; i < c->n; i++) if (!c->doc[i].removed_by) res->tokens_out += res->toks[i].n;
+    for (int s = 0; s < N_STAGES; s++) { if (rf.f[s]) fclose(rf.f[s]); if (rf.edits[s]) fclose(rf.edits[s]); }
+    return rc;
+}
+
+static void pipeline_result_free(PipelineResult *res, size_t n) {
+    if (res->toks) for (size_t i = 0; i < n; i++) tokdoc_free(&res->toks[i]);
+    free(res->toks);
+    res->toks = NULL;
+}
+
+static void print_stats(FILE *f, const Corpus *c, const PipelineConfig *cfg, const PipelineResult *res) {
+    fprintf(f, "read: %zu documents; skipped %zu malformed lines, %zu invalid UTF-8, %zu empty%s%s\n", c->n,
+            c->bad_lines, c->bad_utf8, c->empty, c->example[0] ? "; first: " : "", c->example);
+    fprintf(f, "%-16s %9s %9s %9s %9s %12s %12s %8s\n", "stage", "docs in", "removed", "edited", "kept", "words in",
+            "words cut", "seconds");
+    for (int s = 0; s < N_STAGES; s++) {
+        const StageStats *st = &res->st[s];
+        if (cfg->off[s]) { fprintf(f, "%-16s (off)\n", stage_names[s]); continue; }
+        fprintf(f, "%-16s %9zu %9zu %9zu %9zu %12zu %12zu %8.3f%s\n", stage_names[s], st->docs_in, st->docs_removed,
+                st->docs_edited, st->docs_in - st->docs_removed, st->words_in, st->words_removed, st->seconds,
+                s == ST_EXACT ? "  (tokens)" : "");
+    }
+    fprintf(f, "tokenise: %.3f s; %zu tokens kept\n", res->tokenise_seconds, res->tokens_out);
+}
+
+// Writes the kept documents: kept.jsonl (when asked) and, with a tokenizer, train_NNN.bin / val_NNN.bin shards.
+// A document goes to validation when a hash of (seed, its index) falls below val_frac.
+static int write_outputs(const Corpus *c, const PipelineResult *res, const char *dir, int jsonl, int shards,
+                         uint32_t eot, double val_frac, uint64_t seed, size_t shard_tokens, char *err, size_t errsize) {
+    if (jsonl) {
+        Buf p = {0}, tmp = {0};
+        buf_printf(&p, "%s/kept.jsonl", dir);
+        buf_printf(&tmp, "%s.tmp", p.s);
+        FILE *f = fopen(tmp.s, "w");
+        if (!f) { snprintf(err, errsize, "%s: cannot create: %s", tmp.s, strerror(errno)); free(p.s); free(tmp.s); return -1; }
+        for (size_t i = 0; i < c->n; i++) if (!c->doc[i].removed_by) doc_write_jsonl(f, &c->doc[i]);
+        int bad = fclose(f) != 0 || rename(tmp.s, p.s) != 0;
+        if (bad) snprintf(err, errsize, "%s: cannot write: %s", p.s, strerror(errno));
+        free(p.s); free(tmp.s);
+        if (bad) return -1;
+    }
+    if (!shards) return 0;
+    ShardWriter tw, vw;
+    shardwriter_build(&tw, dir, "train", eot, (uint32_t)res->vocab, shard_tokens);
+    shardwriter_build(&vw, dir, "val", eot, (uint32_t)res->vocab, shard_tokens);
+    int rc = 0;
+    for (size_t i = 0; i < c->n && !rc; i++) {
+        if (c->doc[i].removed_by) continue;
+        int val = (double)(mix64(seed ^ mix64(i)) >> 11) / 9007199254740992.0 < val_frac;
+        rc = shardwriter_add(val ? &vw : &tw, res->toks[i].ids, res->toks[i].n, err, errsize);
+    }
+    char later[256]; // a second error is not reported over the first
+    if (shardwriter_close(&tw, rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
+    if (shardwriter_close(&vw, rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
+    if (!rc) printf("shards: train %llu documents, %llu tokens in %zu files; val %llu documents, %llu tokens in %zu files\n",
+                    (unsigned long long)tw.total_docs, (unsigned long long)tw.total_tokens, tw.written.n,
+                    (unsigned long long)vw.total_docs, (unsigned long long)vw.total_tokens, vw.written.n);
+    strlist_free(&tw.written);
+    strlist_free(&vw.written);
+    return rc;
+}
+
+#ifdef DATA_MAIN
+// ---------------------------------------------------------------------------------------------------------------
+// The command line.
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage:\n"
+            "  data synth [--docs N] [--seed S] [-o FILE]       synthetic web corpus with planted labels (JSONL)\n"
+            "  data prepare --out DIR [options] INPUT...         the pipeline: JSONL / text files / directories\n"
+            "      --tokenizer tok.json   tokenise and write DIR/train_NNN.bin, DIR/val_NNN.bin\n"
+            "      --jsonl                write the kept documents to DIR/kept.jsonl\n"
+            "      --removed DIR2         write what each stage removed to DIR2/<stage>.jsonl\n"
+            "      --no-url_filter --no-repetition --no-quality --no-linewise --no-minhash --no-url_dedup\n"
+            "      --no-exact_substring   switch a stage off\n"
+            "      --blocklist FILE --strict-words FILE --hard-words FILE --soft-words FILE   add to the URL lists\n"
+            "      --val-frac F (0.01) --seed S (1) --shard-tokens N (100000000) --mem-mb N (1024)\n"
+            "      --min-span N (50) --min-chars N (20)\n"
+            "  data gopher FILE.jsonl                            repetition and quality decisions per document\n"
+            "  data info SHARD...                                shard headers\n"
+            "  data mix --out DIR [--tokens N] [--max-repeat R] [--seed S] NAME=WEIGHT=DIR...\n");
+}
+
+static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("data: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+static int parse_size(const char *s, size_t *out) {
+    char *e;
+    errno = 0;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (errno || e == s || *e || s[0] == '-') return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+static int cmd_synth(int argc, char **argv) {
+    size_t n = 2000, seed = 1;
+    const char *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--docs") && i + 1 < argc) { if (parse_size(argv[++i], &n) || n == 0) return fail("--docs: not a positive number: %s", argv[i]); }
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) { if (parse_size(argv[++i], &seed)) return fail("--seed: not a number: %s", argv[i]); }
+        else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else return fail("synth: unknown argument: %s", argv[i]);
+    }
+    Synth s = {0};
+    synth_generate(&s, n, seed);
+    Buf tmp = {0};
+    FILE *f = stdout;
+    if (out) {
+        buf_printf(&tmp, "%s.tmp", out);
+        f = fopen(tmp.s, "w");
+        if (!f) { synth_free(&s); return fail("%s: cannot create: %s", tmp.s, strerror(errno)); }
+    }
+    synth_write(f, &s);
+    int bad = 0;
+    if (out) bad = fclose(f) != 0 || rename(tmp.s, out) != 0;
+    free(tmp.s);
+    synth_free(&s);
+    return bad ? fail("%s: cannot write: %s", out, strerror(errno)) : 0;
+}
+
+static int cmd_prepare(int argc, char **argv) {
+    PipelineConfig cfg;
+    pipeline_config_default(&cfg);
+    const char *out = NULL;
+    int jsonl = 0;
+    size_t shard_tokens = 100000000, mem_mb = 1024, seed = 1;
+    double val_frac = 0.01;
+    StrList inputs = {0};
+    char err[512];
+    int rc = 0;
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int stage = -1;
+        for (int s = 0; s < N_STAGES; s++)
+            if (!strncmp(a, "--no-", 5) && !strcmp(a + 5, stage_names[s])) stage = s;
+        if (stage >= 0) cfg.off[stage] = 1;
+        else if (!strcmp(a, "--jsonl")) jsonl = 1;
+        else if (a[0] == '-' && a[1] == '-' && !v) rc = fail("%s needs a value", a);
+        else if (!strcmp(a, "--out")) { out = v; i++; }
+        else if (!strcmp(a, "--tokenizer")) { cfg.tokenizer = v; i++; }
+        else if (!strcmp(a, "--removed")) { cfg.removed_dir = v; i++; }
+        else if (!strcmp(a, "--blocklist")) { if (strlist_load(&cfg.url.blocked, v, err, sizeof err)) rc = fail("%s", err); i++; }
+        else if (!strcmp(a, "--strict-words")) { if (strlist_load(&cfg.url.strict, v, err, sizeof err)) rc = fail("%s", err); i++; }
+        else if (!strcmp(a, "--hard-words")) { if (strlist_load(&cfg.url.hard, v, err, sizeof err)) rc = fail("%s", err); i++; }
+        else if (!strcmp(a, "--soft-words")) { if (strlist_load(&cfg.url.soft, v, err, sizeof err)) rc = fail("%s", err); i++; }
+        else if (!strcmp(a, "--val-frac")) {
+            char *e;
+            val_frac = strtod(v, &e);
+            if (*e || e == v || !(val_frac >= 0 && val_frac <= 1)) rc = fail("--val-frac: not a fraction in [0, 1]: %s", v);
+            i++;
+        }
+        else if (!strcmp(a, "--seed")) { if (parse_size(v, &seed)) rc = fail("--seed: not a number: %s", v); i++; }
+        else if (!strcmp(a, "--shard-tokens")) { if (parse_size(v, &shard_tokens) || !shard_tokens) rc = fail("--shard-tokens: not a positive number: %s", v); i++; }
+        else if (!strcmp(a, "--mem-mb")) { if (parse_size(v, &mem_mb) || !mem_mb) rc = fail("--mem-mb: not a positive number: %s", v); i++; }
+        else if (!strcmp(a, "--min-span")) { if (parse_size(v, &cfg.min_span) || !cfg.min_span) rc = fail("--min-span: not a positive number: %s", v); i++; }
+        else if (!strcmp(a, "--min-chars")) { if (parse_size(v, &cfg.min_chars)) rc = fail("--min-chars: not a number: %s", v); i++; }
+        else if (a[0] == '-' && a[1]) rc = fail("prepare: unknown option: %s", a);
+        else strlist_add(&inputs, a, strlen(a));
+    }
+    if (!rc && !out) rc = fail("prepare: --out DIR is required");
+    if (!rc && !inputs.n) rc = fail("prepare: no input files");
+    cfg.seed = seed;
+    cfg.mem_budget = mem_mb << 20;
+    Corpus c = {0};
+    if (!rc) {
+        struct stat st;
+        if (stat(out, &st) != 0 && mkdir(out, 0777) != 0) rc = fail("%s: cannot create directory: %s", out, strerror(errno));
+        if (!rc && cfg.removed_dir && stat(cfg.removed_dir, &st) != 0 && mkdir(cfg.removed_dir, 0777) != 0)
+            rc = fail("%s: cannot create directory: %s", cfg.removed_dir, strerror(errno));
+    }
+    uint32_t eot = 0;
+    if (!rc && cfg.tokenizer) { // check the tokenizer before the long work, and find <|endoftext|>
+        Tokenizer *tk = tokenizer_load(cfg.tokenizer, err, sizeof err);
+        if (!tk) rc = fail("%s", err);
+        else {
+            int32_t id = tokenizer_token_id(tk, "<|endoftext|>", 13);
+            if (id < 0) rc = fail("%s: no <|endoftext|> token", cfg.tokenizer);
+            eot = (uint32_t)id;
+            tokenizer_free(tk);
+        }
+    }
+    for (size_t i = 0; i < inputs.n && !rc; i++)
+        if (corpus_read(&c, inputs.s[i], err, sizeof err) != 0) rc = fail("%s", err);
+    PipelineResult res = {0};
+    if (!rc && pipeline_run(&c, &cfg, &res, err, sizeof err) != 0) rc = fail("%s", err);
+    if (!rc) {
+        print_stats(stdout, &c, &cfg, &res);
+        if (write_outputs(&c, &res, out, jsonl, cfg.tokenizer != NULL, eot, val_frac, seed, shard_tokens, err, sizeof err) != 0)
+            rc = fail("%s", err);
+    }
+    pipeline_result_free(&res, c.n);
+    corpus_free(&c);
+    strlist_free(&inputs);
+    urlfilter_free(&cfg.url);
+    return rc;
+}
+
+static int cmd_gopher(int argc, char **argv) {
+    if (argc != 3) return fail("gopher: expected one JSONL file");
+    Corpus c = {0};
+    char err[512];
+    if (corpus_read(&c, argv[2], err, sizeof err) != 0) return fail("%s", err);
+    Scratch sc = {0};
+    for (size_t i = 0; i < c.n; i++) {
+        const char *r = gopher_repetition(&sc, c.doc[i].text, c.doc[i].len);
+        const char *q = gopher_quality(&sc, c.doc[i].text, c.doc[i].len);
+        printf("%zu\t%s\t%s\n", i, r ? r : "keep", q ? q : "keep");
+    }
+    scratch_free(&sc);
+    corpus_free(&c);
+    return 0;
+}
+
+static int cmd_info(int argc, char **argv) {
+    int rc = 0;
+    for (int i = 2; i < argc; i++) {
+        ShardInfo info;
+        char err[512];
+        if (shard_info(argv[i], &info, err, sizeof err) != 0) { rc = fail("%s", err); continue; }
+        printf("%s: %llu tokens, %llu documents, %u-byte ids, vocab %u, eot %u\n", argv[i],
+               (unsigned long long)info.n_tokens, (unsigned long long)info.n_docs, info.token_bytes,
+               info.vocab_size, info.eot);
+    }
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(); return 1; }
+    if (!strcmp(argv[1], "synth")) return cmd_synth(argc, argv);
+    if (!strcmp(argv[1], "prepare")) return cmd_prepare(argc, argv);
+    if (!strcmp(argv[1], "gopher")) return cmd_gopher(argc, argv);
+    if (!strcmp(argv[1], "info")) return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(); return 0; }
+    return fail("unknown command: %s (try data --help)", argv[1]);
+}
+#endif
