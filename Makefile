@@ -28,14 +28,17 @@ $(B) $(B)/san:
 JSON = json.c json.h
 
 # ---------------------------------------------------------------- falcon.c: the model
-falcon: falcon.c $(JSON)
-	$(CC) $(CFLAGS) $(OPT) $(OMP) -DFALCON_MAIN -o $@ falcon.c json.c $(LDLIBS)
-$(B)/san/falcon: falcon.c $(JSON) | $(B)/san
-	$(CC) $(CFLAGS) $(SAN) $(OMP) -DFALCON_MAIN -o $@ falcon.c json.c $(LDLIBS)
-$(B)/test_falcon: tests/test_falcon.c falcon.c $(JSON) tests/test.h | $(B)
-	$(CC) $(CFLAGS) $(OPT) $(OMP) -o $@ tests/test_falcon.c json.c $(LDLIBS)
-$(B)/san/test_falcon: tests/test_falcon.c falcon.c $(JSON) tests/test.h | $(B)/san
-	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_falcon.c json.c $(LDLIBS)
+# falcon links tokenizer.c (sampling from text) and data.c (the shard loader) as libraries.
+FALCON_SRC = falcon.c data.c data.h tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+FALCON_LINK = data.c tokenizer.c json.c
+falcon: $(FALCON_SRC)
+	$(CC) $(CFLAGS) $(OPT) $(OMP) -DFALCON_MAIN -o $@ falcon.c $(FALCON_LINK) $(LDLIBS)
+$(B)/san/falcon: $(FALCON_SRC) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) $(OMP) -DFALCON_MAIN -o $@ falcon.c $(FALCON_LINK) $(LDLIBS)
+$(B)/test_falcon: tests/test_falcon.c tests/test.h $(FALCON_SRC) | $(B)
+	$(CC) $(CFLAGS) $(OPT) $(OMP) -o $@ tests/test_falcon.c $(FALCON_LINK) $(LDLIBS)
+$(B)/san/test_falcon: tests/test_falcon.c tests/test.h $(FALCON_SRC) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_falcon.c $(FALCON_LINK) $(LDLIBS)
 TESTS += $(B)/test_falcon $(B)/san/test_falcon tests/t_falcon_cli.sh
 TEST_DEPS += falcon $(B)/san/falcon
 

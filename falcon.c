@@ -17,7 +17,9 @@ NH query heads, NKV key/value heads (1 = multi-query), HS head size, FF MLP hidd
 Sections, top to bottom: configuration, safetensors, parameters, layers (each forward with its backward right
 below it), the model, the optimizer, checkpoints, training data, sampling, the command line.
 */
+#include <dirent.h>
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -33,7 +35,9 @@ below it), the model, the optimizer, checkpoints, training data, sampling, the c
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include "data.h"
 #include "json.h"
+#include "tokenizer.h"
 
 // ----------------------------------------------------------------------------
 // Errors. Every failure the user can cause is reported as one line and a non-zero exit.
@@ -1256,10 +1260,9 @@ static float falcon_grad_norm(const Falcon *m) {
     return (float)sqrt(s);
 }
 
-// One update at learning rate lr, the gradients first scaled to norm grad_clip when they exceed it (as
-// torch.nn.utils.clip_grad_norm_: factor clip / (norm + 1e-6), capped at 1). Returns the norm before clipping.
-static float adamw_update(AdamW *o, Falcon *m, float lr) {
-    float norm = falcon_grad_norm(m);
+// One update at learning rate lr. norm is falcon_grad_norm's: the gradients are first scaled to norm grad_clip
+// when they exceed it (as torch.nn.utils.clip_grad_norm_ does: factor clip / (norm + 1e-6), capped at 1).
+static void adamw_update(AdamW *o, Falcon *m, float lr, float norm) {
     float scale = 1.0f;
     if (o->grad_clip > 0.0f && o->grad_clip / (norm + 1e-6f) < 1.0f) scale = o->grad_clip / (norm + 1e-6f);
     o->t++;
@@ -1279,7 +1282,6 @@ static float adamw_update(AdamW *o, Falcon *m, float lr) {
         }
         base += sizes[k];
     }
-    return norm;
 }
 
 // ----------------------------------------------------------------------------
@@ -1437,3 +1439,856 @@ static int falcon_load(Falcon *m, const char *dir, Err *e) {
     if (lc.rc) falcon_free(m);
     return lc.rc;
 }
+
+// ----------------------------------------------------------------------------
+// Training: options, the training state beside a checkpoint, and the loop.
+
+typedef struct {
+    const char *model;        // preset name or HF directory to start from
+    const char *resume;       // checkpoint directory (or run directory: its latest) to continue from
+    const char *data;         // directory of shards: train_*.bin and val_*.bin
+    const char *tokenizer;    // tokenizer.json, copied into every checkpoint (default: DATA/tokenizer.json)
+    const char *out;          // run directory
+    size_t B, T;              // micro-batch shape
+    size_t accum;             // micro-batches per optimizer step (gradient accumulation)
+    size_t ramp_tokens;       // batch-size ramp-up: accumulation grows linearly from 1 over these tokens
+    size_t steps, warmup;
+    size_t eval_every, eval_batches, save_every, keep;
+    size_t stop_after;        // end this invocation (with a checkpoint) after so many steps, 0 = run to the end
+    float lr, lr_floor, weight_decay, zloss, grad_clip, beta1, beta2, eps;
+    float peak_gflops;        // the machine's peak, for MFU
+    uint64_t seed;
+    int threads;
+    int quiet;                // no per-step lines (tests)
+} TrainOptions;
+
+static TrainOptions train_defaults(void) {
+    TrainOptions o = {0};
+    o.model = "nano";
+    o.out = "runs/latest";
+    o.B = 8;
+    o.T = 128;
+    o.accum = 1;
+    o.steps = 1000;
+    o.warmup = 50;
+    o.eval_every = 100;
+    o.eval_batches = 20;
+    o.save_every = 500;
+    o.keep = 2;
+    // AdamW as the Falcon paper trains: betas (0.9, 0.95), eps 1e-8, weight decay 0.1, clipping at 1.0,
+    // cosine to a tenth of the peak, z-loss 1e-4. The peak lr is higher than the paper's for tiny models.
+    o.lr = 1e-3f;
+    o.lr_floor = 0.1f;
+    o.weight_decay = 0.1f;
+    o.zloss = 1e-4f;
+    o.grad_clip = 1.0f;
+    o.beta1 = 0.9f;
+    o.beta2 = 0.95f;
+    o.eps = 1e-8f;
+    o.peak_gflops = 205.0f;
+    o.seed = 1337;
+    return o;
+}
+
+// The training state saved beside a checkpoint (train_state.safetensors): AdamW's moments as tensors, and
+// as metadata strings the step, tokens seen, the data loader's position and every option that shapes the run.
+typedef struct {
+    size_t step;              // optimizer steps done
+    uint64_t tokens;          // training tokens consumed
+    DataPos data_pos;
+} TrainState;
+
+// The options that shape a run, by name, so that the state file can store and restore them.
+typedef struct {
+    const char *key;
+    size_t *z;
+    float *f;
+    uint64_t *u;
+} OptField;
+
+static size_t train_option_fields(TrainOptions *o, OptField *f) {
+    OptField t[] = {
+        {"B", &o->B, 0, 0}, {"T", &o->T, 0, 0}, {"accum", &o->accum, 0, 0}, {"ramp_tokens", &o->ramp_tokens, 0, 0},
+        {"steps", &o->steps, 0, 0}, {"warmup", &o->warmup, 0, 0}, {"eval_every", &o->eval_every, 0, 0},
+        {"eval_batches", &o->eval_batches, 0, 0}, {"save_every", &o->save_every, 0, 0}, {"keep", &o->keep, 0, 0},
+        {"lr", 0, &o->lr, 0}, {"lr_floor", 0, &o->lr_floor, 0}, {"weight_decay", 0, &o->weight_decay, 0},
+        {"zloss", 0, &o->zloss, 0}, {"grad_clip", 0, &o->grad_clip, 0}, {"beta1", 0, &o->beta1, 0},
+        {"beta2", 0, &o->beta2, 0}, {"eps", 0, &o->eps, 0}, {"seed", 0, 0, &o->seed},
+    };
+    memcpy(f, t, sizeof t);
+    return sizeof t / sizeof t[0];
+}
+
+static int train_state_save(const char *dir, const TrainOptions *o, const TrainState *ts, const AdamW *opt, Err *e) {
+    OptField f[32];
+    size_t nf = train_option_fields((TrainOptions *)o, f);
+    char vals[40][48], path[4096];
+    const char *meta[82];
+    size_t k = 0;
+    for (size_t i = 0; i < nf; i++) {
+        if (f[i].z) snprintf(vals[i], sizeof vals[i], "%zu", *f[i].z);
+        else if (f[i].f) snprintf(vals[i], sizeof vals[i], "%.9g", *f[i].f);
+        else snprintf(vals[i], sizeof vals[i], "%llu", (unsigned long long)*f[i].u);
+        meta[k++] = f[i].key;
+        meta[k++] = vals[i];
+    }
+    unsigned long long st[6] = {ts->step, ts->tokens, opt->t, ts->data_pos.epoch, ts->data_pos.batch,
+                                ts->data_pos.fingerprint};
+    const char *keys[6] = {"step", "tokens", "adamw_t", "data_epoch", "data_batch", "data_fingerprint"};
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(vals[nf + i], sizeof vals[0], "%llu", st[i]);
+        meta[k++] = keys[i];
+        meta[k++] = vals[nf + i];
+    }
+    meta[k] = NULL;
+    WTensor t[2] = {{"adamw.m", {opt->num_params}, 1, opt->m}, {"adamw.v", {opt->num_params}, 1, opt->v}};
+    snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
+    return safetensors_write(path, t, 2, meta, e);
+}
+
+// A metadata string of the state file as an unsigned integer or a float.
+static int meta_number(const SafeTensors *st, const char *key, unsigned long long *u, float *f, Err *e) {
+    const Json *v = json_get(&st->meta, key);
+    char *end;
+    if (!v || v->type != JSON_STRING) return errorf(e, "%s: metadata \"%s\" is missing", st->path, key);
+    errno = 0;
+    if (u) *u = strtoull(v->str, &end, 10);
+    else *f = strtof(v->str, &end);
+    if (errno || *end || end == v->str) return errorf(e, "%s: metadata \"%s\" = \"%s\" is not a number", st->path, key, v->str);
+    return 0;
+}
+
+// Restores the options of a run from the state file of one of its checkpoints.
+static int train_options_load(const char *dir, TrainOptions *o, Err *e) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
+    SafeTensors st;
+    if (safetensors_open(&st, path, e)) return -1;
+    OptField f[32];
+    size_t nf = train_option_fields(o, f);
+    unsigned long long u = 0;
+    int rc = 0;
+    for (size_t i = 0; i < nf && rc == 0; i++) {
+        rc = meta_number(&st, f[i].key, f[i].f ? NULL : &u, f[i].f, e);
+        if (f[i].z) *f[i].z = (size_t)u;
+        if (f[i].u) *f[i].u = u;
+    }
+    safetensors_close(&st);
+    return rc;
+}
+
+// Restores the step, tokens, data position and AdamW moments (opt built for num_params) of a checkpoint.
+static int train_state_load(const char *dir, TrainState *ts, AdamW *opt, Err *e) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
+    SafeTensors st;
+    if (safetensors_open(&st, path, e)) return -1;
+    unsigned long long v[6];
+    const char *keys[6] = {"step", "tokens", "adamw_t", "data_epoch", "data_batch", "data_fingerprint"};
+    int rc = 0;
+    for (size_t i = 0; i < 6 && rc == 0; i++) rc = meta_number(&st, keys[i], &v[i], NULL, e);
+    size_t shape[1] = {opt->num_params};
+    if (rc == 0) rc = safetensors_read_f32(&st, "adamw.m", shape, 1, opt->m, e);
+    if (rc == 0) rc = safetensors_read_f32(&st, "adamw.v", shape, 1, opt->v, e);
+    safetensors_close(&st);
+    if (rc) return -1;
+    ts->step = (size_t)v[0];
+    ts->tokens = v[1];
+    opt->t = (size_t)v[2];
+    ts->data_pos = (DataPos){v[3], v[4], v[5], 0};
+    return 0;
+}
+
+// Copies a small file (the tokenizer) through a temporary name.
+static int copy_file(const char *from, const char *to, Err *e) {
+    char *text, jerr[256], tmp[4200];
+    size_t len;
+    if (read_file(from, &text, &len, jerr, sizeof jerr)) return errorf(e, "%s: %s", from, jerr);
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(text, 1, len, f) == len;
+    if (f && fclose(f)) ok = 0;
+    free(text);
+    if (!ok || rename(tmp, to)) { remove(tmp); return errorf(e, "%s: cannot write", to); }
+    return 0;
+}
+
+// Removes a checkpoint directory: its files, then itself (checkpoints hold no subdirectories).
+static int remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *ent;
+    char path[4400];
+    while ((ent = readdir(d))) {
+        if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+        remove(path);
+    }
+    closedir(d);
+    return rmdir(dir);
+}
+
+// A checkpoint of a run: RUN/ckpt-00000100/ is written under a temporary name and renamed when complete, then the
+// symbolic link RUN/latest is replaced atomically (rename of a new link). Older checkpoints beyond `keep` go.
+static int run_checkpoint(const char *run, const Falcon *m, const TrainOptions *o, const TrainState *ts,
+                          const AdamW *opt, Err *e) {
+    char tmp[4096], dir[4096], name[64], link_tmp[4200], link[4200], tok[4200];
+    snprintf(name, sizeof name, "ckpt-%08zu", ts->step);
+    snprintf(dir, sizeof dir, "%s/%s", run, name);
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%s", run, name);
+    if (falcon_save(m, tmp, e) || train_state_save(tmp, o, ts, opt, e)) return -1;
+    if (o->tokenizer) {
+        snprintf(tok, sizeof tok, "%s/tokenizer.json", tmp);
+        if (copy_file(o->tokenizer, tok, e)) return -1;
+    }
+    // a checkpoint of the same step from an earlier, interrupted run is replaced
+    char old[4200];
+    snprintf(old, sizeof old, "%s/.old-%s", run, name);
+    if (rename(dir, old) == 0 && remove_dir(old)) return errorf(e, "%s: cannot remove", old);
+    if (rename(tmp, dir)) return errorf(e, "%s: cannot rename into place: %s", dir, strerror(errno));
+    snprintf(link_tmp, sizeof link_tmp, "%s/.latest.tmp", run);
+    snprintf(link, sizeof link, "%s/latest", run);
+    remove(link_tmp);
+    if (symlink(name, link_tmp) || rename(link_tmp, link)) return errorf(e, "%s: cannot update: %s", link, strerror(errno));
+    if (o->keep && ts->step >= o->keep * o->save_every && o->save_every) {
+        // remove checkpoints older than the `keep` most recent multiples of save_every
+        size_t oldest = ts->step - o->keep * o->save_every;
+        for (size_t s = oldest; ; s -= o->save_every) {
+            char od[4200];
+            snprintf(od, sizeof od, "%s/ckpt-%08zu", run, s);
+            if (access(od, F_OK)) break;
+            if (remove_dir(od)) return errorf(e, "%s: cannot remove", od);
+            if (s < o->save_every) break;
+        }
+    }
+    return 0;
+}
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_sigint(int sig) { (void)sig; interrupted = 1; }
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Training FLOPs per token: 6 per parameter (forward 2, backward 4; the tied LM head counts once, as its matmul
+// costs what its parameters say) plus causal attention, 6 L C T (scores and weighted values over T/2 keys on
+// average, forward and backward).
+static double flops_per_token(const Falcon *m, size_t T) {
+    const Config *c = &m->config;
+    return 6.0 * (double)m->num_params + 6.0 * (double)c->L * (double)c->C * (double)T;
+}
+
+// Micro-batches in the optimizer step that starts after `tokens` training tokens: with a ramp, the batch grows
+// linearly from one micro-batch to `accum` over the first ramp_tokens tokens (the paper ramps its batch size).
+static size_t accum_at(const TrainOptions *o, uint64_t tokens) {
+    if (!o->ramp_tokens || tokens >= o->ramp_tokens) return o->accum;
+    size_t a = 1 + (size_t)((double)(o->accum - 1) * (double)tokens / (double)o->ramp_tokens);
+    return a < o->accum ? a : o->accum;
+}
+
+// Splits a loader batch (B rows of T+1 tokens) into inputs and targets (B, T).
+static void batch_split(const int32_t *tok, int *inputs, int *targets, size_t B, size_t T) {
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) {
+            inputs[b * T + t] = tok[b * (T + 1) + t];
+            targets[b * T + t] = tok[b * (T + 1) + t + 1];
+        }
+}
+
+// Mean cross-entropy over (up to) `batches` validation batches, the reader rewound first.
+static float evaluate(Falcon *m, DataLoader *val, size_t B, size_t T, size_t batches, int32_t *tok, int *in, int *tg) {
+    dataloader_rewind(val);
+    double sum = 0.0;
+    size_t n = 0;
+    float zc = m->zloss_coef;
+    m->zloss_coef = 0.0f;
+    while (n < batches && dataloader_next(val, tok)) {
+        batch_split(tok, in, tg, B, T);
+        falcon_forward(m, in, tg, NULL, B, T);
+        sum += m->loss_ce;
+        n++;
+    }
+    m->zloss_coef = zc;
+    return n ? (float)(sum / (double)n) : NAN;
+}
+
+// The shard files DIR/<prefix>*.bin, sorted by name (glob sorts).
+static char **list_shards(const char *dir, const char *prefix, size_t *n, Err *e) {
+    char pattern[4200];
+    snprintf(pattern, sizeof pattern, "%s/%s*.bin", dir, prefix);
+    glob_t g;
+    *n = 0;
+    if (glob(pattern, 0, NULL, &g) != 0) {
+        errorf(e, "%s: no %s*.bin shards (make them with ./data prepare)", dir, prefix);
+        return NULL;
+    }
+    char **out = xmalloc(g.gl_pathc * sizeof(char *));
+    for (size_t i = 0; i < g.gl_pathc; i++) out[i] = strdup(g.gl_pathv[i]);
+    *n = g.gl_pathc;
+    globfree(&g);
+    return out;
+}
+
+static void free_list(char **l, size_t n) {
+    for (size_t i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
+// A run directory resumes from its latest checkpoint; a checkpoint directory from itself.
+static void resume_path(const char *resume, char *out, size_t n) {
+    snprintf(out, n, "%s/latest", resume);
+    if (access(out, F_OK)) snprintf(out, n, "%s", resume);
+}
+
+// The training loop. With o->resume, o must hold the run's own options (train_options_load). Returns the exit status.
+static int train_run(TrainOptions *o) {
+    Err e = {{0}};
+    Falcon m;
+    TrainState ts = {0};
+    AdamW opt = {0};
+    char resume_dir[4096] = "";
+    if (o->resume) {
+        resume_path(o->resume, resume_dir, sizeof resume_dir);
+        if (falcon_load(&m, resume_dir, &e)) die("%s", e.msg);
+        adamw_build(&opt, m.num_params);
+        if (train_state_load(resume_dir, &ts, &opt, &e)) die("%s", e.msg);
+    }
+    if (!o->data) die("train: --data DIR (shards made by ./data prepare) is required");
+    size_t ntrain, nval;
+    char **train_files = list_shards(o->data, "train", &ntrain, &e);
+    if (!train_files) die("%s", e.msg);
+    char **val_files = list_shards(o->data, "val", &nval, &e);
+    e.msg[0] = 0;
+    char derr[512];
+    DataLoader *train = dataloader_open((const char *const *)train_files, ntrain, o->B, o->T, o->seed, 0, 1, derr, sizeof derr);
+    if (!train) die("%s", derr);
+    DataLoader *val = NULL;
+    if (val_files && !(val = dataloader_open_val((const char *const *)val_files, nval, o->B, o->T, 0, 1, derr, sizeof derr)))
+        die("%s", derr);
+    if (o->resume) {
+        if (dataloader_seek(train, ts.data_pos, derr, sizeof derr)) die("%s", derr);
+    } else {
+        const Config *pc = preset_find(o->model);
+        if (pc) {
+            Config c = *pc;
+            c.V = dataloader_vocab_size(train);
+            if (o->T > c.maxT) c.maxT = o->T;
+            falcon_build(&m, &c);
+            falcon_init(&m, o->seed, 0.02f);
+        } else if (falcon_load(&m, o->model, &e)) {
+            die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ... or an HF checkpoint directory)", e.msg);
+        }
+        adamw_build(&opt, m.num_params);
+    }
+    if (dataloader_vocab_size(train) > m.config.V)
+        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", o->data, dataloader_vocab_size(train), m.config.V);
+    if (o->T > m.config.maxT) die("train: -T %zu exceeds max_position_embeddings %zu", o->T, m.config.maxT);
+    if (!o->tokenizer) {
+        static char tokpath[4200];
+        snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : o->data);
+        if (access(tokpath, F_OK) == 0) o->tokenizer = tokpath;
+    }
+    opt.lr = o->lr;
+    opt.lr_floor = o->lr_floor;
+    opt.warmup = o->warmup;
+    opt.steps = o->steps;
+    opt.beta1 = o->beta1;
+    opt.beta2 = o->beta2;
+    opt.eps = o->eps;
+    opt.weight_decay = o->weight_decay;
+    opt.grad_clip = o->grad_clip;
+    m.zloss_coef = o->zloss;
+    if (mkdir_p(o->out, &e)) die("%s", e.msg);
+    char logpath[4200];
+    snprintf(logpath, sizeof logpath, "%s/log.jsonl", o->out);
+    FILE *logf = fopen(logpath, o->resume ? "a" : "w");
+    if (!logf) die("%s: cannot open: %s", logpath, strerror(errno));
+    size_t B = o->B, T = o->T;
+    int32_t *tok = xmalloc(B * (T + 1) * sizeof(int32_t));
+    int *in = xmalloc(B * T * sizeof(int)), *tg = xmalloc(B * T * sizeof(int));
+    double fpt = flops_per_token(&m, T);
+    printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", m.num_params,
+           m.config.L, m.config.C, m.config.NH, m.config.NKV, m.config.V, fpt / 1e6);
+    printf("data: %zu train shards, %zu val shards; batch %zu x %zu x %zu accum; %zu steps\n", ntrain, nval, B, T,
+           o->accum, o->steps);
+    signal(SIGINT, on_sigint);
+    double t_start = now_seconds();
+    uint64_t tokens_start = ts.tokens;
+    int bad_steps = 0, rc = 0;
+    float loss = NAN, val_loss = NAN;
+    size_t first_step = ts.step;
+    while (ts.step < o->steps && !interrupted && !(o->stop_after && ts.step - first_step >= o->stop_after)) {
+        double t0 = now_seconds();
+        size_t accum = accum_at(o, ts.tokens);
+        falcon_zero_grad(&m);
+        loss = 0.0f;
+        for (size_t k = 0; k < accum; k++) {
+            dataloader_next(train, tok);
+            batch_split(tok, in, tg, B, T);
+            loss += falcon_forward(&m, in, tg, NULL, B, T) / (float)accum;
+            falcon_backward(&m, 1.0f / (float)accum);
+        }
+        float norm = falcon_grad_norm(&m);
+        float lr = adamw_lr(&opt, ts.step);
+        ts.tokens += accum * B * T;
+        if (!isfinite(loss) || !isfinite(norm)) {
+            // a step with a NaN/Inf loss or gradient is skipped; the weights stay as they were
+            printf("step %zu: loss %g, gradient norm %g: not finite, step skipped\n", ts.step + 1, loss, norm);
+            fprintf(logf, "{\"step\": %zu, \"skipped\": true}\n", ts.step + 1);
+            if (++bad_steps >= 5) {
+                fprintf(stderr, "falcon: 5 steps in a row were not finite: stopping; the last checkpoint is intact\n");
+                rc = 1;
+                break;
+            }
+            ts.step++;
+            continue;
+        }
+        bad_steps = 0;
+        adamw_update(&opt, &m, lr, norm);
+        ts.step++;
+        double dt = now_seconds() - t0, tps = (double)(accum * B * T) / dt;
+        double elapsed = now_seconds() - t_start;
+        double eta = (double)(o->steps - ts.step) * elapsed / (double)(ts.tokens - tokens_start) * (double)(accum * B * T);
+        double mfu = tps * fpt / (o->peak_gflops * 1e9);
+        if (!o->quiet)
+            printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %.0fs\n", ts.step,
+                   o->steps, loss, lr, norm, tps, 100.0 * mfu, eta);
+        fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                      "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
+                ts.step, (unsigned long long)ts.tokens, loss, lr, norm, tps, mfu);
+        if (val && o->eval_every && (ts.step % o->eval_every == 0 || ts.step == o->steps)) {
+            val_loss = evaluate(&m, val, B, T, o->eval_batches, tok, in, tg);
+            printf("step %5zu: val loss %.4f\n", ts.step, val_loss);
+            fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts.step,
+                    (unsigned long long)ts.tokens, val_loss);
+        }
+        fflush(logf);
+        if (o->save_every && ts.step % o->save_every == 0 && ts.step < o->steps) {
+            ts.data_pos = dataloader_tell(train);
+            if (run_checkpoint(o->out, &m, o, &ts, &opt, &e)) die("%s", e.msg);
+        }
+    }
+    ts.data_pos = dataloader_tell(train);
+    if (rc == 0 && run_checkpoint(o->out, &m, o, &ts, &opt, &e)) die("%s", e.msg);
+    if (interrupted) printf("interrupted: checkpoint of step %zu saved in %s/latest\n", ts.step, o->out);
+    double elapsed = now_seconds() - t_start;
+    printf("done: %zu steps, %llu tokens in %.1fs (%.0f tok/s); train loss %.4f, val loss %.4f\n", ts.step,
+           (unsigned long long)(ts.tokens - tokens_start), elapsed, (double)(ts.tokens - tokens_start) / elapsed, loss,
+           val_loss);
+    printf("checkpoint: %s/latest   log: %s\n", o->out, logpath);
+    fclose(logf);
+    free(tok); free(in); free(tg);
+    free_list(train_files, ntrain);
+    free_list(val_files, nval);
+    dataloader_close(train);
+    if (val) dataloader_close(val);
+    adamw_free(&opt);
+    falcon_free(&m);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+// Sampling: one token at a time with a KV cache. Each layer caches only its NKV key/value heads (one for the
+// multi-query 7B), which is the point of multi-query attention: a cache NH/NKV times smaller.
+
+typedef struct {
+    const Falcon *m;
+    float *k, *v;                  // (L, maxT, NKV, HS) each: rotated keys and values of every position so far
+    float *x, *ln1, *ln2, *qkv, *atty, *fch, *fchg, *tmp, *att, *lnf, *logits;  // one token's activations
+    float mean, rstd;
+} Decoder;
+
+static void decoder_build(Decoder *d, const Falcon *m) {
+    const Config *c = &m->config;
+    size_t kv = c->L * c->maxT * c->NKV * c->HS;
+    d->m = m;
+    d->k = xmalloc(2 * kv * sizeof(float));
+    d->v = d->k + kv;
+    size_t C = c->C, sizes[11] = {C, C, C, qkv_dim(c), C, c->FF, c->FF, C, c->maxT, C, c->V};
+    size_t total = 0;
+    for (int i = 0; i < 11; i++) total += sizes[i];
+    float *p = xmalloc(total * sizeof(float));
+    float **dst[11] = {&d->x, &d->ln1, &d->ln2, &d->qkv, &d->atty, &d->fch, &d->fchg, &d->tmp, &d->att, &d->lnf, &d->logits};
+    for (int i = 0; i < 11; i++) { *dst[i] = p; p += sizes[i]; }
+}
+
+static void decoder_free(Decoder *d) {
+    free(d->k);
+    free(d->x);
+}
+
+// Feeds the token at position pos (all earlier positions already fed) and returns the next-token logits (V).
+// The same layers as falcon_forward with B = T = 1, attention reading the cache.
+static const float *decoder_step(Decoder *d, int token, int pos) {
+    const Falcon *m = d->m;
+    const Config *c = &m->config;
+    size_t C = c->C, HS = c->HS, QKV = qkv_dim(c), FF = c->FF, NKV = c->NKV, qpk = c->NH / NKV;
+    float *const *p = m->params.t;
+    float scale = 1.0f / sqrtf((float)HS);
+    encoder_forward(d->x, &token, p[P_WTE], 1, C);
+    for (size_t l = 0; l < c->L; l++) {
+        layernorm_forward(d->ln1, &d->mean, &d->rstd, d->x, p[P_LN1W] + l * C, p[P_LN1B] + l * C, 1, C, c->eps);
+        const float *ln2 = d->ln1;
+        if (c->num_ln == 2) {
+            layernorm_forward(d->ln2, &d->mean, &d->rstd, d->x, p[P_LN2W] + l * C, p[P_LN2B] + l * C, 1, C, c->eps);
+            ln2 = d->ln2;
+        }
+        matmul_forward(d->qkv, d->ln1, p[P_QKVW] + l * QKV * C, 1, C, QKV);
+        rope_forward(d->qkv, &pos, m->rope_cos, m->rope_sin, c, 1, 1.0f);
+        float *kc = d->k + l * c->maxT * NKV * HS, *vc = d->v + l * c->maxT * NKV * HS;  // (maxT, NKV, HS)
+        for (size_t g = 0; g < NKV; g++) {
+            memcpy(kc + ((size_t)pos * NKV + g) * HS, d->qkv + k_off(c, g), HS * sizeof(float));
+            memcpy(vc + ((size_t)pos * NKV + g) * HS, d->qkv + v_off(c, g), HS * sizeof(float));
+        }
+        for (size_t h = 0; h < c->NH; h++) {
+            size_t g = h / qpk;
+            const float *q = d->qkv + q_off(c, h);
+            float mx = -INFINITY, sum = 0.0f;
+            for (int t = 0; t <= pos; t++) {
+                const float *k = kc + ((size_t)t * NKV + g) * HS;
+                float s = 0.0f;
+                for (size_t i = 0; i < HS; i++) s += q[i] * k[i];
+                d->att[t] = s * scale;
+                if (d->att[t] > mx) mx = d->att[t];
+            }
+            for (int t = 0; t <= pos; t++) sum += d->att[t] = expf(d->att[t] - mx);
+            float *o = d->atty + h * HS;
+            memset(o, 0, HS * sizeof(float));
+            for (int t = 0; t <= pos; t++) {
+                const float *v = vc + ((size_t)t * NKV + g) * HS;
+                float a = d->att[t] / sum;
+                for (size_t i = 0; i < HS; i++) o[i] += a * v[i];
+            }
+        }
+        matmul_forward(d->tmp, d->atty, p[P_ATTPROJW] + l * C * C, 1, C, C);
+        for (size_t i = 0; i < C; i++) d->x[i] += d->tmp[i];
+        matmul_forward(d->fch, ln2, p[P_FCW] + l * FF * C, 1, C, FF);
+        gelu_forward(d->fchg, d->fch, FF);
+        matmul_forward(d->tmp, d->fchg, p[P_FCPROJW] + l * C * FF, 1, FF, C);
+        for (size_t i = 0; i < C; i++) d->x[i] += d->tmp[i];
+    }
+    layernorm_forward(d->lnf, &d->mean, &d->rstd, d->x, p[P_LNFW], p[P_LNFB], 1, C, c->eps);
+    matmul_forward(d->logits, d->lnf, p[P_WTE], 1, C, c->V);
+    return d->logits;
+}
+
+// Draws a token from softmax(logits / temperature) restricted to the top_k most likely tokens (0 = all) and then
+// to the smallest set whose probability reaches top_p (1 = all). temperature 0 takes the most likely token.
+typedef struct {
+    float p;
+    int id;
+} ProbId;
+
+static int cmp_prob_desc(const void *a, const void *b) {
+    float x = ((const ProbId *)a)->p, y = ((const ProbId *)b)->p;
+    return x < y ? 1 : x > y ? -1 : ((const ProbId *)a)->id - ((const ProbId *)b)->id;
+}
+
+static int sample_token(const float *logits, size_t V, float temperature, size_t top_k, float top_p, ProbId *buf,
+                        uint64_t *rng) {
+    size_t best = 0;
+    for (size_t v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
+    if (temperature <= 0.0f) return (int)best;
+    float sum = 0.0f;
+    for (size_t v = 0; v < V; v++) {
+        buf[v].p = expf((logits[v] - logits[best]) / temperature);
+        buf[v].id = (int)v;
+        sum += buf[v].p;
+    }
+    qsort(buf, V, sizeof(ProbId), cmp_prob_desc);
+    size_t n = top_k && top_k < V ? top_k : V;
+    float kept = 0.0f;
+    size_t cut = 0;
+    while (cut < n) {
+        kept += buf[cut++].p;
+        if (kept >= top_p * sum) break;
+    }
+    float r = rng_uniform(rng) * kept, acc = 0.0f;
+    for (size_t i = 0; i < cut; i++) {
+        acc += buf[i].p;
+        if (r < acc) return buf[i].id;
+    }
+    return buf[cut - 1].id;
+}
+
+// ----------------------------------------------------------------------------
+// The command line: falcon info | score | train | sample
+
+#ifdef FALCON_MAIN
+
+static size_t arg_size(const char *opt, const char *v, int allow_zero) {
+    char *end;
+    errno = 0;
+    unsigned long long x = v ? strtoull(v, &end, 10) : 0;
+    if (!v || errno || *end || end == v || v[0] == '-' || (!allow_zero && x == 0))
+        die("option %s: '%s' is not a %s integer", opt, v ? v : "", allow_zero ? "non-negative" : "positive");
+    return (size_t)x;
+}
+
+static float arg_float(const char *opt, const char *v) {
+    char *end;
+    float x = v ? strtof(v, &end) : 0.0f;
+    if (!v || *end || end == v || !isfinite(x) || x < 0) die("option %s: '%s' is not a non-negative number", opt, v ? v : "");
+    return x;
+}
+
+static void print_config(const char *name, const Config *c) {
+    size_t n = param_count(c);
+    printf("%s: %s\n", name, c->new_decoder ? "new decoder architecture (Falcon-40B/180B): grouped K/V heads"
+                                            : "Falcon-7B architecture: multi-query attention");
+    printf("  vocab_size V=%zu  hidden_size C=%zu  layers L=%zu  heads NH=%zu  kv heads NKV=%zu  head size HS=%zu\n",
+           c->V, c->C, c->L, c->NH, c->NKV, c->HS);
+    printf("  ffn_hidden_size FF=%zu  LayerNorms per block %d  max positions %zu  rope_theta %g  eps %g\n", c->FF,
+           c->num_ln, c->maxT, c->rope_theta, c->eps);
+    printf("  parameters: %zu (%.2f%s)\n", n, n >= 1000000000 ? (double)n / 1e9 : (double)n / 1e6, n >= 1000000000 ? "B" : "M");
+}
+
+static int cmd_info(int argc, char **argv) {
+    if (argc < 3) {
+        printf("presets:");
+        for (size_t i = 0; i < NUM_PRESETS; i++) printf(" %s", PRESETS[i].name);
+        printf("\nusage: falcon info PRESET|CHECKPOINT_DIR\n");
+        return 0;
+    }
+    const Config *pc = preset_find(argv[2]);
+    Config c;
+    Err e = {{0}};
+    if (pc) c = *pc;
+    else if (config_load(&c, argv[2], &e)) die("%s", e.msg);
+    print_config(argv[2], &c);
+    return 0;
+}
+
+// Reads whitespace-separated token ids from f.
+static int *read_ids(FILE *f, const char *what, size_t *n) {
+    size_t cap = 1024;
+    int *ids = xmalloc(cap * sizeof(int));
+    *n = 0;
+    char buf[64];
+    int ch;
+    size_t offset = 0;
+    for (;;) {
+        while ((ch = fgetc(f)) != EOF && (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r')) offset++;
+        if (ch == EOF) break;
+        size_t start = offset, k = 0;
+        while (ch != EOF && !(ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r')) {
+            if (k < sizeof buf - 1) buf[k++] = (char)ch;
+            ch = fgetc(f);
+            offset++;
+        }
+        offset++;
+        buf[k] = 0;
+        char *end;
+        errno = 0;
+        long v = strtol(buf, &end, 10);
+        if (errno || *end || v < 0 || v > INT32_MAX) die("%s: byte %zu: '%s' is not a token id", what, start, buf);
+        if (*n == cap) ids = realloc(ids, (cap *= 2) * sizeof(int));
+        if (!ids) die("out of memory");
+        ids[(*n)++] = (int)v;
+        if (ch == EOF) break;
+    }
+    return ids;
+}
+
+static int cmd_score(int argc, char **argv) {
+    const char *dir = NULL, *dump = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump = argv[++i];
+        else die("score: unknown argument '%s' (usage: falcon score -m DIR [--dump logits.safetensors] < ids.txt)", argv[i]);
+    }
+    if (!dir) die("score: -m DIR is required");
+    Falcon m;
+    Err e = {{0}};
+    if (falcon_load(&m, dir, &e)) die("%s", e.msg);
+    size_t T;
+    int *ids = read_ids(stdin, "stdin", &T);
+    if (T < 2) die("stdin: need at least 2 token ids, got %zu", T);
+    if (T > m.config.maxT) die("stdin: %zu tokens exceed max_position_embeddings %zu", T, m.config.maxT);
+    for (size_t t = 0; t < T; t++)
+        if ((size_t)ids[t] >= m.config.V) die("stdin: token %zu: id %d is outside the vocabulary [0, %zu)", t, ids[t], m.config.V);
+    int *targets = xmalloc(T * sizeof(int));
+    for (size_t t = 0; t < T; t++) targets[t] = t + 1 < T ? ids[t + 1] : -100;
+    float loss = falcon_forward(&m, ids, targets, NULL, 1, T);
+    printf("%.6f\n", loss);
+    if (dump) {
+        float *fid = xmalloc(T * sizeof(float));
+        for (size_t t = 0; t < T; t++) fid[t] = (float)ids[t];
+        WTensor w[2] = {{"input_ids", {1, T}, 2, fid}, {"logits", {1, T, m.config.V}, 3, m.acts[A_LOGITS]}};
+        if (safetensors_write(dump, w, 2, NULL, &e)) die("%s", e.msg);
+        free(fid);
+    }
+    free(ids);
+    free(targets);
+    falcon_free(&m);
+    return 0;
+}
+
+static void train_usage(void) {
+    TrainOptions d = train_defaults();
+    printf("usage: falcon train --data DIR [options]\n"
+           "  --data DIR          shards made by ./data prepare (train*.bin, val*.bin, tokenizer.json)\n"
+           "  --model M           preset (nano, tiny, small, falcon-7b, ...) or HF checkpoint directory [%s]\n"
+           "  --resume DIR        continue a run (its directory, or one checkpoint) exactly where it stopped\n"
+           "  --out DIR           run directory: checkpoints, log.jsonl [%s]\n"
+           "  --tokenizer FILE    tokenizer.json copied into checkpoints [DATA/tokenizer.json]\n"
+           "  -B N                micro-batch size [%zu]\n"
+           "  -T N                sequence length [%zu]\n"
+           "  --accum N           micro-batches per step (gradient accumulation) [%zu]\n"
+           "  --ramp-tokens N     batch ramp-up: accumulation grows from 1 to --accum over N tokens [0 = off]\n"
+           "  --steps N           optimizer steps [%zu]\n"
+           "  --warmup N          linear warm-up steps [%zu]\n"
+           "  --lr X              peak learning rate [%g]\n"
+           "  --lr-floor X        cosine floor as a fraction of the peak [%g]\n"
+           "  --weight-decay X    AdamW decoupled weight decay, matrices only [%g]\n"
+           "  --zloss X           z-loss coefficient [%g]\n"
+           "  --clip X            gradient clipping by global norm, 0 = off [%g]\n"
+           "  --eval-every N      validation every N steps [%zu]\n"
+           "  --eval-batches N    validation batches per evaluation [%zu]\n"
+           "  --save-every N      checkpoint every N steps [%zu]\n"
+           "  --keep N            checkpoints kept [%zu]\n"
+           "  --stop-after N      stop after N steps of this invocation, with a checkpoint to --resume from\n"
+           "  --seed N            initialisation and data order [%llu]\n"
+           "  --peak-gflops X     the machine's peak, for MFU [%g]\n"
+           "  --threads N         OpenMP threads [all cores]\n",
+           d.model, d.out, d.B, d.T, d.accum, d.steps, d.warmup, d.lr, d.lr_floor, d.weight_decay, d.zloss,
+           d.grad_clip, d.eval_every, d.eval_batches, d.save_every, d.keep, (unsigned long long)d.seed, d.peak_gflops);
+}
+
+// Parses train options. On --resume, options that shape the run come from the checkpoint, so they may not be
+// given again; the run length, evaluation and saving may change.
+static void parse_train_args(int argc, char **argv, TrainOptions *o, int resumed) {
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int shaping = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { train_usage(); exit(0); }
+        if (!v) die("train: option %s needs a value (see falcon train --help)", a);
+        if (!strcmp(a, "--resume")) { o->resume = v; shaping = 0; }
+        else if (!strcmp(a, "--data")) { o->data = v; shaping = 0; }
+        else if (!strcmp(a, "--out")) { o->out = v; shaping = 0; }
+        else if (!strcmp(a, "--tokenizer")) { o->tokenizer = v; shaping = 0; }
+        else if (!strcmp(a, "--steps")) { o->steps = arg_size(a, v, 0); shaping = 0; }
+        else if (!strcmp(a, "--eval-every")) { o->eval_every = arg_size(a, v, 1); shaping = 0; }
+        else if (!strcmp(a, "--eval-batches")) { o->eval_batches = arg_size(a, v, 1); shaping = 0; }
+        else if (!strcmp(a, "--save-every")) { o->save_every = arg_size(a, v, 1); shaping = 0; }
+        else if (!strcmp(a, "--keep")) { o->keep = arg_size(a, v, 1); shaping = 0; }
+        else if (!strcmp(a, "--stop-after")) { o->stop_after = arg_size(a, v, 0); shaping = 0; }
+        else if (!strcmp(a, "--threads")) { o->threads = (int)arg_size(a, v, 0); shaping = 0; }
+        else if (!strcmp(a, "--peak-gflops")) { o->peak_gflops = arg_float(a, v); shaping = 0; }
+        else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "-B")) o->B = arg_size(a, v, 0);
+        else if (!strcmp(a, "-T")) o->T = arg_size(a, v, 0);
+        else if (!strcmp(a, "--accum")) o->accum = arg_size(a, v, 0);
+        else if (!strcmp(a, "--ramp-tokens")) o->ramp_tokens = arg_size(a, v, 1);
+        else if (!strcmp(a, "--warmup")) o->warmup = arg_size(a, v, 1);
+        else if (!strcmp(a, "--lr")) o->lr = arg_float(a, v);
+        else if (!strcmp(a, "--lr-floor")) o->lr_floor = arg_float(a, v);
+        else if (!strcmp(a, "--weight-decay")) o->weight_decay = arg_float(a, v);
+        else if (!strcmp(a, "--zloss")) o->zloss = arg_float(a, v);
+        else if (!strcmp(a, "--clip")) o->grad_clip = arg_float(a, v);
+        else if (!strcmp(a, "--seed")) o->seed = arg_size(a, v, 1);
+        else die("train: unknown option '%s' (see falcon train --help)", a);
+        if (resumed && shaping) die("train: %s cannot change when resuming: the run keeps its own", a);
+        i++;
+    }
+}
+
+static int cmd_train(int argc, char **argv) {
+    TrainOptions o = train_defaults();
+    parse_train_args(argc, argv, &o, 0);
+    if (o.resume) {
+        // the run's own options, then those that may change on resume (the others are refused)
+        char dir[4096];
+        Err e = {{0}};
+        resume_path(o.resume, dir, sizeof dir);
+        o = train_defaults();
+        if (train_options_load(dir, &o, &e)) die("%s", e.msg);
+        parse_train_args(argc, argv, &o, 1);
+    }
+#ifdef _OPENMP
+    if (o.threads) omp_set_num_threads(o.threads);
+#endif
+    return train_run(&o);
+}
+
+static int cmd_sample(int argc, char **argv) {
+    const char *dir = "runs/latest/latest", *tokpath = NULL, *prompt = "";
+    size_t n = 200, top_k = 0;
+    float temperature = 0.8f, top_p = 0.95f;
+    uint64_t seed = 42;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) die("sample: option %s needs a value", a);
+        if (!strcmp(a, "-m")) dir = v;
+        else if (!strcmp(a, "--tokenizer")) tokpath = v;
+        else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "-n")) n = arg_size(a, v, 0);
+        else if (!strcmp(a, "--temperature")) temperature = arg_float(a, v);
+        else if (!strcmp(a, "--top-k")) top_k = arg_size(a, v, 1);
+        else if (!strcmp(a, "--top-p")) top_p = arg_float(a, v);
+        else if (!strcmp(a, "--seed")) seed = arg_size(a, v, 1);
+        else die("sample: unknown option '%s'", a);
+        i++;
+    }
+    Falcon m;
+    Err e = {{0}};
+    if (falcon_load(&m, dir, &e)) die("%s", e.msg);
+    char tp[4200], terr[512];
+    if (!tokpath) {
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
+        tokpath = tp;
+    }
+    Tokenizer *tok = tokenizer_load(tokpath, terr, sizeof terr);
+    if (!tok) die("%s", terr);
+    TokenIds ids = {0};
+    if (tokenizer_encode(tok, prompt, strlen(prompt), &ids)) die("out of memory");
+    int eot = tokenizer_token_id(tok, "<|endoftext|>", 13);
+    if (ids.len == 0) {
+        // an empty prompt starts where every document starts: after <|endoftext|>
+        if (eot < 0) die("%s: no <|endoftext|> token to start an empty prompt", tokpath);
+        ids.ids = realloc(ids.ids, sizeof(int32_t));
+        ids.ids[ids.len++] = eot;
+    }
+    Decoder d;
+    decoder_build(&d, &m);
+    ProbId *buf = xmalloc(m.config.V * sizeof(ProbId));
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+    fwrite(prompt, 1, strlen(prompt), stdout);
+    const float *logits = NULL;
+    size_t pos = 0;
+    for (; pos < ids.len && pos < m.config.maxT; pos++) logits = decoder_step(&d, ids.ids[pos], (int)pos);
+    double t0 = now_seconds();
+    size_t made = 0;
+    for (; made < n && pos < m.config.maxT; made++, pos++) {
+        int next = sample_token(logits, m.config.V, temperature, top_k, top_p, buf, &rng);
+        if (next == eot) break;
+        size_t len;
+        const char *bytes = tokenizer_token_bytes(tok, next, &len);
+        if (bytes) fwrite(bytes, 1, len, stdout);
+        fflush(stdout);
+        logits = decoder_step(&d, next, (int)pos);
+    }
+    double dt = now_seconds() - t0;
+    printf("\n");
+    fprintf(stderr, "%zu tokens in %.2fs (%.1f tok/s)\n", made, dt, made / (dt > 0 ? dt : 1e-9));
+    free(buf);
+    decoder_free(&d);
+    token_ids_free(&ids);
+    tokenizer_free(tok);
+    falcon_free(&m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *usage = "usage: falcon info|score|train|sample ...   (falcon train --help for training options)";
+    if (argc < 2) die("%s", usage);
+    if (!strcmp(argv[1], "info")) return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "score")) return cmd_score(argc, argv);
+    if (!strcmp(argv[1], "train")) return cmd_train(argc, argv);
+    if (!strcmp(argv[1], "sample")) return cmd_sample(argc, argv);
+    die("unknown command '%s'; %s", argv[1], usage);
+}
+#endif

@@ -114,7 +114,8 @@ static void test_parity(const char *layout) {
         falcon_zero_grad(&m);
         falcon_backward(&m, 1.0f);
         float lr = adamw_lr(&opt, s);
-        float norm = adamw_update(&opt, &m, lr);
+        float norm = falcon_grad_norm(&m);
+        adamw_update(&opt, &m, lr, norm);
         worst_loss = fmax(worst_loss, fabs(l - wl[s]));
         worst_lr = fmax(worst_lr, fabs(lr - wlr[s]) / wlr[s]);
         worst_norm = fmax(worst_norm, fabs(norm - wn[s]) / wn[s]);
@@ -132,8 +133,260 @@ static void test_parity(const char *layout) {
     falcon_free(&m);
 }
 
+
+// The z-loss has no HF counterpart: its gradient is checked by central finite differences on the logits.
+static void test_zloss_gradient(void) {
+    size_t N = 3, V = 7;
+    float logits[21], d[21], lse[3], z;
+    int targets[3] = {2, -100, 6};
+    uint64_t rng = 7;
+    for (size_t i = 0; i < N * V; i++) logits[i] = 3.0f * rng_normal(&rng);
+    float zc = 0.1f;  // far above the paper's 1e-4, so that a wrong z-loss gradient cannot hide in the cross-entropy's
+    crossentropy_forward(lse, &z, logits, targets, N, V, zc);
+    crossentropy_backward(d, logits, lse, targets, N, V, zc, 1.0f);
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < N * V; i++) {
+        float keep = logits[i], h = 1e-2f, zp, zm;
+        logits[i] = keep + h;
+        float lp = crossentropy_forward(lse, &zp, logits, targets, N, V, zc) + zp;
+        logits[i] = keep - h;
+        float lm = crossentropy_forward(lse, &zm, logits, targets, N, V, zc) + zm;
+        logits[i] = keep;
+        double fd = ((double)lp - lm) / (2.0 * h);
+        worst = fmax(worst, fabs(fd - d[i]));
+        scale = fmax(scale, fabs(fd));
+    }
+    CHECK(worst / scale < 2e-3, "z-loss: gradient matches finite differences (rel %.2e)", worst / scale);
+    crossentropy_forward(lse, &z, logits, targets, N, V, zc);
+    CHECK(z > 0.0f && fabsf(z - zc * (lse[0] * lse[0] + lse[2] * lse[2]) / 2.0f) < 1e-5f * z,
+          "z-loss: value is coef x mean(lse^2) over counted tokens (%g)", z);
+}
+
+// Two micro-batches of one row, each backward scaled by 1/2, give the gradient of the batch of two rows.
+static void test_accumulation(void) {
+    Falcon m;
+    Err e = {{0}};
+    falcon_load(&m, REF "/gqa", &e);
+    size_t B = 2, T = 9, V = m.config.V, np = m.num_params;
+    int in[18], tg[18];
+    uint64_t rng = 3;
+    for (size_t i = 0; i < B * T; i++) { in[i] = (int)(rng_next(&rng) % V); tg[i] = (int)(rng_next(&rng) % V); }
+    m.zloss_coef = 1e-4f;
+    falcon_forward(&m, in, tg, NULL, B, T);
+    falcon_zero_grad(&m);
+    falcon_backward(&m, 1.0f);
+    float *full = xmalloc(np * sizeof(float));
+    memcpy(full, m.grads_memory, np * sizeof(float));
+    falcon_zero_grad(&m);
+    for (size_t b = 0; b < B; b++) {
+        falcon_forward(&m, in + b * T, tg + b * T, NULL, 1, T);
+        falcon_backward(&m, 0.5f);
+    }
+    double d = rel_diff(m.grads_memory, full, np);
+    CHECK(d < 1e-5, "gradient accumulation: 2 micro-batches x 1/2 == one batch of 2 (rel %.2e)", d);
+    free(full);
+    falcon_free(&m);
+}
+
+// Decoding with the KV cache, token by token, gives the logits of the full forward pass.
+static void test_decoder(const char *layout) {
+    char dir[256];
+    snprintf(dir, sizeof dir, REF "/%s", layout);
+    Falcon m;
+    Err e = {{0}};
+    falcon_load(&m, dir, &e);
+    size_t T = 12, V = m.config.V;
+    int in[12];
+    uint64_t rng = 11;
+    for (size_t t = 0; t < T; t++) in[t] = (int)(rng_next(&rng) % V);
+    falcon_forward(&m, in, NULL, NULL, 1, T);
+    Decoder d;
+    decoder_build(&d, &m);
+    double worst = 0.0;
+    for (size_t t = 0; t < T; t++) worst = fmax(worst, rel_diff(decoder_step(&d, in[t], (int)t), m.acts[A_LOGITS] + t * V, V));
+    CHECK(worst < 1e-5, "%s: KV-cache decoding matches the full forward pass (rel %.2e)", layout, worst);
+    decoder_free(&d);
+    falcon_free(&m);
+}
+
+// Explicit position ids. RoPE makes attention depend on relative positions only: a gap in the positions changes
+// the result, a constant shift of all of them does not.
+static void test_positions(void) {
+    Falcon m;
+    Err e = {{0}};
+    falcon_load(&m, REF "/mqa", &e);
+    int in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, pos[8], tg[8];
+    for (int i = 0; i < 8; i++) { pos[i] = i < 4 ? i : i + 6; tg[i] = (i * 7) % 61; }
+    float a = falcon_forward(&m, in, tg, pos, 1, 8);
+    float b = falcon_forward(&m, in, tg, NULL, 1, 8);
+    CHECK(fabsf(a - b) > 1e-4f, "position ids with a gap change the loss (%.6f vs %.6f at 0..7)", a, b);
+    for (int i = 0; i < 8; i++) pos[i] = 10 + i;
+    float *keep = xmalloc(8 * m.config.V * sizeof(float));
+    falcon_forward(&m, in, tg, pos, 1, 8);
+    memcpy(keep, m.acts[A_LOGITS], 8 * m.config.V * sizeof(float));
+    falcon_forward(&m, in, tg, NULL, 1, 8);
+    double d = rel_diff(m.acts[A_LOGITS], keep, 8 * m.config.V);
+    CHECK(d < 1e-4, "RoPE: a constant shift of all positions leaves the logits unchanged (rel %.2e)", d);
+    free(keep);
+    falcon_free(&m);
+}
+
+// bf16 and fp16 checkpoints load as the fp32 weights rounded to those types.
+static void test_half_loading(const char *layout, const char *suffix, double tol) {
+    char dir[256], hdir[256];
+    snprintf(dir, sizeof dir, REF "/%s", layout);
+    snprintf(hdir, sizeof hdir, REF "/%s%s", layout, suffix);
+    Falcon a, b;
+    Err e = {{0}};
+    falcon_load(&a, dir, &e);
+    if (falcon_load(&b, hdir, &e)) { CHECK(0, "%s: %s", hdir, e.msg); falcon_free(&a); return; }
+    double worst = 0.0;
+    for (size_t i = 0; i < a.num_params; i++)
+        worst = fmax(worst, fabs((double)b.params_memory[i] - a.params_memory[i]) / (fabs(a.params_memory[i]) + 1e-4));
+    CHECK(worst < tol && worst > 0.0, "%s loads: weights within rounding of fp32 (rel %.2e < %.1e)", hdir, worst, tol);
+    falcon_free(&a);
+    falcon_free(&b);
+}
+
+static char tmpdir_root[256];
+
+static void make_tmpdir(void) {
+    snprintf(tmpdir_root, sizeof tmpdir_root, "/tmp/falcon-test-XXXXXX");
+    if (!mkdtemp(tmpdir_root)) die("mkdtemp failed");
+}
+
+// Save then load: identical weights and configuration, and no temporary files left behind.
+static void test_save_load(void) {
+    Falcon a, b;
+    Err e = {{0}};
+    falcon_load(&a, REF "/gqa", &e);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/saved", tmpdir_root);
+    CHECK(falcon_save(&a, dir, &e) == 0, "save a checkpoint directory (%s)", e.msg);
+    CHECK(falcon_load(&b, dir, &e) == 0, "load it back (%s)", e.msg);
+    CHECK(memcmp(a.params_memory, b.params_memory, a.num_params * sizeof(float)) == 0 &&
+              memcmp(&a.config, &b.config, sizeof(Config)) == 0,
+          "round trip keeps every weight bit and the configuration");
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s/model.safetensors.tmp", dir);
+    CHECK(access(tmp, F_OK) != 0, "no temporary file is left after an atomic save");
+    falcon_free(&a);
+    falcon_free(&b);
+}
+
+// A shard in data.h's format with random tokens.
+static void write_shard(const char *path, size_t n, uint32_t vocab, uint64_t seed) {
+    FILE *f = fopen(path, "wb");
+    uint32_t h32[4] = {DATA_SHARD_MAGIC, DATA_SHARD_VERSION, 2, 0};
+    uint64_t h64[2] = {n, 1};
+    uint32_t v = vocab, zero[7] = {0};
+    fwrite(h32, 4, 4, f);
+    fwrite(h64, 8, 2, f);
+    fwrite(&v, 4, 1, f);
+    fwrite(zero, 4, 7, f);
+    for (size_t i = 0; i < n; i++) {
+        // a learnable stream: mostly counting up, sometimes a random jump
+        uint16_t t = (uint16_t)(i == 0 ? 0 : (rng_next(&seed) % 4 ? (i * 7) % vocab : rng_next(&seed) % vocab));
+        fwrite(&t, 2, 1, f);
+    }
+    fclose(f);
+}
+
+// The losses a run logged, one per step, as printed.
+static size_t logged_losses(const char *run, char losses[][32], size_t max) {
+    char path[600], line[512];
+    snprintf(path, sizeof path, "%s/log.jsonl", run);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    while (f && n < max && fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "\"loss\": ");
+        if (!p) continue;
+        sscanf(p + 8, "%31[^,]", losses[n++]);
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+// N steps straight == a run stopped after N/2 steps, then resumed from its checkpoint: same losses, same weights.
+static void test_resume(void) {
+    char data[512], a[512], b[512], path[700];
+    snprintf(data, sizeof data, "%s/data", tmpdir_root);
+    snprintf(a, sizeof a, "%s/run_a", tmpdir_root);
+    snprintf(b, sizeof b, "%s/run_b", tmpdir_root);
+    mkdir(data, 0755);
+    snprintf(path, sizeof path, "%s/train_000.bin", data);
+    write_shard(path, 4000, 61, 5);
+    snprintf(path, sizeof path, "%s/val_000.bin", data);
+    write_shard(path, 600, 61, 6);
+    TrainOptions o = train_defaults();
+    o.model = REF "/mqa";
+    o.data = data;
+    o.B = 2; o.T = 16; o.accum = 2; o.ramp_tokens = 100; o.steps = 8; o.warmup = 2; o.lr = 3e-3f;
+    o.eval_every = 4; o.eval_batches = 2; o.save_every = 4; o.quiet = 1;
+    o.out = a;
+    int rc1 = train_run(&o);
+    TrainOptions o2 = o;
+    o2.out = b;
+    o2.stop_after = 4;
+    int rc2 = train_run(&o2);
+    TrainOptions o3 = train_defaults();
+    snprintf(path, sizeof path, "%s/latest", b);
+    Err e = {{0}};
+    CHECK(train_options_load(path, &o3, &e) == 0 && o3.B == 2 && o3.T == 16 && o3.accum == 2 && o3.lr == 3e-3f,
+          "resume: the run's options come back from its checkpoint (%s)", e.msg);
+    o3.resume = b;
+    o3.data = data;
+    o3.out = b;
+    o3.quiet = 1;
+    o3.steps = 8;
+    int rc3 = train_run(&o3);
+    CHECK(rc1 == 0 && rc2 == 0 && rc3 == 0, "straight, first-half and resumed runs succeed");
+    char la[16][32], lb[16][32];
+    size_t na = logged_losses(a, la, 16), nb = logged_losses(b, lb, 16), same = na == 8 && nb == 8;
+    for (size_t i = 0; same && i < 8; i++) same = strcmp(la[i], lb[i]) == 0;
+    CHECK(same, "resume: the 8 logged losses are identical (%zu and %zu steps; last %s vs %s)", na, nb,
+          na ? la[na - 1] : "-", nb ? lb[nb - 1] : "-");
+    CHECK(strcmp(la[0], la[7]) != 0, "training moves the loss (%s -> %s)", la[0], la[7]);
+    Falcon ma, mb;
+    snprintf(path, sizeof path, "%s/latest", a);
+    int ok = falcon_load(&ma, path, &e) == 0;
+    snprintf(path, sizeof path, "%s/latest", b);
+    ok = ok && falcon_load(&mb, path, &e) == 0;
+    CHECK(ok && memcmp(ma.params_memory, mb.params_memory, ma.num_params * sizeof(float)) == 0,
+          "resume: final weights are bit for bit those of the straight run");
+    if (ok) { falcon_free(&ma); falcon_free(&mb); }
+}
+
+// Batch-size ramp-up and the schedule's end points.
+static void test_schedule(void) {
+    TrainOptions o = train_defaults();
+    o.accum = 8;
+    o.ramp_tokens = 1000;
+    CHECK(accum_at(&o, 0) == 1 && accum_at(&o, 500) == 4 && accum_at(&o, 999) == 7 && accum_at(&o, 1000) == 8,
+          "batch ramp-up: 1 micro-batch at the start, linear to 8 at 1000 tokens (%zu %zu %zu %zu)", accum_at(&o, 0),
+          accum_at(&o, 500), accum_at(&o, 999), accum_at(&o, 1000));
+    AdamW opt = {.lr = 1.0f, .lr_floor = 0.1f, .warmup = 10, .steps = 110};
+    CHECK(fabsf(adamw_lr(&opt, 0) - 0.1f) < 1e-6f && fabsf(adamw_lr(&opt, 9) - 1.0f) < 1e-6f &&
+              fabsf(adamw_lr(&opt, 60) - 0.55f) < 1e-6f && fabsf(adamw_lr(&opt, 110) - 0.1f) < 1e-6f &&
+              fabsf(adamw_lr(&opt, 500) - 0.1f) < 1e-6f,
+          "lr: warm-up to the peak, cosine halfway at the midpoint, floor of a tenth at the end and after");
+}
+
 int main(void) {
     const char *layouts[] = {"mqa", "gqa", "gqa1"};
     for (int i = 0; i < 3; i++) test_parity(layouts[i]);
+    test_zloss_gradient();
+    test_accumulation();
+    for (int i = 0; i < 3; i++) test_decoder(layouts[i]);
+    test_positions();
+    test_half_loading("mqa", "_bf16", 1.0 / 256);
+    test_half_loading("gqa", "_fp16", 1.0 / 2048);
+    test_schedule();
+    make_tmpdir();
+    test_save_load();
+    test_resume();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir_root);
+    if (system(cmd)) printf("could not remove %s\n", tmpdir_root);
     return test_summary();
 }
