@@ -67,6 +67,16 @@ static void die(const char *fmt, ...) {
     exit(1);
 }
 
+// Formats a file path; a path that does not fit is an error, never silently cut.
+static char *path_of(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(out, n, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= n) die("path too long: %.80s...", out);
+    return out;
+}
+
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) die("out of memory allocating %zu bytes", n);
@@ -247,7 +257,7 @@ done:
 
 static int config_load(Config *c, const char *dir, Err *e) {
     char path[4096], jerr[256];
-    snprintf(path, sizeof path, "%s/config.json", dir);
+    path_of(path, sizeof path, "%s/config.json", dir);
     char *text;
     size_t len;
     if (read_file(path, &text, &len, jerr, sizeof jerr)) return errorf(e, "%s: %s", path, jerr);
@@ -505,7 +515,7 @@ static size_t wtensor_numel(const WTensor *t) {
 // meta is an optional list of key/value strings for "__metadata__", NULL-terminated.
 static int safetensors_write(const char *path, const WTensor *ts, size_t n, const char *const *meta, Err *e) {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    path_of(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return errorf(e, "%s: cannot create: %s", tmp, strerror(errno));
     // the header JSON, built in memory and padded with spaces to a multiple of 8 bytes (as HF writes it)
@@ -1312,8 +1322,8 @@ static void wlist_free(WList *w) {
 
 static int write_config_atomic(const Config *c, const char *dir, Err *e) {
     char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    path_of(path, sizeof path, "%s/config.json", dir);
+    path_of(tmp, sizeof tmp, "%s.tmp", path);
     if (config_save(c, tmp)) { remove(tmp); return errorf(e, "%s: cannot write", tmp); }
     if (rename(tmp, path)) return errorf(e, "%s: cannot rename into place: %s", path, strerror(errno));
     return 0;
@@ -1337,7 +1347,7 @@ static int falcon_save(const Falcon *m, const char *dir, Err *e) {
     WList w = {xcalloc(NUM_PARAM_TENSORS * m->config.L + 3, sizeof(WTensor)), 0, m->params_memory};
     param_foreach(&m->config, wlist_add, &w);
     char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    path_of(path, sizeof path, "%s/model.safetensors", dir);
     int rc = safetensors_write(path, w.t, w.n, NULL, e);
     wlist_free(&w);
     return rc;
@@ -1360,14 +1370,14 @@ static int weightfiles_open(WeightFiles *w, const char *dir, Err *e) {
     char path[4096], jerr[256];
     w->n = 0;
     w->files = NULL;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    path_of(path, sizeof path, "%s/model.safetensors", dir);
     if (access(path, F_OK) == 0) {
         w->files = xcalloc(1, sizeof(SafeTensors));
         if (safetensors_open(&w->files[0], path, e)) { free(w->files); w->files = NULL; return -1; }
         w->n = 1;
         return 0;
     }
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    path_of(path, sizeof path, "%s/model.safetensors.index.json", dir);
     char *text;
     size_t len;
     if (read_file(path, &text, &len, jerr, sizeof jerr))
@@ -1387,7 +1397,7 @@ static int weightfiles_open(WeightFiles *w, const char *dir, Err *e) {
         }
         int seen = 0;
         char fp[4096];
-        snprintf(fp, sizeof fp, "%s/%s", dir, f->str);
+        path_of(fp, sizeof fp, "%s/%s", dir, f->str);
         for (size_t k = 0; k < w->n && !seen; k++) seen = strcmp(w->files[k].path, fp) == 0;
         if (!seen && (rc = safetensors_open(&w->files[w->n], fp, e)) == 0) w->n++;
     }
@@ -1542,7 +1552,7 @@ static int train_state_save(const char *dir, const TrainOptions *o, const TrainS
     }
     meta[k] = NULL;
     WTensor t[2] = {{"adamw.m", {opt->num_params}, 1, opt->m}, {"adamw.v", {opt->num_params}, 1, opt->v}};
-    snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
+    path_of(path, sizeof path, "%s/train_state.safetensors", dir);
     return safetensors_write(path, t, 2, meta, e);
 }
 
@@ -1561,7 +1571,7 @@ static int meta_number(const SafeTensors *st, const char *key, unsigned long lon
 // Restores the options of a run from the state file of one of its checkpoints.
 static int train_options_load(const char *dir, TrainOptions *o, Err *e) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
+    path_of(path, sizeof path, "%s/train_state.safetensors", dir);
     SafeTensors st;
     if (safetensors_open(&st, path, e)) return -1;
     OptField f[32];
@@ -1580,7 +1590,7 @@ static int train_options_load(const char *dir, TrainOptions *o, Err *e) {
 // Restores the step, tokens, data position and AdamW moments (opt built for num_params) of a checkpoint.
 static int train_state_load(const char *dir, TrainState *ts, AdamW *opt, Err *e) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
+    path_of(path, sizeof path, "%s/train_state.safetensors", dir);
     SafeTensors st;
     if (safetensors_open(&st, path, e)) return -1;
     unsigned long long v[6];
@@ -1604,7 +1614,7 @@ static int copy_file(const char *from, const char *to, Err *e) {
     char *text, jerr[256], tmp[4200];
     size_t len;
     if (read_file(from, &text, &len, jerr, sizeof jerr)) return errorf(e, "%s: %s", from, jerr);
-    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    path_of(tmp, sizeof tmp, "%s.tmp", to);
     FILE *f = fopen(tmp, "wb");
     int ok = f && fwrite(text, 1, len, f) == len;
     if (f && fclose(f)) ok = 0;
@@ -1621,7 +1631,7 @@ static int remove_dir(const char *dir) {
     char path[4400];
     while ((ent = readdir(d))) {
         if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+        path_of(path, sizeof path, "%s/%s", dir, ent->d_name);
         remove(path);
     }
     closedir(d);
@@ -1634,20 +1644,20 @@ static int run_checkpoint(const char *run, const Falcon *m, const TrainOptions *
                           const AdamW *opt, Err *e) {
     char tmp[4096], dir[4096], name[64], link_tmp[4200], link[4200], tok[4200];
     snprintf(name, sizeof name, "ckpt-%08zu", ts->step);
-    snprintf(dir, sizeof dir, "%s/%s", run, name);
-    snprintf(tmp, sizeof tmp, "%s/.tmp-%s", run, name);
+    path_of(dir, sizeof dir, "%s/%s", run, name);
+    path_of(tmp, sizeof tmp, "%s/.tmp-%s", run, name);
     if (falcon_save(m, tmp, e) || train_state_save(tmp, o, ts, opt, e)) return -1;
     if (o->tokenizer) {
-        snprintf(tok, sizeof tok, "%s/tokenizer.json", tmp);
+        path_of(tok, sizeof tok, "%s/tokenizer.json", tmp);
         if (copy_file(o->tokenizer, tok, e)) return -1;
     }
     // a checkpoint of the same step from an earlier, interrupted run is replaced
     char old[4200];
-    snprintf(old, sizeof old, "%s/.old-%s", run, name);
+    path_of(old, sizeof old, "%s/.old-%s", run, name);
     if (rename(dir, old) == 0 && remove_dir(old)) return errorf(e, "%s: cannot remove", old);
     if (rename(tmp, dir)) return errorf(e, "%s: cannot rename into place: %s", dir, strerror(errno));
-    snprintf(link_tmp, sizeof link_tmp, "%s/.latest.tmp", run);
-    snprintf(link, sizeof link, "%s/latest", run);
+    path_of(link_tmp, sizeof link_tmp, "%s/.latest.tmp", run);
+    path_of(link, sizeof link, "%s/latest", run);
     remove(link_tmp);
     if (symlink(name, link_tmp) || rename(link_tmp, link)) return errorf(e, "%s: cannot update: %s", link, strerror(errno));
     if (o->keep && ts->step >= o->keep * o->save_every && o->save_every) {
@@ -1655,7 +1665,7 @@ static int run_checkpoint(const char *run, const Falcon *m, const TrainOptions *
         size_t oldest = ts->step - o->keep * o->save_every;
         for (size_t s = oldest; ; s -= o->save_every) {
             char od[4200];
-            snprintf(od, sizeof od, "%s/ckpt-%08zu", run, s);
+            path_of(od, sizeof od, "%s/ckpt-%08zu", run, s);
             if (access(od, F_OK)) break;
             if (remove_dir(od)) return errorf(e, "%s: cannot remove", od);
             if (s < o->save_every) break;
@@ -1718,7 +1728,7 @@ static float evaluate(Falcon *m, DataLoader *val, size_t B, size_t T, size_t bat
 // The shard files DIR/<prefix>*.bin, sorted by name (glob sorts).
 static char **list_shards(const char *dir, const char *prefix, size_t *n, Err *e) {
     char pattern[4200];
-    snprintf(pattern, sizeof pattern, "%s/%s*.bin", dir, prefix);
+    path_of(pattern, sizeof pattern, "%s/%s*.bin", dir, prefix);
     glob_t g;
     *n = 0;
     if (glob(pattern, 0, NULL, &g) != 0) {
@@ -1788,7 +1798,7 @@ static int train_run(TrainOptions *o) {
     if (o->T > m.config.maxT) die("train: -T %zu exceeds max_position_embeddings %zu", o->T, m.config.maxT);
     if (!o->tokenizer) {
         static char tokpath[4200];
-        snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : o->data);
+        path_of(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : o->data);
         if (access(tokpath, F_OK) == 0) o->tokenizer = tokpath;
     }
     opt.lr = o->lr;
@@ -1803,7 +1813,7 @@ static int train_run(TrainOptions *o) {
     m.zloss_coef = o->zloss;
     if (mkdir_p(o->out, &e)) die("%s", e.msg);
     char logpath[4200];
-    snprintf(logpath, sizeof logpath, "%s/log.jsonl", o->out);
+    path_of(logpath, sizeof logpath, "%s/log.jsonl", o->out);
     FILE *logf = fopen(logpath, o->resume ? "a" : "w");
     if (!logf) die("%s: cannot open: %s", logpath, strerror(errno));
     size_t B = o->B, T = o->T;
@@ -2161,7 +2171,7 @@ static void train_usage(void) {
 // Parses train options. On --resume, options that shape the run come from the checkpoint, so they may not be
 // given again; the run length, evaluation and saving may change.
 static void parse_train_args(int argc, char **argv, TrainOptions *o, int resumed) {
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int shaping = 1;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { train_usage(); exit(0); }
@@ -2192,7 +2202,6 @@ static void parse_train_args(int argc, char **argv, TrainOptions *o, int resumed
         else if (!strcmp(a, "--seed")) o->seed = arg_size(a, v, 1);
         else die("train: unknown option '%s' (see falcon train --help)", a);
         if (resumed && shaping) die("train: %s cannot change when resuming: the run keeps its own", a);
-        i++;
     }
 }
 
@@ -2219,7 +2228,7 @@ static int cmd_sample(int argc, char **argv) {
     size_t n = 200, top_k = 0;
     float temperature = 0.8f, top_p = 0.95f;
     uint64_t seed = 42;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) die("sample: option %s needs a value", a);
         if (!strcmp(a, "-m")) dir = v;
@@ -2231,14 +2240,13 @@ static int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--top-p")) top_p = arg_float(a, v);
         else if (!strcmp(a, "--seed")) seed = arg_size(a, v, 1);
         else die("sample: unknown option '%s'", a);
-        i++;
     }
     Falcon m;
     Err e = {{0}};
     if (falcon_load(&m, dir, &e)) die("%s", e.msg);
     char tp[4200], terr[512];
     if (!tokpath) {
-        snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
+        path_of(tp, sizeof tp, "%s/tokenizer.json", dir);
         tokpath = tp;
     }
     Tokenizer *tok = tokenizer_load(tokpath, terr, sizeof terr);

@@ -5,6 +5,7 @@ HF transformers' FalconForCausalLM itself (not a re-implementation) runs tiny ra
   tests/ref/<name>/ref.safetensors                    a batch, its logits and loss, every parameter gradient,
                                                       and 10 AdamW steps: their batches, losses, lrs, grad norms
                                                       and the final weights
+  tests/ref/<name>/score_ids.txt, score_loss.txt      one sequence and HF's loss for labels = input_ids
   tests/ref/<name>_bf16/, <name>_fp16/               the same model saved in bf16 / fp16 (loading test)
 
 Run from the repository root:  .venv/bin/python tests/make_reference.py
@@ -124,6 +125,14 @@ def reference(name, kw, outdir):
     for n, p in model.named_parameters():
         ref["final." + n] = p.detach().clone().contiguous()
     save_file(ref, os.path.join(d, "ref.safetensors"))
+    # the one-line check of `falcon score`: HF's loss with labels = input_ids for one sequence
+    score_ids = torch.randint(0, kw["vocab_size"], (1, 20), generator=gen)
+    with torch.no_grad():
+        score_loss = build(name, kw)(input_ids=score_ids, labels=score_ids).loss.item()
+    with open(os.path.join(d, "score_ids.txt"), "w") as f:
+        f.write(" ".join(str(i) for i in score_ids[0].tolist()) + "\n")
+    with open(os.path.join(d, "score_loss.txt"), "w") as f:
+        f.write(f"{score_loss:.6f}\n")
     print(f"{name}: loss {ref['loss'].item():.6f}, train losses {[round(x, 4) for x in losses]}, "
           f"grad norms {[round(x, 3) for x in norms]}")
 

@@ -372,6 +372,32 @@ static void test_schedule(void) {
           "lr: warm-up to the peak, cosine halfway at the midpoint, floor of a tenth at the end and after");
 }
 
+// The sampler: temperature 0 and top-k 1 are greedy, the same seed repeats, and frequencies follow softmax.
+static void test_sampler(void) {
+    float logits[4] = {1.0f, 3.0f, 2.0f, 0.0f};
+    ProbId buf[4];
+    uint64_t r1 = 5, r2 = 5;
+    CHECK(sample_token(logits, 4, 0.0f, 0, 1.0f, buf, &r1) == 1 && sample_token(logits, 4, 1.0f, 1, 1.0f, buf, &r1) == 1,
+          "sampler: temperature 0 and top-k 1 take the most likely token");
+    int same = 1, counts[4] = {0};
+    r1 = r2 = 9;
+    for (int i = 0; i < 20000; i++) {
+        int a = sample_token(logits, 4, 1.0f, 0, 1.0f, buf, &r1), b = sample_token(logits, 4, 1.0f, 0, 1.0f, buf, &r2);
+        same &= a == b;
+        counts[a]++;
+    }
+    CHECK(same, "sampler: the same seed draws the same tokens");
+    double z = exp(1.0) + exp(3.0) + exp(2.0) + exp(0.0), worst = 0.0;
+    for (int v = 0; v < 4; v++) worst = fmax(worst, fabs(counts[v] / 20000.0 - exp(logits[v]) / z));
+    CHECK(worst < 0.015, "sampler: frequencies follow softmax (worst deviation %.4f)", worst);
+    int never = 1;
+    for (int i = 0; i < 2000; i++) never &= sample_token(logits, 4, 1.0f, 2, 1.0f, buf, &r1) != 0;
+    CHECK(never, "sampler: top-k 2 never draws the third most likely token");
+    never = 1;
+    for (int i = 0; i < 2000; i++) never &= sample_token(logits, 4, 1.0f, 0, 0.6f, buf, &r1) == 1;
+    CHECK(never, "sampler: top-p 0.6 keeps only the top token (its probability is 0.64)");
+}
+
 int main(void) {
     const char *layouts[] = {"mqa", "gqa", "gqa1"};
     for (int i = 0; i < 3; i++) test_parity(layouts[i]);
@@ -382,6 +408,7 @@ int main(void) {
     test_half_loading("mqa", "_bf16", 1.0 / 256);
     test_half_loading("gqa", "_fp16", 1.0 / 2048);
     test_schedule();
+    test_sampler();
     make_tmpdir();
     test_save_load();
     test_resume();

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The falcon command line: presets, scoring against HF's loss, and bad input of every kind, each refused with one
+# line naming the file and the problem, never a crash. Runs the normal and the sanitizer build.
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib.sh
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# 8-byte little-endian integer
+le64() { for i in 0 1 2 3 4 5 6 7; do printf "\\$(printf %03o $((($1 >> (8 * i)) & 255)))"; done; }
+# mkst FILE HEADER DATA_BYTES: a safetensors file with the given header JSON and that many zero data bytes
+mkst() { { le64 ${#2}; printf '%s' "$2"; head -c "$3" /dev/zero; } > "$1"; }
+# a checkpoint directory: a copy of the committed mqa reference whose files the cases then break
+fresh() { rm -rf "$tmp/ck"; mkdir -p "$tmp/ck"; cp tests/ref/mqa/config.json tests/ref/mqa/model.safetensors "$tmp/ck/"; }
+close_to() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
+
+for bin in ./falcon build/san/falcon; do
+    # presets: the exact parameter counts of the released models
+    out=$($bin info falcon-7b)
+    check "$bin info falcon-7b: 6921720704 parameters" grep -q "parameters: 6921720704 (6.92B)" <<< "$out"
+    out=$($bin info falcon-40b)
+    check "$bin info falcon-40b: 41303293952 parameters" grep -q "parameters: 41303293952 (41.30B)" <<< "$out"
+    out=$($bin info falcon-180b)
+    check "$bin info falcon-180b: 178557088768 parameters" grep -q "parameters: 178557088768 (178.56B)" <<< "$out"
+    out=$($bin info tests/ref/gqa)
+    check "$bin info DIR reads the checkpoint's config" grep -q "kv heads NKV=2" <<< "$out"
+
+    # score: HF's loss for labels = input_ids, within 2e-6 (6 printed decimals)
+    for layout in mqa gqa gqa1; do
+        got=$($bin score -m tests/ref/$layout < tests/ref/$layout/score_ids.txt)
+        want=$(cat tests/ref/$layout/score_loss.txt)
+        check "$bin score $layout: $got vs HF $want" close_to "$got" "$want" 2e-6
+    done
+
+    # missing things
+    expect_error "$bin: missing checkpoint directory" "nowhere/config.json: cannot open" $bin score -m "$tmp/nowhere"
+    fresh; rm "$tmp/ck/model.safetensors"
+    expect_error "$bin: missing weights" "no model.safetensors" $bin score -m "$tmp/ck"
+
+    # config.json problems
+    fresh; sed -i '/"hidden_size"/d' "$tmp/ck/config.json"
+    expect_error "$bin: config without hidden_size" 'config.json: missing required key "hidden_size"' $bin info "$tmp/ck"
+    fresh; sed -i 's/"num_attention_heads": 4/"num_attention_heads": 0/' "$tmp/ck/config.json"
+    expect_error "$bin: zero heads" 'config.json: byte [0-9]+: "num_attention_heads" = 0 is out of range' $bin info "$tmp/ck"
+    fresh; sed -i 's/"hidden_size": 32/"hidden_size": 33/' "$tmp/ck/config.json"
+    expect_error "$bin: hidden size not divisible by heads" "hidden_size 33 is not divisible" $bin info "$tmp/ck"
+    fresh; sed -i 's/"vocab_size": 61/"vocab_size": "many"/' "$tmp/ck/config.json"
+    expect_error "$bin: vocab_size of the wrong type" '"vocab_size" must be an integer' $bin info "$tmp/ck"
+    fresh; sed -i 's/"vocab_size": 61/"vocab_size": 1e40/' "$tmp/ck/config.json"
+    expect_error "$bin: absurd vocab_size" '"vocab_size" = 1e?0*40.* out of range|out of range' $bin info "$tmp/ck"
+    fresh; sed -i 's/"alibi": false/"alibi": true/' "$tmp/ck/config.json"
+    expect_error "$bin: alibi refused" '"alibi": true is not supported' $bin info "$tmp/ck"
+    fresh; sed -i 's/"bias": false/"bias": true/' "$tmp/ck/config.json"
+    expect_error "$bin: biases refused" '"bias": true is not supported' $bin info "$tmp/ck"
+    fresh; sed -i 's/"parallel_attn": true/"parallel_attn": false/' "$tmp/ck/config.json"
+    expect_error "$bin: sequential blocks refused" '"parallel_attn": false' $bin info "$tmp/ck"
+    fresh; sed -i 's/"layer_norm_epsilon": 1e-05/"layer_norm_epsilon": -1/' "$tmp/ck/config.json"
+    expect_error "$bin: negative epsilon" '"layer_norm_epsilon" = -1 is out of range' $bin info "$tmp/ck"
+    fresh; head -c 100 tests/ref/mqa/config.json > "$tmp/ck/config.json"
+    expect_error "$bin: truncated config.json" "config.json: byte [0-9]+:" $bin info "$tmp/ck"
+
+    # safetensors problems
+    fresh; sz=$(stat -c %s "$tmp/ck/model.safetensors"); head -c $((sz / 2)) tests/ref/mqa/model.safetensors > "$tmp/ck/model.safetensors"
+    expect_error "$bin: truncated safetensors" "model.safetensors: byte [0-9]+: tensor .* point outside" $bin score -m "$tmp/ck"
+    fresh; head -c 5 tests/ref/mqa/model.safetensors > "$tmp/ck/model.safetensors"
+    expect_error "$bin: file shorter than the header length" "model.safetensors: byte 0: file too short" $bin score -m "$tmp/ck"
+    fresh; { le64 1000000000; head -c 100 /dev/zero; } > "$tmp/ck/model.safetensors"
+    expect_error "$bin: header length beyond the file" "model.safetensors: byte 0: header length 1000000000 exceeds" $bin score -m "$tmp/ck"
+    fresh; printf 'garbage!' | dd of="$tmp/ck/model.safetensors" bs=1 seek=20 conv=notrunc 2>/dev/null
+    expect_error "$bin: garbled header" "model.safetensors: byte [0-9]+: bad header JSON" $bin score -m "$tmp/ck"
+    fresh; mkst "$tmp/ck/model.safetensors" '{"transformer.word_embeddings.weight":{"dtype":"F32","shape":[61,32],"data_offsets":[0,7808]}}' 100
+    expect_error "$bin: offsets beyond the data" "data_offsets \[0, 7808\] point outside the 100 data bytes" $bin score -m "$tmp/ck"
+    fresh; mkst "$tmp/ck/model.safetensors" '{"transformer.word_embeddings.weight":{"dtype":"F32","shape":[61,32],"data_offsets":[0,16]}}' 100
+    expect_error "$bin: offsets disagree with the shape" "has 16 bytes of data, its shape and dtype need 7808" $bin score -m "$tmp/ck"
+    fresh; mkst "$tmp/ck/model.safetensors" '{"transformer.word_embeddings.weight":{"dtype":"I64","shape":[61,32],"data_offsets":[0,15616]}}' 15616
+    expect_error "$bin: wrong dtype" "has dtype I64, expected F32, BF16 or F16" $bin score -m "$tmp/ck"
+    fresh; mkst "$tmp/ck/model.safetensors" '{"transformer.word_embeddings.weight":{"dtype":"Q4","shape":[61,32],"data_offsets":[0,15616]}}' 15616
+    expect_error "$bin: unknown dtype" 'unsupported dtype "Q4"' $bin score -m "$tmp/ck"
+    fresh; mkst "$tmp/ck/model.safetensors" '{"transformer.word_embeddings.weight":{"dtype":"F32","shape":[61,31],"data_offsets":[0,7564]}}' 7564
+    expect_error "$bin: wrong shape" 'has shape \[61, 31\], expected \[61, 32\]' $bin score -m "$tmp/ck"
+    fresh; mkst "$tmp/ck/model.safetensors" '{"transformer.word_embeddings.weight":{"dtype":"F32","shape":[-61,32],"data_offsets":[0,7808]}}' 7808
+    expect_error "$bin: negative dimension" "invalid shape" $bin score -m "$tmp/ck"
+    fresh; sed -i 's/"vocab_size": 61/"vocab_size": 62/' "$tmp/ck/config.json"
+    expect_error "$bin: config and weights disagree" 'word_embeddings.weight" has shape \[61, 32\], expected \[62, 32\]' $bin score -m "$tmp/ck"
+    fresh; cp tests/ref/gqa/model.safetensors "$tmp/ck/"
+    expect_error "$bin: weights of another model" "model.safetensors: tensor .* (missing|has shape)" $bin score -m "$tmp/ck"
+
+    # bad token input to score
+    expect_error "$bin: a word among the ids" "stdin: byte 4: 'x' is not a token id" $bin score -m tests/ref/mqa <<< "1 2 x 4"
+    expect_error "$bin: an id outside the vocabulary" "stdin: token 1: id 99 is outside the vocabulary" $bin score -m tests/ref/mqa <<< "1 99 3"
+    expect_error "$bin: too few ids" "need at least 2 token ids" $bin score -m tests/ref/mqa <<< "1"
+    expect_error "$bin: more ids than positions" "exceed max_position_embeddings 64" $bin score -m tests/ref/mqa <<< "$(seq 1 70 | tr '\n' ' ')"
+
+    # command line
+    expect_error "$bin: unknown command" "unknown command 'fly'" $bin fly
+    expect_error "$bin: train without data" "--data DIR" $bin train --steps 1
+    expect_error "$bin: bad batch size" "option -B: 'zero' is not a positive integer" $bin train -B zero
+    expect_error "$bin: data directory without shards" "no train\*.bin shards" $bin train --data "$tmp"
+done
+summary
