@@ -1164,7 +1164,7 @@ static int write_tokenizer_json(const char *out_path, const TokenBytes *pool, co
     if (!tmp) { set_err(err, errsize, "%s: out of memory", out_path); return -1; }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", out_path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
-    if (!f) { set_err(err, errsize, "%s: cannot write: %s", tmp, strerror(errno)); free(tmp); return -1; }
+    if (!f) { set_err(err, errsize, "%s: cannot write: %s", out_path, strerror(errno)); free(tmp); return -1; }
     fprintf(f, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
     for (size_t i = 0; i < n_special; i++) {
         fprintf(f, "%s\n    {\"id\": %zu, \"content\": ", i ? "," : "", i);
