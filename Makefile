@@ -43,7 +43,8 @@ TESTS += $(B)/test_falcon $(B)/san/test_falcon tests/t_falcon_cli.sh
 TEST_DEPS += falcon $(B)/san/falcon
 
 # ---------------------------------------------------------------- tokenizer.c
-tokenizer: tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+TOK_SRC = tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+tokenizer: $(TOK_SRC)
 	$(CC) $(CFLAGS) $(OPT) -DTOKENIZER_MAIN -o $@ tokenizer.c json.c $(LDLIBS)
 
 # ---------------------------------------------------------------- data.c
