@@ -46,6 +46,14 @@ TEST_DEPS += falcon $(B)/san/falcon
 TOK_SRC = tokenizer.c tokenizer.h unicode_tables.h $(JSON)
 tokenizer: $(TOK_SRC)
 	$(CC) $(CFLAGS) $(OPT) -DTOKENIZER_MAIN -o $@ tokenizer.c json.c $(LDLIBS)
+$(B)/san/tokenizer: $(TOK_SRC) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) -DTOKENIZER_MAIN -o $@ tokenizer.c json.c $(LDLIBS)
+$(B)/test_tokenizer: tests/test_tokenizer.c tests/test.h $(TOK_SRC) | $(B)
+	$(CC) $(CFLAGS) $(OPT) -o $@ tests/test_tokenizer.c json.c $(LDLIBS)
+$(B)/san/test_tokenizer: tests/test_tokenizer.c tests/test.h $(TOK_SRC) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) -o $@ tests/test_tokenizer.c json.c $(LDLIBS)
+TESTS += $(B)/test_tokenizer $(B)/san/test_tokenizer tests/t_tokenizer.sh
+TEST_DEPS += tokenizer $(B)/san/tokenizer
 
 # ---------------------------------------------------------------- data.c
 data: data.c data.h tokenizer.c tokenizer.h unicode_tables.h $(JSON)
