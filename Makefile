@@ -56,8 +56,17 @@ TESTS += $(B)/test_tokenizer $(B)/san/test_tokenizer tests/t_tokenizer.sh
 TEST_DEPS += tokenizer $(B)/san/tokenizer
 
 # ---------------------------------------------------------------- data.c
-data: data.c data.h tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+DATA_SRC = data.c data.h tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+data: $(DATA_SRC)
 	$(CC) $(CFLAGS) $(OPT) $(OMP) -DDATA_MAIN -o $@ data.c tokenizer.c json.c $(LDLIBS)
+$(B)/san/data: $(DATA_SRC) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) $(OMP) -DDATA_MAIN -o $@ data.c tokenizer.c json.c $(LDLIBS)
+$(B)/test_data: tests/test_data.c tests/test.h $(DATA_SRC) | $(B)
+	$(CC) $(CFLAGS) $(OPT) $(OMP) -o $@ tests/test_data.c tokenizer.c json.c $(LDLIBS)
+$(B)/san/test_data: tests/test_data.c tests/test.h $(DATA_SRC) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_data.c tokenizer.c json.c $(LDLIBS)
+TESTS += $(B)/test_data $(B)/san/test_data tests/t_data_cli.sh
+TEST_DEPS += data tokenizer $(B)/san/data
 
 # ---------------------------------------------------------------- tests
 test: $(BINS) $(TEST_DEPS) $(filter $(B)/%,$(TESTS))

@@ -565,12 +565,12 @@ static void synth_good(Buf *b, Rng *r, size_t topic) {
     const SynthTopic *tp = &synth_topics[topic];
     size_t style = rng_below(r, 6), paras = 3 + rng_below(r, 4);
     switch (style) {
-    case 0: buf_printf(b, "News from %s: %s\n\n", tp->place[rng_below(r, 6)] + 4, tp->noun[rng_below(r, 12)]); break;
+    case 0: buf_printf(b, "News from %s: %s\n\n", tp->place[rng_below(r, 6)], tp->noun[rng_below(r, 12)]); break;
     case 1: buf_printf(b, "How to care for %s\n\n", tp->noun[rng_below(r, 12)]); break;
     case 2: buf_printf(b, "Forum: a question about %s\n\n", tp->noun[rng_below(r, 12)]); break;
     case 3: buf_printf(b, "A short story about %s\n\n", tp->noun[rng_below(r, 12)]); break;
     case 4: buf_printf(b, "Notes on %s and %s\n\n", tp->name, tp->noun[rng_below(r, 12)]); break;
-    default: buf_printf(b, "The %s of %s\n\n", PICK(synth_adj), tp->place[rng_below(r, 6)] + 4); break;
+    default: buf_printf(b, "A %s day at %s\n\n", PICK(synth_adj), tp->place[rng_below(r, 6)]); break;
     }
     for (size_t p = 0; p < paras; p++) {
         if (p) buf_str(b, "\n\n");
@@ -792,17 +792,18 @@ static double synth_near_dup(Buf *out, const char *text, size_t len, double targ
 // Inserts `passage` as a paragraph after the first paragraph of text; records where it went.
 static void synth_insert_passage(SynthDoc *d, const char *passage) {
     char *brk = strstr(d->text, "\n\n");
-    size_t at = brk && (size_t)(brk - d->text) + 2 <= d->len ? (size_t)(brk - d->text) + 2 : d->len;
-    Buf b = {0};
-    buf_add(&b, d->text, at);
-    d->span_start = b.len;
-    d->span_len = strlen(passage);
-    buf_str(&b, passage);
-    buf_str(&b, "\n\n");
-    buf_add(&b, d->text + at, d->len - at);
+    size_t at = brk ? (size_t)(brk - d->text) + 2 : d->len, pl = strlen(passage), n = d->len + pl + 2;
+    char *t = xmalloc(n + 1);
+    memcpy(t, d->text, at);
+    memcpy(t + at, passage, pl);
+    memcpy(t + at + pl, "\n\n", 2);
+    memcpy(t + at + pl + 2, d->text + at, d->len - at);
+    t[n] = 0;
     free(d->text);
-    d->text = b.s;
-    d->len = b.len;
+    d->text = t;
+    d->len = n;
+    d->span_start = at;
+    d->span_len = pl;
 }
 
 // Shares of the planted kinds, in percent of all documents; the rest are good documents.
@@ -852,12 +853,20 @@ static void synth_generate(Synth *s, size_t n, uint64_t seed) {
                 d->jaccard = k == 0 ? 1.0 : js;
             } else if (k == 2 || k == 3) { // boilerplate lines at the start and the end
                 size_t topic = rng_below(r, N_TOPICS);
-                size_t nb = k == 2 ? 1 : 8 + rng_below(r, 5);
+                size_t nb = k == 2 ? 1 : 8 + rng_below(r, 5); // at most the 12 lines of synth_boiler
                 Buf body = {0};
                 synth_good(&body, r, topic);
-                for (size_t j = 0; j < nb / 2; j++) { buf_str(&t, PICK(synth_boiler)); buf_str(&t, "\n"); }
+                size_t pick[sizeof synth_boiler / sizeof *synth_boiler], nbl = sizeof pick / sizeof *pick;
+                for (size_t j = 0; j < nbl; j++) pick[j] = j;
+                for (size_t j = nbl; j > 1; j--) { size_t q = rng_below(r, j), x = pick[j - 1]; pick[j - 1] = pick[q]; pick[q] = x; }
+                if (k == 2) { // one short line (at most 3 words), well under 5% of the words
+                    static const size_t short_lines[] = {1, 3, 6, 7, 9, 10};
+                    pick[0] = short_lines[rng_below(r, 6)];
+                }
+                // distinct lines, so that the repetition filter does not see them first
+                for (size_t j = 0; j < nb / 2; j++) { buf_str(&t, synth_boiler[pick[j]]); buf_str(&t, "\n"); }
                 buf_add(&t, body.s, body.len);
-                for (size_t j = nb / 2; j < nb; j++) { buf_str(&t, "\n"); buf_str(&t, PICK(synth_boiler)); }
+                for (size_t j = nb / 2; j < nb; j++) { buf_str(&t, "\n"); buf_str(&t, synth_boiler[pick[j]]); }
                 free(body.s);
                 synth_url(&u, r, synth_topics[topic].name, id);
                 synth_push(s, &t, &u, label);
@@ -2118,7 +2127,9 @@ static void run_doc_stage(Corpus *c, int stage, const PipelineConfig *cfg, Stage
     Buf *cut = xcalloc((size_t)nt, sizeof *cut);
     char **cut_text = xcalloc(c->n, sizeof *cut_text);
     long n = (long)c->n;
+#ifdef _OPENMP
     #pragma omp parallel for schedule(dynamic, 16)
+#endif
     for (long i = 0; i < n; i++) {
         Doc *d = &c->doc[i];
         if (d->removed_by) continue;
@@ -2198,7 +2209,9 @@ static int pipeline_run(Corpus *c, const PipelineConfig *cfg, PipelineResult *re
         for (int t = 0; t < nt; t++) { local[t].hasher = m.hasher; local[t].sig = xmalloc(MH_HASHES * sizeof(uint32_t)); }
         for (size_t a = 0; a < nk && !rc; a += chunk) {
             long e = (long)(a + chunk < nk ? a + chunk : nk);
+#ifdef _OPENMP
             #pragma omp parallel for schedule(dynamic, 8)
+#endif
             for (long i = (long)a; i < e; i++) {
                 const Doc *d = &c->doc[idx[i]];
                 mhd_keys(&local[thread_id()], d->text, d->len, keys + (size_t)(i - (long)a) * MH_BANDS);
@@ -2254,7 +2267,9 @@ static int pipeline_run(Corpus *c, const PipelineConfig *cfg, PipelineResult *re
             res->vocab = tokenizer_vocab_size(tk[0]);
             long n = (long)c->n;
             int fail = 0;
+#ifdef _OPENMP
             #pragma omp parallel for schedule(dynamic, 16) reduction(|:fail)
+#endif
             for (long i = 0; i < n; i++)
                 if (!c->doc[i].removed_by) fail |= bpe_tokenise(tk[thread_id()], c->doc[i].text, c->doc[i].len, &res->toks[i]) != 0;
             if (fail) { snprintf(err, errsize, "%s: tokenisation failed (out of memory)", cfg->tokenizer); rc = -1; }
@@ -2374,9 +2389,8 @@ static int write_outputs(const Corpus *c, const PipelineResult *res, const char 
     return rc;
 }
 
-#ifdef DATA_MAIN
 // ---------------------------------------------------------------------------------------------------------------
-// The command line.
+// The command line (data_cli in data.h; `./data` is its main).
 
 static void usage(void) {
     fprintf(stderr,
@@ -2547,7 +2561,7 @@ static int cmd_info(int argc, char **argv) {
     return rc;
 }
 
-int main(int argc, char **argv) {
+int data_cli(int argc, char **argv) {
     if (argc < 2) { usage(); return 1; }
     if (!strcmp(argv[1], "synth")) return cmd_synth(argc, argv);
     if (!strcmp(argv[1], "prepare")) return cmd_prepare(argc, argv);
@@ -2556,4 +2570,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(); return 0; }
     return fail("unknown command: %s (try data --help)", argv[1]);
 }
+
+#ifdef DATA_MAIN
+int main(int argc, char **argv) { return data_cli(argc, argv); }
 #endif

@@ -86,4 +86,8 @@ size_t dataloader_batches_per_epoch(const DataLoader *dl); // batches per epoch 
 uint32_t dataloader_vocab_size(const DataLoader *dl);     // largest vocab_size over the shards
 void dataloader_close(DataLoader *dl);
 
+// ---------------------------------------------------------------------------------------------------------
+// The `./data` command line (synth, prepare, mix, gopher, info); `./data --help` lists it. Returns the exit status.
+int data_cli(int argc, char **argv);
+
 #endif
