@@ -17,14 +17,17 @@ static void collect(void *ctx, const uint8_t *s, size_t n) {
     token_bytes_free(&b);
 }
 
-static const char *pretokenize(const char *text) {
+// Pre-tokenizes with Falcon's pipeline, or with the GPT-2 one (ByteLevel alone) when gpt2 is set.
+static const char *pretokenize_with(const char *text, int gpt2) {
     PreTokenizer p = {0};
     pretok_falcon(&p);
+    if (gpt2) { p.steps[0] = p.steps[1]; p.n_steps = 1; p.bytelevel_at = 0; }
     p.leaf = collect;
     pieces[0] = 0;
     pretok_run(&p, 0, (const uint8_t *)text, strlen(text));
     return pieces;
 }
+static const char *pretokenize(const char *text) { return pretokenize_with(text, 0); }
 
 // ---- a plain BPE, the textbook way: while some adjacent pair has a merge, merge the one of lowest
 // rank (leftmost on ties). O(n^2) per word; the heap version in tokenizer.c must agree with it.
@@ -90,6 +93,10 @@ int main(void) {
     got = pretokenize("a\xd9\xa1\xd9\xa2" "b 1\xc2\xb2" "2345 \t\tx   ");
     want = "a|Ù¡Ù¢|b|Ġ|1|Â|²|234|5|Ġĉ|ĉ|x|ĠĠĠ";   // after ByteLevel, Digits sees bytes: '²' (0xB2) is numeric
     CHECK(strcmp(got, want) == 0, "digits and white space pieces\n   got  %s\n   want %s", got, want);
+
+    got = pretokenize_with("I'm don't we'll they've you're he'd it's 'S 'Ts x'  'll''s ?'s", 1);
+    want = "I|'m|Ġdon|'t|Ġwe|'ll|Ġthey|'ve|Ġyou|'re|Ġhe|'d|Ġit|'s|Ġ'|S|Ġ'|Ts|Ġx|'|Ġ|Ġ'|ll|''|s|Ġ?'|s";
+    CHECK(strcmp(got, want) == 0, "GPT-2 pre-tokenizer contractions\n   got  %s\n   want %s", got, want);
 
     Tokenizer *hf = tokenizer_load("tests/tok/hf_trained.json", err, sizeof err);
     CHECK(hf != NULL, "load tests/tok/hf_trained.json: %s", hf ? "ok" : err);

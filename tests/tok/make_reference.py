@@ -80,7 +80,7 @@ def texts():
     t["specials"] = ("<|endoftext|>start>>TITLE<<mid>>ABSTRACT<<end<|endoftext|><|endoftext|> word<|endoftext|>word "
                      ">>TITLE< >TITLE<< >>>TITLE<<< <|endoftext|x <|endoftext|> >>PREFIX<<def f():>>SUFFIX<<\n"
                      ">>MIDDLE<<return 1>>QUESTION<<Why?>>ANSWER<<Because.>>COMMENT<<>>DOMAIN<<"
-                     ">>INTRODUCTION<<>>SUMMARY<<")
+                     ">>INTRODUCTION<<>>SUMMARY<< <|end <|endo >>TITLE<<>>x >>TITLE<<>>TITLE<<>>\n")
     # a sample of the code points of every Unicode block, each in several contexts
     rng = random.Random(5)
     parts = []
@@ -118,6 +118,10 @@ def main():
                    check=True)
     j = json.load(open("tests/tok/hf_trained.json", encoding="utf-8"))
     j["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    # two more added tokens, one a prefix of a special token, to test leftmost-longest matching
+    for i, content in enumerate(["<|end", ">>TITLE<<>>"]):
+        j["added_tokens"].append({"id": VOCAB + i, "content": content, "single_word": False, "lstrip": False,
+                                  "rstrip": False, "normalized": False, "special": True})
     json.dump(j, open("tests/tok/hf_bytelevel.json", "w", encoding="utf-8"), ensure_ascii=False, indent=1)
     for tk in ["hf_trained", "c_trained", "hf_bytelevel"]:
         tok = Tokenizer.from_file("tests/tok/%s.json" % tk)
