@@ -525,12 +525,9 @@ static int push_pair(Tokenizer *t, size_t *hn, int32_t i) {
     return m ? heap_push(t, hn, m->rank, (uint64_t)i, m->new_id) : 0;
 }
 
-// Encodes the word s[0, n) (raw bytes), appending its ids to out.
-static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenIds *out) {
-    if (t->ignore_merges) {
-        int32_t id = strmap_get(&t->vocab_bytes, (const char *)s, n);
-        if (id >= 0) return ids_push(out, id);
-    }
+// The initial symbols of the word s[0, n): one per byte. A byte the vocabulary lacks becomes unk
+// (fused with a preceding unk if fuse_unk) or is dropped, as in HF. Returns the count, or -1 (memory).
+static long bpe_symbols(Tokenizer *t, const uint8_t *s, size_t n) {
     if (n > t->sym_cap) {
         size_t c = t->sym_cap;
         if (grow_array((void **)&t->sym_id, &c, n, sizeof(int32_t))) return -1;
@@ -542,7 +539,6 @@ static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenIds *out) {
         if (grow_array((void **)&t->sym_len, &c, n, sizeof(uint32_t))) return -1;
         t->sym_cap = c;
     }
-    // initial symbols; a byte the vocabulary lacks becomes unk (fused if fuse_unk) or is dropped, as in HF
     size_t m = 0;
     int prev_unk = 0;
     for (size_t i = 0; i < n; i++) {
@@ -558,8 +554,12 @@ static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenIds *out) {
         t->sym_prev[m] = (int32_t)m - 1; t->sym_next[m] = (int32_t)m + 1;
         m++;
     }
-    if (m == 0) return 0;
-    t->sym_next[m - 1] = -1;
+    if (m) t->sym_next[m - 1] = -1;
+    return (long)m;
+}
+
+// Merges the m symbols with the heap (any length, O(m log m)); dead symbols get sym_len 0.
+static int bpe_merge_heap(Tokenizer *t, size_t m) {
     size_t hn = 0;
     for (size_t i = 0; i + 1 < m; i++)
         if (push_pair(t, &hn, (int32_t)i)) return -1;
@@ -578,8 +578,57 @@ static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenIds *out) {
         if (t->sym_prev[i] >= 0 && push_pair(t, &hn, t->sym_prev[i])) return -1;
         if (push_pair(t, &hn, i)) return -1;
     }
-    for (size_t i = 0; i < m; i++)
-        if (t->sym_len[i] && ids_push(out, t->sym_id[i])) return -1;
+    return 0;
+}
+
+// The same merges for a short word, faster: the rank of every adjacent pair is kept in an array, the
+// lowest (leftmost on ties) is merged, and only the two pairs around the merge are looked up again.
+// It gives the heap's result: both merge the pair of lowest (rank, position) at every step, because a
+// stale heap entry can never pass the heap's check (its pair's token would have to be a shorter string
+// than the current pair's). Symbols are compacted in place; returns the new count.
+#define BPE_SMALL 32
+static size_t bpe_merge_small(Tokenizer *t, size_t m) {
+    uint32_t rank[BPE_SMALL];
+    int32_t nid[BPE_SMALL], *sym = t->sym_id;
+    for (size_t i = 0; i + 1 < m; i++) {
+        const MergeSlot *ms = merge_get(t, sym[i], sym[i + 1]);
+        rank[i] = ms ? ms->rank : UINT32_MAX;
+        nid[i] = ms ? ms->new_id : -1;
+    }
+    while (m > 1) {
+        size_t best = 0;
+        for (size_t i = 1; i + 1 < m; i++) if (rank[i] < rank[best]) best = i;
+        if (rank[best] == UINT32_MAX) break;
+        sym[best] = nid[best];
+        m--;
+        for (size_t i = best + 1; i < m; i++) { sym[i] = sym[i + 1]; rank[i] = rank[i + 1]; nid[i] = nid[i + 1]; }
+        for (size_t i = best ? best - 1 : 0; i <= best && i + 1 < m; i++) {
+            const MergeSlot *ms = merge_get(t, sym[i], sym[i + 1]);
+            rank[i] = ms ? ms->rank : UINT32_MAX;
+            nid[i] = ms ? ms->new_id : -1;
+        }
+    }
+    return m;
+}
+
+// Encodes the word s[0, n) (raw bytes), appending its ids to out.
+static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenIds *out) {
+    if (t->ignore_merges) {
+        int32_t id = strmap_get(&t->vocab_bytes, (const char *)s, n);
+        if (id >= 0) return ids_push(out, id);
+    }
+    long m = bpe_symbols(t, s, n);
+    if (m < 0) return -1;
+    if (out->len + (size_t)m > out->cap && grow_array((void **)&out->ids, &out->cap, out->len + (size_t)m, sizeof(int32_t))) return -1;
+    if (m <= BPE_SMALL) {
+        size_t k = bpe_merge_small(t, (size_t)m);
+        memcpy(out->ids + out->len, t->sym_id, k * sizeof(int32_t));
+        out->len += k;
+        return 0;
+    }
+    if (bpe_merge_heap(t, (size_t)m)) return -1;
+    for (long i = 0; i < m; i++)
+        if (t->sym_len[i]) out->ids[out->len++] = t->sym_id[i];
     return 0;
 }
 
@@ -934,9 +983,9 @@ Tokenizer *tokenizer_load_json(const char *text, size_t len, const char *name, c
         t->byte_id[b] = strmap_get(&t->vocab, scratch.data, scratch.len);
     }
     if (build_decoder(&L, t, &scratch)) goto done;
-    t->cache_cap = 1 << 15;
-    t->cache_keys_cap = 1 << 20;
-    t->cache_ids_cap = 1 << 18;
+    t->cache_cap = 1 << 18;          // about 13 MiB in all: enough for the distinct words of a large text
+    t->cache_keys_cap = 1 << 22;
+    t->cache_ids_cap = 1 << 20;
     t->cache = calloc(t->cache_cap, sizeof *t->cache);
     t->cache_keys = malloc(t->cache_keys_cap);
     t->cache_ids = malloc(t->cache_ids_cap * sizeof(int32_t));

@@ -132,26 +132,33 @@ int main(void) {
     char *corpus;
     size_t clen;
     CHECK(read_file("tests/tok/corpus.txt", &corpus, &clen, err, sizeof err) == 0, "read corpus");
-    size_t words = 0, differ = 0;
+    size_t words = 0, differ_heap = 0, differ_small = 0;
     uint64_t rng = 42;
     for (size_t i = 0; i < clen && words < 20000; words++) {
         size_t n = 1;
-        while (i + n < clen && corpus[i + n] != ' ' && corpus[i + n] != '\n' && n < 40) n++;
+        while (i + n < clen && corpus[i + n] != ' ' && corpus[i + n] != '\n' && n < 60) n++;
         uint8_t w[64];
         if (words % 2) {   // a random byte string instead of the corpus word
             for (size_t k = 0; k < n; k++) { rng = rng * 6364136223846793005ull + 1442695040888963407ull; w[k] = (uint8_t)(rng >> 56); }
         } else {
             memcpy(w, corpus + i, n);
         }
-        TokenIds a = {0}, r = {0};
-        bpe_word(hf, w, n, &a);
+        TokenIds r = {0};
         bpe_reference(hf, w, n, &r);
-        differ += a.len != r.len || memcmp(a.ids, r.ids, a.len * sizeof(int32_t)) != 0;
-        token_ids_free(&a);
+        // the heap version (any length) and the short-word version (up to BPE_SMALL bytes)
+        size_t m = (size_t)bpe_symbols(hf, w, n), k = 0;
+        bpe_merge_heap(hf, m);
+        for (size_t j = 0; j < m; j++) if (hf->sym_len[j]) differ_heap += k >= r.len || hf->sym_id[j] != r.ids[k++];
+        differ_heap += k != r.len;
+        if (n <= BPE_SMALL) {
+            k = bpe_merge_small(hf, (size_t)bpe_symbols(hf, w, n));
+            differ_small += k != r.len || memcmp(hf->sym_id, r.ids, k * sizeof(int32_t)) != 0;
+        }
         token_ids_free(&r);
         i += n;
     }
-    CHECK(differ == 0, "heap BPE agrees with the reference BPE on %zu words (%zu differ)", words, differ);
+    CHECK(differ_heap == 0, "heap BPE agrees with the reference BPE on %zu words (%zu differ)", words, differ_heap);
+    CHECK(differ_small == 0, "short-word BPE agrees with the reference BPE (%zu differ)", differ_small);
 
     // training parity: tokenizer.c's trainer learns exactly HF BpeTrainer's vocabulary and merges
     BpeTrainer *tr = bpe_trainer_build();
