@@ -6,7 +6,7 @@
 CC      ?= cc
 OPT     ?= -O3 -march=native
 WARN     = -Wall -Wextra
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN)
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd $(WARN)
 LDLIBS   = -lm
 # OpenMP is optional: used when the compiler supports it, `make NO_OMP=1` turns it off.
 ifndef NO_OMP
@@ -67,6 +67,23 @@ $(B)/san/test_data: tests/test_data.c tests/test.h $(DATA_SRC) | $(B)/san
 	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_data.c tokenizer.c json.c $(LDLIBS)
 TESTS += $(B)/test_data $(B)/san/test_data tests/t_data_cli.sh
 TEST_DEPS += data tokenizer $(B)/san/data
+
+# ---------------------------------------------------------------- the main job
+# Everything from nothing: a synthetic web corpus, a BPE vocabulary learned on it, the refinement pipeline and
+# shards, a few minutes of training of the nano preset, and a sample. Smaller: make train DEMO_STEPS=100
+DEMO        = runs/demo
+DEMO_DOCS  ?= 2000
+DEMO_VOCAB ?= 4096
+DEMO_STEPS ?= 400
+train: $(BINS)
+	mkdir -p $(DEMO)
+	./data synth --docs $(DEMO_DOCS) -o $(DEMO)/corpus.jsonl
+	./tokenizer train --vocab-size $(DEMO_VOCAB) --out $(DEMO)/tokenizer.json $(DEMO)/corpus.jsonl
+	./data prepare --tokenizer $(DEMO)/tokenizer.json --val-frac 0.05 --out $(DEMO)/data $(DEMO)/corpus.jsonl
+	cp $(DEMO)/tokenizer.json $(DEMO)/data/tokenizer.json
+	./falcon train --data $(DEMO)/data --model nano --out $(DEMO)/run -B 8 -T 128 --steps $(DEMO_STEPS) \
+		--warmup 20 --lr 3e-3 --eval-every 50 --save-every 200
+	./falcon sample -m $(DEMO)/run/latest --prompt "The old teacher" -n 60 --seed 1
 
 # ---------------------------------------------------------------- tests
 test: $(BINS) $(TEST_DEPS) $(filter $(B)/%,$(TESTS))

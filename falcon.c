@@ -662,46 +662,97 @@ static void param_foreach(const Config *c, TensorFn fn, void *ctx) {
 // Layers. Each forward is followed by its backward, which takes the same arguments plus the gradients
 // and accumulates (+=) into the gradients of its inputs and parameters.
 
-// out = inp @ w^T: inp (N, IC), w (OC, IC), out (N, OC). Every Linear layer of Falcon is bias-free.
-static void matmul_forward(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
-    // Rows are processed four at a time so each weight row loaded from memory serves four dot products.
-    #pragma omp parallel for schedule(static)
-    for (size_t n0 = 0; n0 < N; n0 += 4) {
-        size_t nr = N - n0 < 4 ? N - n0 : 4;
+// Matrix products. out = inp @ w^T: inp (N, IC), w (OC, IC), out (N, OC). Every Linear layer of Falcon is
+// bias-free. The reference versions say what is computed; the fast ones compute the same with another order of
+// summation, shaped so that the compiler vectorises them (tests/test_falcon.c checks one against the other).
+static void matmul_forward_ref(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
+    for (size_t n = 0; n < N; n++)
         for (size_t o = 0; o < OC; o++) {
-            const float *wr = w + o * IC;
-            float acc[4] = {0, 0, 0, 0};
-            for (size_t r = 0; r < nr; r++) {
-                const float *x = inp + (n0 + r) * IC;
-                float s = 0.0f;
-                for (size_t i = 0; i < IC; i++) s += x[i] * wr[i];
-                acc[r] = s;
-            }
-            for (size_t r = 0; r < nr; r++) out[(n0 + r) * OC + o] = acc[r];
+            float s = 0.0f;
+            for (size_t i = 0; i < IC; i++) s += inp[n * IC + i] * w[o * IC + i];
+            out[n * OC + o] = s;
         }
-    }
 }
 
 // dinp += dout @ w,  dw += dout^T @ inp
+static void matmul_backward_ref(float *dinp, float *dw, const float *dout, const float *inp, const float *w, size_t N,
+                                size_t IC, size_t OC) {
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OC; o++)
+            for (size_t i = 0; i < IC; i++) {
+                dinp[n * IC + i] += dout[n * OC + o] * w[o * IC + i];
+                dw[o * IC + i] += dout[n * OC + o] * inp[n * IC + i];
+            }
+}
+
+// A dot product is a reduction, which C's strict float semantics forbid the compiler to split into SIMD lanes;
+// `omp simd reduction` grants that permission for the named sums (it needs -fopenmp-simd, no OpenMP runtime).
+// A tile of 4 rows x 2 outputs computes 8 dot products in one pass, so each load of inp or w feeds several FMAs.
+#define TILE_N 4
+
+static float dot(const float *a, const float *b, size_t n) {
+    float s = 0.0f;
+    #pragma omp simd reduction(+ : s)
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void matmul_forward(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
+    size_t tiles_n = (N + 3) / 4, tiles_o = (OC + 1) / 2;
+    #pragma omp parallel for schedule(static)
+    for (size_t tile = 0; tile < tiles_n * tiles_o; tile++) {
+        size_t n0 = tile / tiles_o * 4, o0 = tile % tiles_o * 2;
+        if (n0 + 4 > N || o0 + 2 > OC) {  // edge tiles: plain dot products
+            for (size_t n = n0; n < N && n < n0 + 4; n++)
+                for (size_t o = o0; o < OC && o < o0 + 2; o++) out[n * OC + o] = dot(inp + n * IC, w + o * IC, IC);
+            continue;
+        }
+        const float *x0 = inp + n0 * IC, *x1 = x0 + IC, *x2 = x1 + IC, *x3 = x2 + IC;
+        const float *w0 = w + o0 * IC, *w1 = w0 + IC;
+        float s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+        #pragma omp simd reduction(+ : s00, s01, s10, s11, s20, s21, s30, s31)
+        for (size_t i = 0; i < IC; i++) {
+            float a = w0[i], b = w1[i];
+            s00 += x0[i] * a; s01 += x0[i] * b;
+            s10 += x1[i] * a; s11 += x1[i] * b;
+            s20 += x2[i] * a; s21 += x2[i] * b;
+            s30 += x3[i] * a; s31 += x3[i] * b;
+        }
+        float *y = out + n0 * OC + o0;
+        y[0] = s00; y[1] = s01; y += OC;
+        y[0] = s10; y[1] = s11; y += OC;
+        y[0] = s20; y[1] = s21; y += OC;
+        y[0] = s30; y[1] = s31;
+    }
+}
+
+// The two backward products are sums of scaled rows (axpy), which vectorise as they are: dinp row n gains
+// dout[n, o] * w[o, :] and dw row o gains dout[n, o] * inp[n, :]. Blocks of 4 rows of dinp (or dw) reuse each row
+// of w (or inp) while it is in cache, and give each thread its own rows to write.
 static void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, size_t N,
                             size_t IC, size_t OC) {
     #pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < N; n++) {
-        const float *g = dout + n * OC;
-        float *di = dinp + n * IC;
+    for (size_t n0 = 0; n0 < N; n0 += TILE_N) {
+        size_t nn = N - n0 < TILE_N ? N - n0 : TILE_N;
         for (size_t o = 0; o < OC; o++) {
             const float *wr = w + o * IC;
-            float go = g[o];
-            for (size_t i = 0; i < IC; i++) di[i] += go * wr[i];
+            for (size_t r = 0; r < nn; r++) {
+                float g = dout[(n0 + r) * OC + o];
+                float *di = dinp + (n0 + r) * IC;
+                for (size_t i = 0; i < IC; i++) di[i] += g * wr[i];
+            }
         }
     }
     #pragma omp parallel for schedule(static)
-    for (size_t o = 0; o < OC; o++) {
-        float *dwr = dw + o * IC;
+    for (size_t o0 = 0; o0 < OC; o0 += TILE_N) {
+        size_t no = OC - o0 < TILE_N ? OC - o0 : TILE_N;
         for (size_t n = 0; n < N; n++) {
             const float *x = inp + n * IC;
-            float go = dout[n * OC + o];
-            for (size_t i = 0; i < IC; i++) dwr[i] += go * x[i];
+            for (size_t r = 0; r < no; r++) {
+                float g = dout[n * OC + o0 + r];
+                float *d = dw + (o0 + r) * IC;
+                for (size_t i = 0; i < IC; i++) d[i] += g * x[i];
+            }
         }
     }
 }
