@@ -412,6 +412,7 @@ struct Tokenizer {
     uint8_t added_first[256];     // 1 if some added token starts with this byte
     int32_t unk_id; int fuse_unk, ignore_merges;
     PreTokenizer pre;
+    void (*on_added)(const AddedToken *a);   // called for each added token found (the CLI's explain)
     // encode state
     TokenIds *out; int oom;
     CacheSlot *cache; size_t cache_cap, cache_n;
@@ -688,6 +689,7 @@ int tokenizer_encode(Tokenizer *t, const char *text, size_t len, TokenIds *out) 
         }
         if (!best) continue;
         if (i > start) pretok_run(&t->pre, 0, s + start, i - start);
+        if (t->on_added) t->on_added(best);
         if (!t->oom && ids_push(out, best->id)) t->oom = 1;
         start = i + best->len;
         i = start - 1;
@@ -1427,7 +1429,7 @@ static void explain_piece(void *ctx, const uint8_t *s, size_t n) {
     TokenIds ids = {0};
     TokenBytes name = {0};
     if (bpe_word(explain_t, s, n, &ids) == 0 && bytes_to_vocab_string(s, n, &name) == 0) {
-        printf("%-24.*s ->", (int)name.len, name.data);
+        printf("%.*s%*s ->", (int)name.len, name.data, n < 20 ? (int)(20 - n) : 0, "");   // one character per byte
         for (size_t i = 0; i < ids.len; i++) {
             name.len = 0;
             size_t len = 0;
@@ -1438,6 +1440,10 @@ static void explain_piece(void *ctx, const uint8_t *s, size_t n) {
     }
     token_ids_free(&ids);
     token_bytes_free(&name);
+}
+
+static void explain_added(const AddedToken *a) {
+    printf("%.*s%*s -> added token (%d)\n", (int)a->len, a->s, a->len < 20 ? (int)(20 - a->len) : 0, "", a->id);
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -1517,7 +1523,10 @@ int main(int argc, char **argv) {
     } else {
         explain_t = t;
         t->pre.leaf = explain_piece;
-        pretok_run(&t->pre, 0, (const uint8_t *)text, len);
+        t->on_added = explain_added;
+        TokenIds ids = {0};
+        tokenizer_encode(t, text, len, &ids);
+        token_ids_free(&ids);
     }
     free(text);
     tokenizer_free(t);
