@@ -619,7 +619,7 @@ static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenIds *out) {
         if (id >= 0) return ids_push(out, id);
     }
     long m = bpe_symbols(t, s, n);
-    if (m < 0) return -1;
+    if (m <= 0) return (int)m;   // -1: out of memory; 0: every byte was dropped (no unk)
     if (out->len + (size_t)m > out->cap && grow_array((void **)&out->ids, &out->cap, out->len + (size_t)m, sizeof(int32_t))) return -1;
     if (m <= BPE_SMALL) {
         size_t k = bpe_merge_small(t, (size_t)m);
@@ -651,7 +651,7 @@ static void encode_piece(void *ctx, const uint8_t *s, size_t n) {
             TokenIds *out = t->out;
             if (out->len + c->n_ids > out->cap &&
                 grow_array((void **)&out->ids, &out->cap, out->len + c->n_ids, sizeof(int32_t))) { t->oom = 1; return; }
-            memcpy(out->ids + out->len, t->cache_ids + c->ids_off, c->n_ids * sizeof(int32_t));
+            if (c->n_ids) memcpy(out->ids + out->len, t->cache_ids + c->ids_off, c->n_ids * sizeof(int32_t));
             out->len += c->n_ids;
             return;
         }
@@ -666,7 +666,7 @@ static void encode_piece(void *ctx, const uint8_t *s, size_t n) {
         for (i = h & mask; t->cache[i].hash; i = (i + 1) & mask) {}
     }
     memcpy(t->cache_keys + t->cache_keys_len, s, n);
-    memcpy(t->cache_ids + t->cache_ids_len, t->out->ids + before, k * sizeof(int32_t));
+    if (k) memcpy(t->cache_ids + t->cache_ids_len, t->out->ids + before, k * sizeof(int32_t));
     t->cache[i] = (CacheSlot){h, (uint32_t)t->cache_keys_len, (uint32_t)t->cache_ids_len, (uint16_t)n, (uint16_t)k};
     t->cache_keys_len += n;
     t->cache_ids_len += k;
@@ -964,7 +964,11 @@ Tokenizer *tokenizer_load_json(const char *text, size_t len, const char *name, c
     Loader L = {name, err, errsize};
     Json root;
     char jerr[160];
-    if (json_parse(text, len, &root, jerr, sizeof jerr)) { set_err(err, errsize, "%s: %s", name, jerr); return NULL; }
+    if (json_parse(text, len, &root, jerr, sizeof jerr)) {
+        for (char *c = jerr; *c; c++) if ((unsigned char)*c < 0x20) *c = '?';   // keep the message on one line
+        set_err(err, errsize, "%s: %s", name, jerr);
+        return NULL;
+    }
     Tokenizer *t = calloc(1, sizeof *t);
     TokenBytes scratch = {0};
     int rc = -1;

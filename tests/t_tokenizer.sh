@@ -78,6 +78,15 @@ for bin in ./tokenizer build/san/tokenizer; do
     expect_error "$bin decode of an unknown id" "stdin: byte 2: '99999' is not a token id" sh -c "echo '5 99999 7' | $bin decode -t $R/hf_trained.json"
     expect_error "$bin decode of a non-number" "stdin: byte 0: 'abc' is not a token id" sh -c "echo 'abc' | $bin decode -t $R/hf_trained.json"
 done
+# bytes the vocabulary lacks are dropped (no unk_token), as HF does; words that vanish are cached too
+mk tinyvocab '{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}}'
+for bin in ./tokenizer build/san/tokenizer; do
+    check "$bin: unknown bytes dropped, repeated vanishing words" test "$(printf 'zz ab zz zz abab' | $bin encode -t "$T/tinyvocab.json")" = "2 2 2"
+done
+# inputs the fuzzers found (tests/fuzz/regressions): one-line errors, no crash
+for f in tests/fuzz/regressions/*.json; do
+    expect_error "fuzz regression $(basename "$f")" "$(basename "$f"): byte [0-9]+: " build/san/tokenizer encode -t "$f"
+done
 # a failed training run leaves an existing output file untouched (atomic write)
 echo keep > "$T/out.json"
 printf '{"text": 1}\n' > "$T/bad.jsonl"
