@@ -664,7 +664,7 @@ static void param_foreach(const Config *c, TensorFn fn, void *ctx) {
 
 // Matrix products. out = inp @ w^T: inp (N, IC), w (OC, IC), out (N, OC). Every Linear layer of Falcon is
 // bias-free. The reference versions say what is computed; the fast ones compute the same with another order of
-// summation, shaped so that the compiler vectorises them (tests/test_falcon.c checks one against the other).
+// summation (tests/test_kernels.c checks one against the other on awkward shapes).
 static void matmul_forward_ref(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
     for (size_t n = 0; n < N; n++)
         for (size_t o = 0; o < OC; o++) {
@@ -685,11 +685,140 @@ static void matmul_backward_ref(float *dinp, float *dw, const float *dout, const
             }
 }
 
-// A dot product is a reduction, which C's strict float semantics forbid the compiler to split into SIMD lanes;
-// `omp simd reduction` grants that permission for the named sums (it needs -fopenmp-simd, no OpenMP runtime).
-// A tile of 4 rows x 2 outputs computes 8 dot products in one pass, so each load of inp or w feeds several FMAs.
-#define TILE_N 4
+// The fast products are all one routine, gemm, in the blocked form of Goto and van de Geijn ("Anatomy of
+// high-performance matrix multiplication", 2008). C (M, N) += A (M, K) B (K, N) is cut into blocks of
+// MC x KC of A and KC x NC of B small enough to stay in the L2 cache; each block is first copied ("packed")
+// into the exact order the inner kernel reads it. The inner kernel holds an MR x NR tile of C in vector
+// registers through the whole depth KC: at each k it loads NR values of B (NV vectors of VL floats), broadcasts
+// MR values of A, and issues MR NV fused multiply-adds. That is MR + NV loads for MR NV FMAs, so the FMA units,
+// not the loads, set the pace.
+//
+// The kernel is written once against four vector operations; each instruction set supplies them (AVX-512,
+// AVX2 + FMA, Arm NEON), and plain C with one float per "vector" is the fallback for every other machine.
+// MR and NV fill the register file: MR NV accumulators + NV loads of B + 1 broadcast.
+#if defined(__AVX512F__)
+#include <immintrin.h>
+typedef __m512 vfloat;
+enum { VL = 16, MR = 12, NV = 2 };  // 24 of 32 registers hold C
+static inline vfloat vload(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float *p, vfloat x) { _mm512_storeu_ps(p, x); }
+static inline vfloat vbroadcast(float x) { return _mm512_set1_ps(x); }
+static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return _mm512_fmadd_ps(a, b, c); }  // a b + c
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+typedef __m256 vfloat;
+enum { VL = 8, MR = 6, NV = 2 };  // 12 of 16 registers hold C
+static inline vfloat vload(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float *p, vfloat x) { _mm256_storeu_ps(p, x); }
+static inline vfloat vbroadcast(float x) { return _mm256_set1_ps(x); }
+static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return _mm256_fmadd_ps(a, b, c); }
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+#include <arm_neon.h>
+typedef float32x4_t vfloat;
+enum { VL = 4, MR = 8, NV = 3 };  // 24 of 32 registers hold C
+static inline vfloat vload(const float *p) { return vld1q_f32(p); }
+static inline void vstore(float *p, vfloat x) { vst1q_f32(p, x); }
+static inline vfloat vbroadcast(float x) { return vdupq_n_f32(x); }
+static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return vfmaq_f32(c, a, b); }
+#else
+typedef float vfloat;
+enum { VL = 1, MR = 4, NV = 4 };
+static inline vfloat vload(const float *p) { return *p; }
+static inline void vstore(float *p, vfloat x) { *p = x; }
+static inline vfloat vbroadcast(float x) { return x; }
+static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return a * b + c; }
+#endif
+enum { NR = NV * VL, KC = 256, MC = 8 * MR, NC = 16 * NR };
 
+// c (MR x NR tile, row stride ldc) += a b: a is a packed panel (KC, MR), b a packed panel (KC, NR).
+static void gemm_kernel(float *c, size_t ldc, const float *a, const float *b, size_t kc) {
+    vfloat acc[MR][NV];
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) acc[i][j] = vload(c + i * ldc + j * VL);
+    for (size_t k = 0; k < kc; k++, a += MR, b += NR) {
+        vfloat bv[NV];
+        #pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) bv[j] = vload(b + j * VL);
+        #pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            vfloat ai = vbroadcast(a[i]);
+            #pragma GCC unroll 4
+            for (int j = 0; j < NV; j++) acc[i][j] = vfma(ai, bv[j], acc[i][j]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) vstore(c + i * ldc + j * VL, acc[i][j]);
+}
+
+// Packs rows [0, m) x columns [0, kc) of X (element (r, k) at x[r rs + k cs]) into panels of P rows:
+// panel p holds (kc, P) with element (k, r) = X(p P + r, k), rows past m zero. Reads along whichever
+// index is contiguous.
+static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m, size_t kc, size_t P) {
+    for (size_t r0 = 0; r0 < m; r0 += P, dst += kc * P) {
+        size_t pr = m - r0 < P ? m - r0 : P;
+        if (pr < P) memset(dst, 0, kc * P * sizeof(float));
+        if (cs == 1)
+            for (size_t r = 0; r < pr; r++)
+                for (size_t k = 0; k < kc; k++) dst[k * P + r] = x[(r0 + r) * rs + k];
+        else
+            for (size_t k = 0; k < kc; k++)
+                for (size_t r = 0; r < pr; r++) dst[k * P + r] = x[(r0 + r) * rs + k * cs];
+    }
+}
+
+// C (M, N), rows ldc apart, += A B, with A(i, k) = a[i ars + k acs] and B(k, j) = b[k brs + j bcs], so that
+// one routine serves inp w^T, dout w and dout^T inp. The blocks of C are shared among the threads; each thread
+// packs its own copies of the blocks of A and B it needs. Tiles at the edges of C go through a full-size
+// scratch tile.
+static void gemm(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
+                 size_t bcs, size_t M, size_t N, size_t K) {
+    size_t threads = 1;
+#ifdef _OPENMP
+    threads = (size_t)omp_get_max_threads();
+#endif
+    size_t mc = MC;  // smaller row blocks when there are too few blocks to keep every thread busy
+    while (mc > MR && ((M + mc - 1) / mc) * ((N + NC - 1) / NC) < 4 * threads) mc = (mc / 2 + MR - 1) / MR * MR;
+    size_t bm = (M + mc - 1) / mc, bn = (N + NC - 1) / NC;
+    #pragma omp parallel
+    {
+        float *pa = aligned_alloc(64, MC * KC * sizeof(float)), *pb = aligned_alloc(64, KC * NC * sizeof(float));
+        if (!pa || !pb) die("out of memory");
+        float tile[MR * NR];
+        #pragma omp for schedule(dynamic)
+        for (size_t blk = 0; blk < bm * bn; blk++) {
+            size_t i0 = blk / bn * mc, j0 = blk % bn * NC;
+            size_t m = M - i0 < mc ? M - i0 : mc, n = N - j0 < NC ? N - j0 : NC;
+            for (size_t p0 = 0; p0 < K; p0 += KC) {
+                size_t kc = K - p0 < KC ? K - p0 : KC;
+                gemm_pack(pa, a + i0 * ars + p0 * acs, ars, acs, m, kc, MR);
+                gemm_pack(pb, b + p0 * brs + j0 * bcs, bcs, brs, n, kc, NR);
+                for (size_t jr = 0; jr < n; jr += NR)
+                    for (size_t ir = 0; ir < m; ir += MR) {
+                        const float *ap = pa + ir * kc, *bp = pb + jr * kc;
+                        float *ct = c + (i0 + ir) * ldc + j0 + jr;
+                        if (ir + MR <= m && jr + NR <= n) {
+                            gemm_kernel(ct, ldc, ap, bp, kc);
+                            continue;
+                        }
+                        size_t tm = m - ir < MR ? m - ir : MR, tn = n - jr < NR ? n - jr : NR;
+                        memset(tile, 0, sizeof tile);
+                        gemm_kernel(tile, NR, ap, bp, kc);
+                        for (size_t i = 0; i < tm; i++)
+                            for (size_t j = 0; j < tn; j++) ct[i * ldc + j] += tile[i * NR + j];
+                    }
+            }
+        }
+        free(pa);
+        free(pb);
+    }
+}
+
+// A dot product is a reduction, which C's strict float semantics forbid the compiler to split into SIMD lanes;
+// `omp simd reduction` grants that permission (it needs -fopenmp-simd, no OpenMP runtime).
 static float dot(const float *a, const float *b, size_t n) {
     float s = 0.0f;
     #pragma omp simd reduction(+ : s)
@@ -697,64 +826,24 @@ static float dot(const float *a, const float *b, size_t n) {
     return s;
 }
 
+// A few rows (the decoder's one token) are a matrix-vector product, bound by reading w once: dot products,
+// the threads sharing the rows of w. More rows go through gemm, into out cleared first.
 static void matmul_forward(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
-    size_t tiles_n = (N + 3) / 4, tiles_o = (OC + 1) / 2;
-    #pragma omp parallel for schedule(static)
-    for (size_t tile = 0; tile < tiles_n * tiles_o; tile++) {
-        size_t n0 = tile / tiles_o * 4, o0 = tile % tiles_o * 2;
-        if (n0 + 4 > N || o0 + 2 > OC) {  // edge tiles: plain dot products
-            for (size_t n = n0; n < N && n < n0 + 4; n++)
-                for (size_t o = o0; o < OC && o < o0 + 2; o++) out[n * OC + o] = dot(inp + n * IC, w + o * IC, IC);
-            continue;
-        }
-        const float *x0 = inp + n0 * IC, *x1 = x0 + IC, *x2 = x1 + IC, *x3 = x2 + IC;
-        const float *w0 = w + o0 * IC, *w1 = w0 + IC;
-        float s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
-        #pragma omp simd reduction(+ : s00, s01, s10, s11, s20, s21, s30, s31)
-        for (size_t i = 0; i < IC; i++) {
-            float a = w0[i], b = w1[i];
-            s00 += x0[i] * a; s01 += x0[i] * b;
-            s10 += x1[i] * a; s11 += x1[i] * b;
-            s20 += x2[i] * a; s21 += x2[i] * b;
-            s30 += x3[i] * a; s31 += x3[i] * b;
-        }
-        float *y = out + n0 * OC + o0;
-        y[0] = s00; y[1] = s01; y += OC;
-        y[0] = s10; y[1] = s11; y += OC;
-        y[0] = s20; y[1] = s21; y += OC;
-        y[0] = s30; y[1] = s31;
+    if (N < MR) {
+        #pragma omp parallel for schedule(static)
+        for (size_t o = 0; o < OC; o++)
+            for (size_t n = 0; n < N; n++) out[n * OC + o] = dot(inp + n * IC, w + o * IC, IC);
+        return;
     }
+    memset(out, 0, N * OC * sizeof(float));
+    gemm(out, OC, inp, IC, 1, w, 1, IC, N, OC, IC);
 }
 
-// The two backward products are sums of scaled rows (axpy), which vectorise as they are: dinp row n gains
-// dout[n, o] * w[o, :] and dw row o gains dout[n, o] * inp[n, :]. Blocks of 4 rows of dinp (or dw) reuse each row
-// of w (or inp) while it is in cache, and give each thread its own rows to write.
+// dinp += dout @ w: A = dout (N, OC), B = w (OC, IC).  dw += dout^T @ inp: A = dout^T (OC, N), B = inp (N, IC).
 static void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, size_t N,
                             size_t IC, size_t OC) {
-    #pragma omp parallel for schedule(static)
-    for (size_t n0 = 0; n0 < N; n0 += TILE_N) {
-        size_t nn = N - n0 < TILE_N ? N - n0 : TILE_N;
-        for (size_t o = 0; o < OC; o++) {
-            const float *wr = w + o * IC;
-            for (size_t r = 0; r < nn; r++) {
-                float g = dout[(n0 + r) * OC + o];
-                float *di = dinp + (n0 + r) * IC;
-                for (size_t i = 0; i < IC; i++) di[i] += g * wr[i];
-            }
-        }
-    }
-    #pragma omp parallel for schedule(static)
-    for (size_t o0 = 0; o0 < OC; o0 += TILE_N) {
-        size_t no = OC - o0 < TILE_N ? OC - o0 : TILE_N;
-        for (size_t n = 0; n < N; n++) {
-            const float *x = inp + n * IC;
-            for (size_t r = 0; r < no; r++) {
-                float g = dout[n * OC + o0 + r];
-                float *d = dw + (o0 + r) * IC;
-                for (size_t i = 0; i < IC; i++) d[i] += g * x[i];
-            }
-        }
-    }
+    gemm(dinp, IC, dout, OC, 1, w, IC, 1, N, IC, OC);
+    gemm(dw, IC, dout, 1, OC, inp, IC, 1, OC, IC, N);
 }
 
 // LayerNorm over C: y = (x - mean) / sqrt(var + eps) * w + b, with the biased variance.
@@ -1952,6 +2041,231 @@ static int train_run(TrainOptions *o) {
 }
 
 // ----------------------------------------------------------------------------
+// Evaluation: zero-shot multiple choice, as the Falcon paper's ablations judge models (HellaSwag, PIQA, ARC, ...).
+// A task is JSONL, one item per line: {"context": "...", "choices": ["...", "..."], "label": 1}. Each choice is
+// scored by the summed log-likelihood of its tokens after the context; the prediction is the best choice.
+// accuracy: by the raw sum; normalised accuracy: by the sum divided by the choice's length in bytes, as the
+// EleutherAI harness's acc_norm does (it counts characters: the same for ASCII), which removes the bias to short
+// choices.
+
+typedef struct {
+    int *ctx;            // (nctx) context tokens
+    size_t nctx;
+    int **choice;        // (nchoices) token lists
+    size_t *nchoice;
+    size_t *bytes;       // each choice's length in bytes
+    size_t nchoices;
+    size_t label;
+} McItem;
+
+static void mcitem_free(McItem *it) {
+    for (size_t c = 0; c < it->nchoices; c++) free(it->choice[c]);
+    free(it->choice);
+    free(it->nchoice);
+    free(it->bytes);
+    free(it->ctx);
+}
+
+// log p(cont | ctx) = sum over the continuation's tokens of their log-probability; the sequence is cut on the
+// left when it exceeds the model's context.
+static double loglikelihood(Falcon *m, const int *ctx, size_t nctx, const int *cont, size_t ncont) {
+    size_t T = nctx + ncont, skip = T > m->config.maxT ? T - m->config.maxT : 0;
+    int *seq = xmalloc(T * sizeof(int)), *tg = xmalloc(T * sizeof(int));
+    memcpy(seq, ctx, nctx * sizeof(int));
+    memcpy(seq + nctx, cont, ncont * sizeof(int));
+    for (size_t t = 0; t < T; t++) tg[t] = (t + 1 >= nctx && t + 1 < T) ? seq[t + 1] : -100;
+    float zc = m->zloss_coef;
+    m->zloss_coef = 0.0f;
+    falcon_forward(m, seq + skip, tg + skip, NULL, 1, T - skip);
+    m->zloss_coef = zc;
+    size_t counted = 0;
+    for (size_t t = skip; t < T; t++) counted += tg[t] >= 0;
+    free(seq);
+    free(tg);
+    return -(double)m->loss_ce * (double)counted;
+}
+
+// Scores every item: ll[i][c] gets each choice's log-likelihood; returns accuracy and normalised accuracy.
+static void mc_evaluate(Falcon *m, const McItem *items, size_t n, double *acc, double *acc_norm) {
+    size_t hits = 0, hits_norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        const McItem *it = &items[i];
+        size_t best = 0, best_norm = 0;
+        double bl = -INFINITY, bn = -INFINITY;
+        for (size_t c = 0; c < it->nchoices; c++) {
+            double ll = loglikelihood(m, it->ctx, it->nctx, it->choice[c], it->nchoice[c]);
+            double norm = ll / (double)(it->bytes[c] ? it->bytes[c] : 1);
+            if (ll > bl) { bl = ll; best = c; }
+            if (norm > bn) { bn = norm; best_norm = c; }
+        }
+        hits += best == it->label;
+        hits_norm += best_norm == it->label;
+    }
+    *acc = n ? (double)hits / (double)n : 0.0;
+    *acc_norm = n ? (double)hits_norm / (double)n : 0.0;
+}
+
+// Token ids of text, as ints.
+static int *encode_ints(Tokenizer *tok, const char *text, size_t len, size_t *n) {
+    TokenIds ids = {0};
+    if (tokenizer_encode(tok, text, len, &ids)) die("out of memory");
+    int *out = xmalloc((ids.len ? ids.len : 1) * sizeof(int));
+    for (size_t i = 0; i < ids.len; i++) out[i] = ids.ids[i];
+    *n = ids.len;
+    token_ids_free(&ids);
+    return out;
+}
+
+// Reads a multiple-choice task. Errors name the file, the line and the problem.
+static McItem *mctask_load(const char *path, Tokenizer *tok, size_t V, size_t *n, Err *e) {
+    char *text, jerr[256];
+    size_t len;
+    if (read_file(path, &text, &len, jerr, sizeof jerr)) { errorf(e, "%s: %s", path, jerr); return NULL; }
+    McItem *items = NULL;
+    size_t count = 0, line = 0;
+    for (size_t a = 0; a < len;) {
+        size_t b = a;
+        while (b < len && text[b] != '\n') b++;
+        line++;
+        Json j;
+        size_t k = a;
+        while (k < b && (text[k] == ' ' || text[k] == '\r' || text[k] == '\t')) k++;
+        if (k == b) { a = b + 1; continue; }  // blank line
+        if (json_parse(text + a, b - a, &j, jerr, sizeof jerr)) { errorf(e, "%s: line %zu: %s", path, line, jerr); break; }
+        const Json *ctx = json_get(&j, "context"), *ch = json_get(&j, "choices"), *lab = json_get(&j, "label");
+        int ok = ctx && ctx->type == JSON_STRING && ch && ch->type == JSON_ARRAY && ch->count >= 2 && lab &&
+                 lab->type == JSON_NUMBER && lab->number >= 0 && lab->number == floor(lab->number) &&
+                 lab->number < (double)ch->count;
+        for (size_t c = 0; ok && c < ch->count; c++) ok = ch->items[c].type == JSON_STRING && ch->items[c].len > 0;
+        if (!ok) {
+            json_free(&j);
+            errorf(e, "%s: line %zu: need \"context\" (string), \"choices\" (2+ non-empty strings) and \"label\" (an index into choices)", path, line);
+            break;
+        }
+        items = realloc(items, (count + 1) * sizeof(McItem));
+        McItem *it = &items[count++];
+        it->ctx = encode_ints(tok, ctx->str, ctx->len, &it->nctx);
+        it->nchoices = ch->count;
+        it->choice = xmalloc(ch->count * sizeof(int *));
+        it->nchoice = xmalloc(ch->count * sizeof(size_t));
+        it->bytes = xmalloc(ch->count * sizeof(size_t));
+        for (size_t c = 0; c < ch->count; c++) {
+            it->choice[c] = encode_ints(tok, ch->items[c].str, ch->items[c].len, &it->nchoice[c]);
+            it->bytes[c] = ch->items[c].len;
+            for (size_t t = 0; t < it->nchoice[c]; t++)
+                if ((size_t)it->choice[c][t] >= V) errorf(e, "%s: line %zu: the tokenizer's ids exceed the model's vocabulary %zu", path, line, V);
+        }
+        it->label = (size_t)lab->number;
+        json_free(&j);
+        if (it->nctx == 0) errorf(e, "%s: line %zu: empty context", path, line);
+        if (e->msg[0]) break;
+        a = b + 1;
+    }
+    free(text);
+    if (e->msg[0] == 0 && count == 0) errorf(e, "%s: no items", path);
+    if (e->msg[0]) {
+        for (size_t i = 0; i < count; i++) mcitem_free(&items[i]);
+        free(items);
+        return NULL;
+    }
+    *n = count;
+    return items;
+}
+
+// Makes a multiple-choice task from held-out documents (JSONL with "text"): for a sentence of 8 words or more, the
+// context is the document up to the middle of that sentence, the right choice is the sentence's true ending, and
+// the wrong ones are endings of sentences taken from other documents. A model that has learnt the language of the
+// documents prefers endings that fit; chance is one in the number of choices.
+typedef struct {
+    char *s;
+    size_t len;
+} Str;
+
+static int mctask_make(const char *corpus, const char *out, size_t nitems, size_t nchoices, uint64_t seed, Err *e) {
+    char *text, jerr[256];
+    size_t len;
+    if (read_file(corpus, &text, &len, jerr, sizeof jerr)) return errorf(e, "%s: %s", corpus, jerr);
+    Str *docs = NULL;
+    size_t ndocs = 0;
+    for (size_t a = 0, line = 1; a < len; line++) {
+        size_t b = a;
+        while (b < len && text[b] != '\n') b++;
+        Json j;
+        if (b > a && json_parse(text + a, b - a, &j, jerr, sizeof jerr) == 0) {
+            const Json *t = json_get(&j, "text");
+            if (t && t->type == JSON_STRING && t->len > 0) {
+                docs = realloc(docs, (ndocs + 1) * sizeof(Str));
+                docs[ndocs].s = strdup(t->str);
+                docs[ndocs++].len = t->len;
+            }
+            json_free(&j);
+        } else if (b > a) {
+            free(text);
+            return errorf(e, "%s: line %zu: %s", corpus, line, jerr);
+        }
+        a = b + 1;
+    }
+    free(text);
+    if (ndocs < 2) return errorf(e, "%s: need at least 2 documents with a \"text\"", corpus);
+    // sentences: spans ending in ". " or ".\n", with their word midpoint
+    typedef struct { size_t doc, start, mid, end; } Sent;
+    Sent *sents = NULL;
+    size_t nsents = 0;
+    for (size_t d = 0; d < ndocs; d++) {
+        const char *s = docs[d].s;
+        size_t start = 0;
+        for (size_t i = 0; i < docs[d].len; i++) {
+            if (s[i] != '.' || (i + 1 < docs[d].len && s[i + 1] != ' ' && s[i + 1] != '\n')) continue;
+            size_t words = 0, mid = 0;
+            for (size_t k = start; k <= i; k++) words += s[k] == ' ' && k > start;
+            if (words >= 7) {
+                size_t half = (words + 1) / 2, seen = 0;
+                for (size_t k = start; k <= i && !mid; k++)
+                    if (s[k] == ' ' && k > start && ++seen == half) mid = k;
+                sents = realloc(sents, (nsents + 1) * sizeof(Sent));
+                sents[nsents++] = (Sent){d, start, mid, i + 1};
+            }
+            start = i + 1;
+            while (start < docs[d].len && (s[start] == ' ' || s[start] == '\n')) start++;
+        }
+    }
+    char tmp[4200];
+    path_of(tmp, sizeof tmp, "%s.tmp", out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return errorf(e, "%s: cannot create: %s", tmp, strerror(errno));
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 7;
+    size_t made = 0;
+    for (size_t tries = 0; made < nitems && nsents > nchoices && tries < 100 * nitems; tries++) {
+        const Sent *q = &sents[rng_next(&rng) % nsents];
+        size_t label = rng_next(&rng) % nchoices;
+        const Sent *pick[16];
+        int ok = 1;
+        for (size_t c = 0; c < nchoices && ok; c++) {
+            pick[c] = c == label ? q : &sents[rng_next(&rng) % nsents];
+            if (c != label) ok = pick[c]->doc != q->doc;
+        }
+        if (!ok) continue;
+        const char *s = docs[q->doc].s;
+        fprintf(f, "{\"context\": ");
+        json_write_string(f, s, q->mid);
+        fprintf(f, ", \"choices\": [");
+        for (size_t c = 0; c < nchoices; c++) {
+            fprintf(f, "%s", c ? ", " : "");
+            json_write_string(f, docs[pick[c]->doc].s + pick[c]->mid, pick[c]->end - pick[c]->mid);
+        }
+        fprintf(f, "], \"label\": %zu}\n", label);
+        made++;
+    }
+    int bad = fclose(f) != 0;
+    for (size_t d = 0; d < ndocs; d++) free(docs[d].s);
+    free(docs);
+    free(sents);
+    if (bad || made == 0) { remove(tmp); return errorf(e, "%s: %s", out, bad ? "write failed" : "no usable sentences"); }
+    if (rename(tmp, out)) return errorf(e, "%s: cannot rename into place: %s", out, strerror(errno));
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
 // Sampling: one token at a time with a KV cache. Each layer caches only its NKV key/value heads (one for the
 // multi-query 7B), which is the point of multi-query attention: a cache NH/NKV times smaller.
 
@@ -2076,7 +2390,7 @@ static int sample_token(const float *logits, size_t V, float temperature, size_t
 }
 
 // ----------------------------------------------------------------------------
-// The command line: falcon info | score | train | sample
+// The command line: falcon info | score | train | sample | eval | make-task | plot
 
 #ifdef FALCON_MAIN
 
@@ -2341,13 +2655,174 @@ static int cmd_sample(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_eval(int argc, char **argv) {
+    const char *dir = NULL, *data = NULL, *task = NULL, *tokpath = NULL;
+    size_t B = 8, T = 0, batches = 100;
+    for (int i = 2; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) die("eval: option %s needs a value", a);
+        if (!strcmp(a, "-m")) dir = v;
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--task")) task = v;
+        else if (!strcmp(a, "--tokenizer")) tokpath = v;
+        else if (!strcmp(a, "-B")) B = arg_size(a, v, 0);
+        else if (!strcmp(a, "-T")) T = arg_size(a, v, 0);
+        else if (!strcmp(a, "--batches")) batches = arg_size(a, v, 0);
+        else die("eval: unknown option '%s' (usage: falcon eval -m DIR [--data DIR] [--task FILE.jsonl])", a);
+    }
+    if (!dir || (!data && !task)) die("eval: usage: falcon eval -m DIR [--data DIR [-B N -T N --batches N]] [--task FILE.jsonl]");
+    Falcon m;
+    Err e = {{0}};
+    if (falcon_load(&m, dir, &e)) die("%s", e.msg);
+    if (data) {
+        if (!T) T = m.config.maxT < 256 ? m.config.maxT : 256;
+        if (T > m.config.maxT) die("eval: -T %zu exceeds max_position_embeddings %zu", T, m.config.maxT);
+        size_t nval;
+        char **files = list_shards(data, "val", &nval, &e), derr[512];
+        if (!files) die("%s", e.msg);
+        DataLoader *val = dataloader_open_val((const char *const *)files, nval, B, T, 0, 1, derr, sizeof derr);
+        if (!val) die("%s", derr);
+        int32_t *tok = xmalloc(B * (T + 1) * sizeof(int32_t));
+        int *in = xmalloc(B * T * sizeof(int)), *tg = xmalloc(B * T * sizeof(int));
+        float loss = evaluate(&m, val, B, T, batches, tok, in, tg);
+        printf("val loss %.4f  perplexity %.2f  (%zu batches of %zu x %zu)\n", loss, exp(loss),
+               batches < dataloader_batches_per_epoch(val) ? batches : dataloader_batches_per_epoch(val), B, T);
+        free(tok); free(in); free(tg);
+        free_list(files, nval);
+        dataloader_close(val);
+    }
+    if (task) {
+        char tp[4200], terr[512];
+        if (!tokpath) tokpath = path_of(tp, sizeof tp, "%s/tokenizer.json", dir);
+        Tokenizer *tok = tokenizer_load(tokpath, terr, sizeof terr);
+        if (!tok) die("%s", terr);
+        size_t n;
+        McItem *items = mctask_load(task, tok, m.config.V, &n, &e);
+        if (!items) die("%s", e.msg);
+        double acc, acc_norm;
+        mc_evaluate(&m, items, n, &acc, &acc_norm);
+        size_t k = items[0].nchoices;
+        printf("%s: %zu items, accuracy %.4f, normalised accuracy %.4f (chance %.4f)\n", task, n, acc, acc_norm, 1.0 / (double)k);
+        for (size_t i = 0; i < n; i++) mcitem_free(&items[i]);
+        free(items);
+        tokenizer_free(tok);
+    }
+    falcon_free(&m);
+    return 0;
+}
+
+static int cmd_make_task(int argc, char **argv) {
+    const char *from = NULL, *out = NULL;
+    size_t items = 200, choices = 4;
+    uint64_t seed = 1;
+    for (int i = 2; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) die("make-task: option %s needs a value", a);
+        if (!strcmp(a, "--from")) from = v;
+        else if (!strcmp(a, "-o")) out = v;
+        else if (!strcmp(a, "--items")) items = arg_size(a, v, 0);
+        else if (!strcmp(a, "--choices")) choices = arg_size(a, v, 0);
+        else if (!strcmp(a, "--seed")) seed = arg_size(a, v, 1);
+        else die("make-task: unknown option '%s'", a);
+    }
+    if (!from || !out) die("make-task: usage: falcon make-task --from DOCS.jsonl -o TASK.jsonl [--items N] [--choices K]");
+    if (choices < 2 || choices > 16) die("make-task: --choices must be between 2 and 16");
+    Err e = {{0}};
+    if (mctask_make(from, out, items, choices, seed, &e)) die("%s", e.msg);
+    return 0;
+}
+
+// One SVG line chart of the training and validation loss against tokens, from RUN/log.jsonl, in plain C.
+static int cmd_plot(int argc, char **argv) {
+    if (argc < 3) die("plot: usage: falcon plot RUN_DIR [-o FILE.svg]");
+    const char *run = argv[2];
+    char logpath[4200], outpath[4200], jerr[256];
+    path_of(logpath, sizeof logpath, "%s/log.jsonl", run);
+    path_of(outpath, sizeof outpath, "%s/loss.svg", run);
+    if (argc >= 5 && !strcmp(argv[3], "-o")) path_of(outpath, sizeof outpath, "%s", argv[4]);
+    char *text;
+    size_t len, n[2] = {0, 0};
+    if (read_file(logpath, &text, &len, jerr, sizeof jerr)) die("%s: %s", logpath, jerr);
+    double *x[2] = {xmalloc(len * sizeof(double)), xmalloc(len * sizeof(double))};
+    double *y[2] = {xmalloc(len * sizeof(double)), xmalloc(len * sizeof(double))};
+    for (size_t a = 0, line = 1; a < len; line++) {
+        size_t b = a;
+        while (b < len && text[b] != '\n') b++;
+        Json j;
+        if (b > a) {
+            if (json_parse(text + a, b - a, &j, jerr, sizeof jerr)) die("%s: line %zu: %s", logpath, line, jerr);
+            const Json *tk = json_get(&j, "tokens"), *l = json_get(&j, "loss"), *vl = json_get(&j, "val_loss");
+            int k = l ? 0 : vl ? 1 : -1;
+            const Json *yv = l ? l : vl;
+            if (k >= 0 && tk && tk->type == JSON_NUMBER && yv->type == JSON_NUMBER && isfinite(yv->number)) {
+                x[k][n[k]] = tk->number;
+                y[k][n[k]++] = yv->number;
+            }
+            json_free(&j);
+        }
+        a = b + 1;
+    }
+    free(text);
+    if (!n[0]) die("%s: no training steps logged", logpath);
+    double x0 = 0, x1 = 1, y0 = INFINITY, y1 = -INFINITY;
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < n[k]; i++) {
+            if (x[k][i] > x1) x1 = x[k][i];
+            if (y[k][i] < y0) y0 = y[k][i];
+            if (y[k][i] > y1) y1 = y[k][i];
+        }
+    y0 = floor(y0 * 2) / 2;
+    y1 = ceil(y1 * 2) / 2;
+    if (y1 <= y0) y1 = y0 + 1;
+    const double W = 640, H = 400, L = 60, R = 20, TOP = 30, BOT = 50;
+    char tmp[4300];
+    path_of(tmp, sizeof tmp, "%s.tmp", outpath);
+    FILE *f = fopen(tmp, "w");
+    if (!f) die("%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    #define PX(v) (L + ((v) - x0) / (x1 - x0) * (W - L - R))
+    #define PY(v) (H - BOT - ((v) - y0) / (y1 - y0) * (H - TOP - BOT))
+    for (int t = 0; t <= 5; t++) {  // grid and tick labels
+        double yv = y0 + (y1 - y0) * t / 5, xv = x0 + (x1 - x0) * t / 5;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, PY(yv), W - R, PY(yv));
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n", L - 6, PY(yv) + 4, yv);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g</text>\n", PX(xv), H - BOT + 18, xv);
+    }
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"black\"/>\n", L, TOP,
+            W - L - R, H - TOP - BOT);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">tokens</text>\n", (L + W - R) / 2, H - 12);
+    fprintf(f, "<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 14 %.1f)\" text-anchor=\"middle\">loss</text>\n",
+            (TOP + H - BOT) / 2, (TOP + H - BOT) / 2);
+    const char *colour[2] = {"#1f77b4", "#d62728"}, *name[2] = {"train", "validation"};
+    for (int k = 0; k < 2; k++) {
+        if (!n[k]) continue;
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"", colour[k], k ? "2" : "1");
+        for (size_t i = 0; i < n[k]; i++) fprintf(f, "%.1f,%.1f ", PX(x[k][i]), PY(y[k][i]));
+        fprintf(f, "\"/>\n");
+        for (size_t i = 0; k == 1 && i < n[k]; i++)
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(x[k][i]), PY(y[k][i]), colour[k]);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" fill=\"%s\">%s</text>\n", W - R - 150 + 80.0 * k, 20, colour[k], name[k]);
+    }
+    #undef PX
+    #undef PY
+    fprintf(f, "</svg>\n");
+    if (fclose(f) || rename(tmp, outpath)) die("%s: cannot write", outpath);
+    printf("%s\n", outpath);
+    for (int k = 0; k < 2; k++) { free(x[k]); free(y[k]); }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *usage = "usage: falcon info|score|train|sample ...   (falcon train --help for training options)";
+    const char *usage = "usage: falcon info|score|train|sample|eval|make-task|plot ...   (falcon train --help for training options)";
     if (argc < 2) die("%s", usage);
     if (!strcmp(argv[1], "info")) return cmd_info(argc, argv);
     if (!strcmp(argv[1], "score")) return cmd_score(argc, argv);
     if (!strcmp(argv[1], "train")) return cmd_train(argc, argv);
     if (!strcmp(argv[1], "sample")) return cmd_sample(argc, argv);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc, argv);
+    if (!strcmp(argv[1], "make-task")) return cmd_make_task(argc, argv);
+    if (!strcmp(argv[1], "plot")) return cmd_plot(argc, argv);
     die("unknown command '%s'; %s", argv[1], usage);
 }
 #endif
