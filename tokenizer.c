@@ -394,7 +394,7 @@ static const char *const falcon_specials[12] = {
 // The tokenizer: vocabulary, merges, added tokens, pre-tokenizer, and a cache of encoded words.
 
 typedef struct { uint64_t key; uint32_t rank; int32_t new_id; } MergeSlot;  // key = (a << 32 | b) + 1; 0 = empty
-typedef struct { char *s; size_t len; int32_t id; } AddedToken;
+typedef struct { char *s; size_t len; int32_t id; size_t json_at; } AddedToken;
 
 // Cache of encoded words: most words of a text repeat, so BPE runs once per distinct word.
 #define CACHE_MAX_WORD 48
@@ -633,9 +633,41 @@ static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenIds *out) {
     return 0;
 }
 
-static void cache_clear(Tokenizer *t) {
-    if (t->cache) memset(t->cache, 0, t->cache_cap * sizeof *t->cache);
-    t->cache_n = t->cache_keys_len = t->cache_ids_len = 0;
+// The cache starts small (a small table stays in the CPU caches) and doubles up to CACHE_MAX_SLOTS
+// slots (2^18: about 13 MiB with its pools); when that is half full it is emptied and starts over.
+#define CACHE_MIN_SLOTS (1u << 12)
+#define CACHE_MAX_SLOTS (1u << 18)
+#define CACHE_MAX_KEYS (1u << 22)
+#define CACHE_MAX_IDS (1u << 20)
+
+static int cache_resize(Tokenizer *t, size_t cap) {
+    CacheSlot *ns = calloc(cap, sizeof *ns);
+    if (!ns) return -1;
+    for (size_t i = 0; i < t->cache_cap; i++) {
+        if (!t->cache[i].hash) continue;
+        size_t j = t->cache[i].hash & (cap - 1);
+        while (ns[j].hash) j = (j + 1) & (cap - 1);
+        ns[j] = t->cache[i];
+    }
+    free(t->cache);
+    t->cache = ns;
+    t->cache_cap = cap;
+    return 0;
+}
+
+// Makes room for one more word of n bytes and k ids. Returns 0, or -1 if out of memory.
+static int cache_reserve(Tokenizer *t, size_t n, size_t k) {
+    if (2 * (t->cache_n + 1) > t->cache_cap || t->cache_keys_len + n > CACHE_MAX_KEYS || t->cache_ids_len + k > CACHE_MAX_IDS) {
+        if (2 * t->cache_cap <= CACHE_MAX_SLOTS && t->cache_keys_len + n <= CACHE_MAX_KEYS && t->cache_ids_len + k <= CACHE_MAX_IDS) {
+            if (cache_resize(t, 2 * t->cache_cap)) return -1;
+        } else {
+            memset(t->cache, 0, t->cache_cap * sizeof *t->cache);
+            t->cache_n = t->cache_keys_len = t->cache_ids_len = 0;
+        }
+    }
+    if (grow_array((void **)&t->cache_keys, &t->cache_keys_cap, t->cache_keys_len + n, 1) ||
+        grow_array((void **)&t->cache_ids, &t->cache_ids_cap, t->cache_ids_len + k, sizeof(int32_t))) return -1;
+    return 0;
 }
 
 // The leaf of the pre-tokenizer during encoding: BPE through the cache.
@@ -659,12 +691,9 @@ static void encode_piece(void *ctx, const uint8_t *s, size_t n) {
     size_t before = t->out->len;
     if (bpe_word(t, s, n, t->out)) { t->oom = 1; return; }
     size_t k = t->out->len - before;
-    // keep it; when the cache is half full or its pools are, start over (bounded memory)
-    if (2 * (t->cache_n + 1) > t->cache_cap || t->cache_keys_len + n > t->cache_keys_cap ||
-        t->cache_ids_len + k > t->cache_ids_cap) {
-        cache_clear(t);
-        for (i = h & mask; t->cache[i].hash; i = (i + 1) & mask) {}
-    }
+    if (cache_reserve(t, n, k)) { t->oom = 1; return; }
+    mask = t->cache_cap - 1;
+    for (i = h & mask; t->cache[i].hash; i = (i + 1) & mask) {}
     memcpy(t->cache_keys + t->cache_keys_len, s, n);
     if (k) memcpy(t->cache_ids + t->cache_ids_len, t->out->ids + before, k * sizeof(int32_t));
     t->cache[i] = (CacheSlot){h, (uint32_t)t->cache_keys_len, (uint32_t)t->cache_ids_len, (uint16_t)n, (uint16_t)k};
@@ -858,6 +887,17 @@ static int load_model(Loader *L, Tokenizer *t, const Json *model, TokenBytes *sc
         if (strmap_put(&t->vocab, vocab->keys[i], vocab->key_lens[i], id)) return load_fail(L, vocab, "out of memory");
         if ((size_t)id + 1 > t->n_ids) t->n_ids = (size_t)id + 1;
     }
+    // every id must stand for one token, or decoding could not give the text back
+    uint8_t *seen = calloc(t->n_ids + 1, 1);
+    if (!seen) return load_fail(L, vocab, "out of memory");
+    for (size_t i = 0; i < vocab->count; i++) {
+        size_t id = (size_t)vocab->items[i].number;
+        if (seen[id]++) {
+            free(seen);
+            return load_fail(L, &vocab->items[i], "id %zu is given to two tokens", id);
+        }
+    }
+    free(seen);
     v = json_get(model, "unk_token");
     t->unk_id = -1;
     if (!is_null(v)) {
@@ -907,6 +947,7 @@ static int load_added(Loader *L, Tokenizer *t, const Json *added) {
             if (flag) return load_fail(L, json_get(a, unsupported[k]), "added token option %s is not supported", unsupported[k]);
         }
         AddedToken *at = &t->added[t->n_added++];
+        at->json_at = a->start;
         at->s = malloc(content->len);
         if (!at->s) return load_fail(L, a, "out of memory");
         memcpy(at->s, content->str, content->len);
@@ -937,10 +978,16 @@ static int build_decoder(Loader *L, Tokenizer *t, TokenBytes *pool) {
             return load_fail(L, NULL, "out of memory");
     }
     for (size_t i = 0; i < t->n_added; i++) {
+        const AddedToken *a = &t->added[i];
         size_t off = pool->len;
-        if (bytes_append(pool, t->added[i].s, t->added[i].len)) return load_fail(L, NULL, "out of memory");
-        t->dec_off[t->added[i].id] = off;
-        t->dec_len[t->added[i].id] = t->added[i].len;
+        if (t->dec_len[a->id] != SIZE_MAX &&   // the id is also in the vocabulary: it must be the same token
+            (t->dec_len[a->id] != a->len || memcmp(pool->data + t->dec_off[a->id], a->s, a->len) != 0)) {
+            Json at = {.start = a->json_at};
+            return load_fail(L, &at, "added token id %d belongs to another token of the vocabulary", (int)a->id);
+        }
+        if (bytes_append(pool, a->s, a->len)) return load_fail(L, NULL, "out of memory");
+        t->dec_off[a->id] = off;
+        t->dec_len[a->id] = a->len;
     }
     t->dec_pool = pool->data;
     pool->data = NULL;
@@ -989,13 +1036,9 @@ Tokenizer *tokenizer_load_json(const char *text, size_t len, const char *name, c
         t->byte_id[b] = strmap_get(&t->vocab, scratch.data, scratch.len);
     }
     if (build_decoder(&L, t, &scratch)) goto done;
-    t->cache_cap = 1 << 18;          // about 13 MiB in all: enough for the distinct words of a large text
-    t->cache_keys_cap = 1 << 22;
-    t->cache_ids_cap = 1 << 20;
+    t->cache_cap = CACHE_MIN_SLOTS;
     t->cache = calloc(t->cache_cap, sizeof *t->cache);
-    t->cache_keys = malloc(t->cache_keys_cap);
-    t->cache_ids = malloc(t->cache_ids_cap * sizeof(int32_t));
-    if (!t->cache || !t->cache_keys || !t->cache_ids) { load_fail(&L, NULL, "out of memory"); goto done; }
+    if (!t->cache) { load_fail(&L, NULL, "out of memory"); goto done; }
     rc = 0;
 done:
     token_bytes_free(&scratch);

@@ -63,7 +63,11 @@ mk merge '{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "m
 mk mergeout '{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b"]}}'
 mk normalizer '{"normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {}, "merges": []}}'
 mk addedid '{"added_tokens": [{"id": -3, "content": "x"}], "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {}, "merges": []}}'
+mk dupid '{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}'
+mk addedclash '{"added_tokens": [{"id": 1, "content": "<s>"}], "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}'
 for bin in ./tokenizer build/san/tokenizer; do
+    expect_error "$bin two tokens with one id" "dupid.json: byte 1[0-9][0-9]: id 0 is given to two tokens" $bin encode -t "$T/dupid.json"
+    expect_error "$bin added token clashing with the vocabulary" "addedclash.json: byte 18: added token id 1 belongs to another token" $bin encode -t "$T/addedclash.json"
     expect_error "$bin truncated file" "trunc.json: byte [0-9]+: .*" $bin encode -t "$T/trunc.json"
     expect_error "$bin not an object" "notobj.json: byte 0: .*must be a JSON object" $bin encode -t "$T/notobj.json"
     expect_error "$bin vocabulary value of the wrong type" "vocabtype.json: byte 1[0-9][0-9]: a vocabulary value must be an integer" $bin encode -t "$T/vocabtype.json"
