@@ -164,6 +164,13 @@ static size_t utf8_chars(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
 }
+// White-space separated words, the unit of the stage statistics and of the line-wise 5% rule.
+static size_t count_words_ws(const char *s, size_t n) {
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) w += !isspace((unsigned char)s[i]) && (i == 0 || isspace((unsigned char)s[i - 1]));
+    return w;
+}
+
 // Decodes one code point at s[*i] (advancing *i); invalid sequences yield U+FFFD and advance one byte.
 static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
     const unsigned char *u = (const unsigned char *)s;
@@ -932,6 +939,98 @@ static void synth_generate(Synth *s, size_t n, uint64_t seed) {
     free(u.s);
 }
 
+// Documents that straddle the Gopher thresholds, for comparing our filters with datatrove's where the decision
+// is close (`./data synth --edge N`): each takes one rule and a strength drawn across its threshold.
+static const char *edge_labels[] = {"edge_dup_lines", "edge_dup_paragraphs", "edge_top_ngram", "edge_dup_ngrams",
+                                    "edge_word_count", "edge_word_length", "edge_hashes", "edge_ellipsis_lines",
+                                    "edge_bullets", "edge_alpha", "edge_stop_words"};
+#define N_EDGE (sizeof edge_labels / sizeof edge_labels[0])
+
+static void synth_edge(Synth *s, size_t n, uint64_t seed) {
+    Rng rr = rng_seed(seed ^ 0xed6e), *r = &rr;
+    Buf t = {0}, u = {0}, line = {0};
+    for (size_t i = 0; i < n; i++) {
+        size_t kind = i % N_EDGE;
+        const SynthTopic *tp = &synth_topics[rng_below(r, N_TOPICS)];
+        double x = rng_unit(r); // strength
+        size_t lines = 12 + rng_below(r, 16);
+        if (kind == 0 || kind == 7 || kind == 8) { // one sentence per line; some repeated, ellipsis or bullet
+            size_t marked = (size_t)(x * 0.6 * (double)lines);
+            Buf first = {0};
+            for (size_t l = 0; l < lines; l++) {
+                line.len = 0;
+                synth_sentence(&line, r, tp);
+                if (l == 0) buf_add(&first, line.s, line.len);
+                int mark = l >= lines - marked;
+                if (kind == 0 && mark) buf_add(&t, first.s, first.len); // a copy of the first line
+                else {
+                    if (kind == 8 && (mark || rng_below(r, 4) == 0)) buf_str(&t, rng_below(r, 2) ? "- " : "\xE2\x80\xA2 ");
+                    buf_add(&t, line.s, line.len);
+                    if (kind == 7 && mark) { t.len--; buf_str(&t, rng_below(r, 3) ? "..." : "\xE2\x80\xA6"); }
+                }
+                if (l + 1 < lines) buf_str(&t, "\n");
+            }
+            free(first.s);
+            if (kind == 8) { // bullets near 90%: start almost every line with one
+                Buf all = {0};
+                size_t nb = (size_t)((0.8 + 0.2 * x) * (double)lines), l = 0;
+                for (size_t a = 0; a < t.len; l++) {
+                    const char *e = memchr(t.s + a, '\n', t.len - a);
+                    size_t len = e ? (size_t)(e - (t.s + a)) : t.len - a;
+                    if (l < nb && t.s[a] != '-' && (unsigned char)t.s[a] != 0xE2) buf_str(&all, "- ");
+                    buf_add(&all, t.s + a, len);
+                    if (e) buf_str(&all, "\n");
+                    a += len + 1;
+                }
+                free(t.s);
+                t = all;
+            }
+        } else if (kind == 1) { // paragraphs, some repeated
+            size_t paras = 4 + rng_below(r, 6), rep = (size_t)(x * 0.6 * (double)paras);
+            Buf p0 = {0};
+            for (size_t p = 0; p < paras; p++) {
+                if (p) buf_str(&t, "\n\n");
+                if (p >= paras - rep && p0.len) { buf_add(&t, p0.s, p0.len); continue; }
+                line.len = 0;
+                synth_paragraph(&line, r, tp, 1 + rng_below(r, 3));
+                if (p == 0) buf_add(&p0, line.s, line.len);
+                buf_add(&t, line.s, line.len);
+            }
+            free(p0.s);
+        } else if (kind == 2 || kind == 3) { // a phrase (2 words) or a sentence (>= 5 words) repeated inside paragraphs
+            line.len = 0;
+            if (kind == 2) buf_printf(&line, "%s %s", PICK(synth_adj), PICK(synth_names));
+            else synth_sentence(&line, r, tp);
+            size_t sentences = 10 + rng_below(r, 15), reps = (size_t)(x * (kind == 2 ? 12 : 5)) + 1;
+            for (size_t k = 0; k < sentences; k++) {
+                if (k) buf_str(&t, k % 4 ? " " : "\n\n");
+                if (rng_below(r, sentences) < reps) { buf_add(&t, line.s, line.len); buf_str(&t, kind == 2 ? " is here." : ""); }
+                else synth_sentence(&t, r, tp);
+            }
+        } else if (kind == 4) { // around 50 words
+            while (count_words_ws(t.s ? t.s : "", t.len) < 35 + (size_t)(x * 30)) { if (t.len) buf_str(&t, " "); synth_sentence(&t, r, tp); }
+        } else { // word-level changes to a good text: long words, '#', numbers, or stop words removed
+            line.len = 0;
+            synth_paragraph(&line, r, tp, 6 + rng_below(r, 6));
+            for (size_t a = 0; a < line.len;) {
+                size_t e = a;
+                while (e < line.len && line.s[e] != ' ') e++;
+                double roll = rng_unit(r);
+                if (kind == 5 && roll < x) buf_str(&t, "extraordinarily");
+                else if (kind == 6 && roll < x * 0.25) { buf_str(&t, "#"); buf_add(&t, line.s + a, e - a); }
+                else if (kind == 9 && roll < x * 0.4) buf_printf(&t, "%d", (int)rng_below(r, 1000));
+                else if (kind == 10 && roll < x && (e - a <= 4)) buf_str(&t, "a");
+                else buf_add(&t, line.s + a, e - a);
+                if (e < line.len) buf_str(&t, " ");
+                a = e + 1;
+            }
+        }
+        buf_printf(&u, "https://www.%s.org/edge/%zu", PICK(synth_sites), i);
+        synth_push(s, &t, &u, edge_labels[kind]);
+    }
+    free(line.s);
+}
+
 static void synth_write(FILE *f, const Synth *s) {
     for (size_t i = 0; i < s->n; i++) {
         const SynthDoc *d = &s->doc[i];
@@ -992,6 +1091,10 @@ static void split_words(const char *text, size_t n, Words *ws) {
         while (i < n && !isspace((unsigned char)text[i])) i++;
         size_t b = i;
         if (a == b) continue;
+        // a chunk made only of dashes ("--", "---") is one token
+        size_t dash = a;
+        while (dash < b && text[dash] == '-') dash++;
+        if (dash == b) { words_push(ws, text + a, b - a); continue; }
         // prefixes
         while (a < b) {
             if (b - a >= 3 && !memcmp(text + a, "...", 3)) { words_push(ws, text + a, 3); a += 3; continue; }
@@ -1005,7 +1108,7 @@ static void split_words(const char *text, size_t n, Words *ws) {
         size_t suf[64], nsuf = 0, sb = b;
         while (sb > a && nsuf < 62) {
             if (sb - a >= 3 && !memcmp(text + sb - 3, "...", 3) && sb - a > 3) { suf[nsuf++] = sb; sb -= 3; continue; }
-            static const char *contr[] = {"n't", "'s", "'re", "'ve", "'ll", "'d", "'m", "'S"};
+            static const char *contr[] = {"n't", "'s", "'re", "'ve", "'ll", "'d", "'m", "'S", "\xE2\x80\x99s"};
             int hit = 0;
             for (size_t q = 0; q < sizeof contr / sizeof contr[0] && !hit; q++) {
                 size_t cl = strlen(contr[q]);
@@ -1017,13 +1120,16 @@ static void split_words(const char *text, size_t n, Words *ws) {
             uint32_t c;
             size_t cl = last_cp(text + a, sb - a, &c);
             if (!is_suffix_mark(c) || cl == sb - a) break;
+            // an abbreviation keeps its final period: "U.S.", "e.g."
+            if (c == '.' && memchr(text + a, '.', sb - a - 1) && isalpha((unsigned char)text[sb - 2])) break;
             suf[nsuf++] = sb;
             sb -= cl;
         }
         // infix hyphens between letters
         size_t start = a;
         for (size_t k = a + 1; k + 1 < sb; k++)
-            if (text[k] == '-' && isalpha((unsigned char)text[k - 1]) && isalpha((unsigned char)text[k + 1])) {
+            if (text[k] == '-' && (isalpha((unsigned char)text[k - 1]) || (unsigned char)text[k - 1] >= 0x80) &&
+                (isalpha((unsigned char)text[k + 1]) || (unsigned char)text[k + 1] >= 0x80)) {
                 words_push(ws, text + start, k - start);
                 words_push(ws, text + k, 1);
                 start = k + 1;
@@ -1340,12 +1446,6 @@ static const char *line_contains[] = {"items in cart", " | ", "privacy policy", 
                                       "social media", "all rights reserved"};
 static const char *counter_words[] = {"likes", "like", "shares", "comments", "comment", "retweets", "reactions",
                                       "replies", "views", "followers", "reads", "votes"};
-
-static size_t count_words_ws(const char *s, size_t n) {
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++) w += !isspace((unsigned char)s[i]) && (i == 0 || isspace((unsigned char)s[i - 1]));
-    return w;
-}
 
 // Returns NULL when the line stays, else the rule that removes it.
 static const char *line_rule(const char *s, size_t n) {
@@ -2396,6 +2496,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage:\n"
             "  data synth [--docs N] [--seed S] [-o FILE]       synthetic web corpus with planted labels (JSONL)\n"
+            "  data synth --edge N [--seed S] [-o FILE]          N documents close to the Gopher thresholds\n"
             "  data prepare --out DIR [options] INPUT...         the pipeline: JSONL / text files / directories\n"
             "      --tokenizer tok.json   tokenise and write DIR/train_NNN.bin, DIR/val_NNN.bin\n"
             "      --jsonl                write the kept documents to DIR/kept.jsonl\n"
@@ -2430,16 +2531,18 @@ static int parse_size(const char *s, size_t *out) {
 }
 
 static int cmd_synth(int argc, char **argv) {
-    size_t n = 2000, seed = 1;
+    size_t n = 2000, seed = 1, edge = 0;
     const char *out = NULL;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--docs") && i + 1 < argc) { if (parse_size(argv[++i], &n) || n == 0) return fail("--docs: not a positive number: %s", argv[i]); }
+        else if (!strcmp(argv[i], "--edge") && i + 1 < argc) { if (parse_size(argv[++i], &edge)) return fail("--edge: not a number: %s", argv[i]); }
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) { if (parse_size(argv[++i], &seed)) return fail("--seed: not a number: %s", argv[i]); }
         else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else return fail("synth: unknown argument: %s", argv[i]);
     }
     Synth s = {0};
-    synth_generate(&s, n, seed);
+    if (edge) synth_edge(&s, edge, seed);
+    else synth_generate(&s, n, seed);
     Buf tmp = {0};
     FILE *f = stdout;
     if (out) {

@@ -153,12 +153,14 @@ static void test_minhash_curve(void) {
     MinHasher *mh = xmalloc(sizeof *mh);
     minhasher_build(mh, 1);
     uint32_t *sa = xmalloc(MH_HASHES * sizeof *sa), *sb = xmalloc(MH_HASHES * sizeof *sb);
+    uint64_t *ka = xmalloc(MH_BANDS * sizeof *ka), *kb = xmalloc(MH_BANDS * sizeof *kb);
     Buf norm = {0}, a = {0}, b = {0};
     uint64_t *sh = NULL;
     size_t shcap = 0;
     enum { NB = 8 }; // buckets [0.3, 0.4), ..., [0.9, 1.0), and exactly 1.0
     size_t cnt[NB] = {0}, hit[NB] = {0};
-    double expect[NB] = {0}, agree_err = 0;
+    double expect[NB] = {0}, agree_err = 0, var_ratio = 0;
+    size_t nvar = 0;
     for (size_t p = 0; p < pairs; p++) {
         a.len = 0;
         synth_good(&a, r, rng_below(r, N_TOPICS));
@@ -169,10 +171,13 @@ static void test_minhash_curve(void) {
         minhash_signature(mh, sh, k, sb);
         size_t eq = 0;
         for (size_t i = 0; i < MH_HASHES; i++) eq += sa[i] == sb[i];
-        agree_err += (double)eq / MH_HASHES - s;
+        double est = (double)eq / MH_HASHES;
+        agree_err += est - s;
+        if (s < 1.0) { var_ratio += (est - s) * (est - s) / (s * (1 - s) / MH_HASHES); nvar++; }
+        band_keys(sa, ka);
+        band_keys(sb, kb);
         int flagged = 0;
-        for (size_t band = 0; band < MH_BANDS && !flagged; band++)
-            flagged = !memcmp(sa + band * MH_ROWS, sb + band * MH_ROWS, MH_ROWS * sizeof *sa);
+        for (size_t band = 0; band < MH_BANDS && !flagged; band++) flagged = ka[band] == kb[band];
         size_t bucket = s >= 1.0 ? NB - 1 : s < 0.3 ? 0 : (size_t)((s - 0.3) * 10);
         if (bucket > NB - 2 && s < 1.0) bucket = NB - 2;
         cnt[bucket]++;
@@ -181,18 +186,39 @@ static void test_minhash_curve(void) {
     }
     agree_err /= (double)pairs;
     CHECK(fabs(agree_err) < 0.01, "minhash: one hash agrees with probability Jaccard (mean error %+.4f over %zu pairs)", agree_err, pairs);
+    // independent hashes: the 9,000-hash estimate has the binomial variance s(1-s)/9000
+    var_ratio /= (double)(nvar ? nvar : 1);
+    CHECK(var_ratio > 0.75 && var_ratio < 1.3, "minhash: estimate variance / binomial variance = %.3f (independent hashes give 1)", var_ratio);
     printf("# similarity  pairs  flagged  expected 1-(1-s^20)^450\n");
     for (size_t k = 0; k < NB; k++) {
         if (!cnt[k]) continue;
         double obs = (double)hit[k] / (double)cnt[k], exp = expect[k] / (double)cnt[k];
-        double tol = 3 * sqrt(exp * (1 - exp) / (double)cnt[k]) + 0.02;
+        double tol = 3 * sqrt(exp * (1 - exp) / (double)cnt[k]) + 0.01;
         if (k < NB - 1) printf("# [%.1f, %.1f)  %5zu  %7.4f  %7.4f\n", 0.3 + 0.1 * (double)k, 0.4 + 0.1 * (double)k, cnt[k], obs, exp);
         else printf("# 1.0         %5zu  %7.4f  %7.4f\n", cnt[k], obs, exp);
         CHECK(fabs(obs - exp) <= tol, "minhash: bucket %zu flagged %.4f, formula %.4f (tolerance %.4f)", k, obs, exp, tol);
         if (k >= 5) CHECK(obs >= 0.99, "minhash: s >= 0.8 bucket %zu caught %.4f >= 0.99", k, obs);
         if (k <= 1) CHECK(obs <= 0.01, "minhash: s < 0.5 bucket %zu flagged %.4f <= 0.01", k, obs);
     }
-    free(sa); free(sb); free(norm.s); free(a.s); free(b.s); free(sh); free(mh);
+    free(sa); free(sb); free(ka); free(kb); free(norm.s); free(a.s); free(b.s); free(sh); free(mh);
+}
+
+// A band key depends on exactly its 20 min-hashes.
+static void test_band_keys(void) {
+    uint32_t *sig = xmalloc(MH_HASHES * sizeof *sig);
+    uint64_t *k0 = xmalloc(MH_BANDS * sizeof *k0), *k1 = xmalloc(MH_BANDS * sizeof *k1);
+    Rng r = rng_seed(5);
+    for (size_t i = 0; i < MH_HASHES; i++) sig[i] = (uint32_t)rng_u64(&r);
+    band_keys(sig, k0);
+    size_t wrong = 0;
+    for (size_t pos = 0; pos < 2 * MH_ROWS; pos++) { // every value of bands 0 and 1
+        sig[pos] ^= 1;
+        band_keys(sig, k1);
+        for (size_t b = 0; b < MH_BANDS; b++) wrong += (k0[b] != k1[b]) != (b == pos / MH_ROWS);
+        sig[pos] ^= 1;
+    }
+    CHECK(wrong == 0, "minhash: changing one of a band's 20 values changes that band's key and no other (%zu wrong)", wrong);
+    free(sig); free(k0); free(k1);
 }
 
 // The bounded-memory clustering gives the same clusters with a budget of one band per pass as with all bands.
@@ -288,8 +314,40 @@ static void test_gopher_rules(void) {
     for (int i = 0; i < 60; i++) buf_printf(&b, "%s%s", synth_adj[i % 30], i % 2 ? "...\n" : " ");
     r = gopher_quality(&sc, b.s, b.len);
     CHECK(r && !strcmp(r, "gopher_too_many_ellipsis"), "gopher: 30 ellipses in 90 words exceed 0.1 per word (%s)", r ? r : "keep");
+    // a 2-gram repeated among distinct words: only the top-2-gram rule can see it (count x length / L)
+    b.len = 0;
+    for (int i = 0; i < 40; i++) buf_printf(&b, "golden apple %s%d ", synth_adj[i % 30], i);
+    r = gopher_repetition(&sc, b.s, b.len);
+    CHECK(r && !strcmp(r, "top_2_gram"), "gopher: 'golden apple' 40 times in 120 words is a top 2-gram (%s)", r ? r : "keep");
+    b.len = 0;
+    for (int i = 0; i < 40; i++) buf_printf(&b, "golden%d apple %s%d ", i, synth_adj[i % 30], i);
+    r = gopher_repetition(&sc, b.s, b.len);
+    CHECK(!r, "gopher: the same text with distinct 2-grams is kept (%s)", r ? r : "keep");
     free(b.s);
     scratch_free(&sc);
+}
+
+// Words as datatrove 0.10 splits them (spaCy's blank English tokenizer), printed by split_into_words.
+static void test_split_words(void) {
+    static const char *cases[][2] = {
+        {"A well-known state-of-the-art (test), don't worry: it's the U.S. team... Really?!",
+         "A|well|-|known|state|-|of|-|the|-|art|(|test|)|,|do|n't|worry|:|it|'s|the|U.S.|team|...|Really|?|!"},
+        {"Price: $5.99 -- see #tags and 50% off; e-mail me@x.org \"quoted\" end.",
+         "Price|:|$|5.99|--|see|#|tags|and|50|%|off|;|e|-|mail|me@x.org|\"|quoted|\"|end|."},
+        {"Step 1: mix it - then wait...\n\n- bullet one\n\xE2\x80\xA2 bullet two",
+         "Step|1|:|mix|it|-|then|wait|...|-|bullet|one|\xE2\x80\xA2|bullet|two"},
+        {"Caf\xC3\xA9 d\xC3\xA9j\xC3\xA0-vu, na\xC3\xAFve\xE2\x80\xA6 \xC2\xAB" "French\xC2\xBB text\xE2\x80\x99s here",
+         "Caf\xC3\xA9|d\xC3\xA9j\xC3\xA0|-|vu|,|na\xC3\xAFve|\xE2\x80\xA6|\xC2\xAB|French|\xC2\xBB|text|\xE2\x80\x99s|here"},
+    };
+    Words w = {0};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        split_words(cases[c][0], strlen(cases[c][0]), &w);
+        Buf got = {0};
+        for (size_t i = 0; i < w.n; i++) { if (i) buf_str(&got, "|"); buf_add(&got, w.w[i].s, w.w[i].len); }
+        CHECK(got.s && !strcmp(got.s, cases[c][1]), "words split as spaCy does: %s", got.s ? got.s : "");
+        free(got.s);
+    }
+    free(w.w);
 }
 
 static void test_datatrove_agreement(void) {
@@ -300,35 +358,46 @@ static void test_datatrove_agreement(void) {
         CHECK(0, "datatrove reference: %s", err);
         return;
     }
-    // header: "# synth docs=N seed=S" then "index<TAB>repetition<TAB>quality" per document
-    size_t n = 0, seed = 0;
-    sscanf(ref, "# synth docs=%zu seed=%zu", &n, &seed);
-    Synth s = {0};
-    synth_generate(&s, n, seed);
+    // header "# synth docs=N edge=E seed=S ...", then "set<TAB>index<TAB>repetition<TAB>quality" per document
+    size_t n = 0, ne = 0, seed = 0;
+    sscanf(ref, "# synth docs=%zu edge=%zu seed=%zu", &n, &ne, &seed);
+    Synth sets[2] = {{0}, {0}};
+    synth_generate(&sets[0], n, seed);
+    synth_edge(&sets[1], ne, seed);
     Scratch sc = {0};
-    size_t total = 0, agree_rep = 0, agree_q = 0, shown = 0;
+    size_t total[2] = {0}, agree_rep[2] = {0}, agree_q[2] = {0}, same_reason = 0, shown = 0;
     char *line = strchr(ref, '\n');
     while (line && *++line) {
         size_t idx;
-        char rep[64], q[64];
-        if (sscanf(line, "%zu\t%63s\t%63s", &idx, rep, q) == 3 && idx < s.n) {
-            const char *mr = gopher_repetition(&sc, s.doc[idx].text, s.doc[idx].len);
-            const char *mq = gopher_quality(&sc, s.doc[idx].text, s.doc[idx].len);
+        char set[16], rep[64], q[64];
+        if (sscanf(line, "%15s\t%zu\t%63s\t%63s", set, &idx, rep, q) == 4) {
+            int k = !strcmp(set, "edge");
+            if (idx >= sets[k].n) break;
+            SynthDoc *d = &sets[k].doc[idx];
+            const char *mr = gopher_repetition(&sc, d->text, d->len);
+            const char *mq = gopher_quality(&sc, d->text, d->len);
             int ok_r = (!mr) == !strcmp(rep, "keep"), ok_q = (!mq) == !strcmp(q, "keep");
-            agree_rep += ok_r;
-            agree_q += ok_q;
-            total++;
+            agree_rep[k] += ok_r;
+            agree_q[k] += ok_q;
+            same_reason += !strcmp(mr ? mr : "keep", rep) && !strcmp(mq ? mq : "keep", q);
+            total[k]++;
             if ((!ok_r || !ok_q) && shown++ < 5)
-                printf("# disagreement on document %zu (%s): repetition ours %s datatrove %s; quality ours %s datatrove %s\n",
-                       idx, s.doc[idx].label, mr ? mr : "keep", rep, mq ? mq : "keep", q);
+                printf("# disagreement on %s document %zu (%s): repetition ours %s datatrove %s; quality ours %s datatrove %s\n",
+                       set, idx, d->label, mr ? mr : "keep", rep, mq ? mq : "keep", q);
         }
         line = strchr(line, '\n');
     }
-    CHECK(total == n && n > 0, "datatrove reference covers %zu of %zu documents", total, n);
-    CHECK(agree_rep >= total * 99 / 100, "repetition filter agrees with datatrove on %zu of %zu documents (%.2f%%)", agree_rep, total, 100.0 * (double)agree_rep / (double)(total ? total : 1));
-    CHECK(agree_q >= total * 99 / 100, "quality filter agrees with datatrove on %zu of %zu documents (%.2f%%)", agree_q, total, 100.0 * (double)agree_q / (double)(total ? total : 1));
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "edge" : "synthetic";
+        size_t t = total[k] ? total[k] : 1;
+        CHECK(total[k] == (k ? ne : n) && total[k] > 0, "datatrove reference covers %zu of %zu %s documents", total[k], k ? ne : n, name);
+        CHECK(agree_rep[k] * 100 >= t * 99, "repetition filter agrees with datatrove on %zu of %zu %s documents (%.2f%%)", agree_rep[k], total[k], name, 100.0 * (double)agree_rep[k] / (double)t);
+        CHECK(agree_q[k] * 100 >= t * 99, "quality filter agrees with datatrove on %zu of %zu %s documents (%.2f%%)", agree_q[k], total[k], name, 100.0 * (double)agree_q[k] / (double)t);
+    }
+    printf("# same reason as datatrove for both filters on %zu of %zu documents\n", same_reason, total[0] + total[1]);
     scratch_free(&sc);
-    synth_free(&s);
+    synth_free(&sets[0]);
+    synth_free(&sets[1]);
     free(ref);
 }
 
@@ -467,6 +536,8 @@ int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_synth();
     test_gopher_rules();
+    test_split_words();
+    test_band_keys();
     test_exact_substring();
     test_minhash_budget();
     test_minhash_curve();

@@ -2,11 +2,13 @@
 """Reference decisions of datatrove's Gopher filters on the synthetic corpus, for tests/test_data.c.
 
 Usage (from the repository root, after `make data`):
-    python tests/data/make_datatrove_reference.py [--docs 2000] [--seed 1] > tests/data/datatrove_gopher.tsv
+    python tests/data/make_datatrove_reference.py [--docs 2000] [--edge 1100] [--seed 1] > tests/data/datatrove_gopher.tsv
 
 Needs `pip install datatrove spacy` (datatrove splits English words with spaCy's blank "en" tokenizer).
-Writes "# synth docs=N seed=S datatrove=VERSION" and then one line per document:
-index, GopherRepetitionFilter's verdict, GopherQualityFilter's verdict ("keep" or datatrove's reason),
+Two document sets: the synthetic corpus (`./data synth --docs N`, set "main") and documents built to sit close
+to the Gopher thresholds (`./data synth --edge N`, set "edge"). Writes "# synth docs=N edge=E seed=S" and then
+one line per document: set, index, GopherRepetitionFilter's verdict, GopherQualityFilter's verdict ("keep" or
+datatrove's reason),
 both with datatrove's default thresholds, each filter applied to every document independently.
 """
 import argparse
@@ -14,7 +16,8 @@ import json
 import subprocess
 import sys
 
-import datatrove
+from importlib.metadata import version
+
 from datatrove.data import Document
 from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
 
@@ -31,17 +34,18 @@ def verdict(flt, doc):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=2000)
+    ap.add_argument("--edge", type=int, default=1100)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data", default="./data", help="the data binary")
     args = ap.parse_args()
-    out = subprocess.run([args.data, "synth", "--docs", str(args.docs), "--seed", str(args.seed)],
-                         check=True, capture_output=True).stdout.decode("utf-8")
     rep, qual = GopherRepetitionFilter(), GopherQualityFilter()
-    print(f"# synth docs={args.docs} seed={args.seed} datatrove={datatrove.__version__ if hasattr(datatrove, '__version__') else 'unknown'}")
-    for i, line in enumerate(out.splitlines()):
-        d = json.loads(line)
-        doc = Document(text=d["text"], id=str(i))
-        print(f"{i}\t{verdict(rep, doc)}\t{verdict(qual, doc)}")
+    print(f"# synth docs={args.docs} edge={args.edge} seed={args.seed} datatrove={version('datatrove')}")
+    for name, flag, n in (("main", "--docs", args.docs), ("edge", "--edge", args.edge)):
+        out = subprocess.run([args.data, "synth", flag, str(n), "--seed", str(args.seed)],
+                             check=True, capture_output=True).stdout.decode("utf-8")
+        for i, line in enumerate(out.splitlines()):
+            doc = Document(text=json.loads(line)["text"], id=str(i))
+            print(f"{name}\t{i}\t{verdict(rep, doc)}\t{verdict(qual, doc)}")
     return 0
 
 
