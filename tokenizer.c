@@ -773,7 +773,8 @@ static int get_string(Loader *L, const Json *obj, const char *key, const Json **
 // Token ids are bounded so that a hostile file cannot make us allocate gigabytes.
 #define MAX_ID (1 << 24)
 static int get_id(Loader *L, const Json *v, const char *what, int32_t *out) {
-    if (!v || v->type != JSON_NUMBER || v->number != (double)(int64_t)v->number || v->number < 0 || v->number >= MAX_ID)
+    // the range test comes first: converting an out-of-range double to an integer is undefined
+    if (!v || v->type != JSON_NUMBER || !(v->number >= 0 && v->number < MAX_ID) || v->number != (double)(int32_t)v->number)
         return load_fail(L, v, "%s must be an integer id in [0, %d)", what, MAX_ID);
     *out = (int32_t)v->number;
     return 0;

@@ -62,7 +62,8 @@ mk seqpretok '{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": 
 mk merge '{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b", "a zz"]}}'
 mk mergeout '{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b"]}}'
 mk normalizer '{"normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {}, "merges": []}}'
-mk addedid '{"added_tokens": [{"id": -3, "content": "x"}], "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {}, "merges": []}}'
+mk addedid '{"added_tokens": [{"id": 1e80, "content": "x"}], "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {}, "merges": []}}'
+mk negid '{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": -3}, "merges": []}}'
 mk dupid '{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}'
 mk addedclash '{"added_tokens": [{"id": 1, "content": "<s>"}], "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}'
 for bin in ./tokenizer build/san/tokenizer; do
@@ -77,7 +78,8 @@ for bin in ./tokenizer build/san/tokenizer; do
     expect_error "$bin merge naming an unknown token" "merge.json: byte [0-9]+: merge 1 names unknown token 'zz'" $bin encode -t "$T/merge.json"
     expect_error "$bin merge result not in the vocabulary" "mergeout.json: byte [0-9]+: merge 0: 'a' \+ 'b' is not in the vocabulary" $bin encode -t "$T/mergeout.json"
     expect_error "$bin normalizer" "normalizer.json: byte 15: normalizer type 'NFC' is not supported" $bin encode -t "$T/normalizer.json"
-    expect_error "$bin negative added token id" "addedid.json: byte [0-9]+: added token \"id\" must be an integer" $bin encode -t "$T/addedid.json"
+    expect_error "$bin added token id 1e80" "addedid.json: byte [0-9]+: added token \"id\" must be an integer" $bin encode -t "$T/addedid.json"
+    expect_error "$bin negative vocabulary id" "negid.json: byte [0-9]+: a vocabulary value must be an integer" $bin encode -t "$T/negid.json"
     expect_error "$bin missing file" "nosuch.json: cannot open" $bin encode -t "$T/nosuch.json"
     expect_error "$bin decode of an unknown id" "stdin: byte 2: '99999' is not a token id" sh -c "echo '5 99999 7' | $bin decode -t $R/hf_trained.json"
     expect_error "$bin decode of a non-number" "stdin: byte 0: 'abc' is not a token id" sh -c "echo 'abc' | $bin decode -t $R/hf_trained.json"
