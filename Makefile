@@ -68,6 +68,46 @@ $(B)/san/test_data: tests/test_data.c tests/test.h $(DATA_SRC) | $(B)/san
 TESTS += $(B)/test_data $(B)/san/test_data tests/t_data_cli.sh
 TEST_DEPS += data tokenizer $(B)/san/data
 
+# ---------------------------------------------------------------- falcon_cuda.cu: the GPU trainer
+# falcon_cuda.cu is compiled twice: as C by $(CC) (its host half, which includes falcon.c) and as CUDA C++ by
+# nvcc (its kernels). Built by make test when nvcc exists; building and its tests need no GPU.
+#   make falcon_cuda                 bf16 (build/falcon_cuda_fp32: fp32, for parity checks with falcon.c)
+#   make falcon_cuda USE_MPI=1       ranks started by mpirun/srun exchange the NCCL id over MPI
+#   NVCC_ARCH="-gencode arch=compute_80,code=sm_80 ..."   other GPUs (default: H100, sm_90)
+NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCC_ARCH ?= -gencode arch=compute_90,code=sm_90
+NVFLAGS    = -O3 -std=c++17 $(NVCC_ARCH) --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
+CUDA_CC    = $(CC) $(CFLAGS) -O2 -x c -DFALCON_CUDA_MAIN
+CUDA_LIBS  = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lnccl -lstdc++ $(LDLIBS)
+ifdef USE_MPI
+CUDA_CC   += -DFALCON_USE_MPI $(shell mpicc --showme:compile)
+CUDA_LIBS += $(shell mpicc --showme:link)
+endif
+CUDA_SRC   = falcon_cuda.cu $(FALCON_SRC)
+$(B)/cuda $(B)/cuda32:
+	mkdir -p $@
+CUDA_LIBOBJ = $(B)/cuda/lib_data.o $(B)/cuda/lib_tokenizer.o $(B)/cuda/lib_json.o
+$(B)/cuda/lib_%.o: %.c $(FALCON_SRC) | $(B)/cuda
+	$(CC) $(CFLAGS) $(OPT) -c $< -o $@
+$(B)/cuda/%.o: $(CUDA_SRC) | $(B)/cuda
+	$(if $(filter dev,$*),$(NVCC) $(NVFLAGS) -c falcon_cuda.cu -o $@,$(CUDA_CC) -c falcon_cuda.cu -o $@)
+$(B)/cuda32/%.o: $(CUDA_SRC) | $(B)/cuda32
+	$(if $(filter dev,$*),$(NVCC) $(NVFLAGS) -DFALCON_FP32 -c falcon_cuda.cu -o $@,$(CUDA_CC) -DFALCON_FP32 -c falcon_cuda.cu -o $@)
+falcon_cuda: $(B)/cuda/host.o $(B)/cuda/dev.o $(CUDA_LIBOBJ)
+	$(CC) -o $@ $^ $(CUDA_LIBS)
+$(B)/falcon_cuda_fp32: $(B)/cuda32/host.o $(B)/cuda32/dev.o $(CUDA_LIBOBJ)
+	$(CC) -o $@ $^ $(CUDA_LIBS)
+# the host half's tests (launch environment, ZeRO-1 shards, flash-attention tiling and masks): C only
+$(B)/test_falcon_cuda: tests/test_falcon_cuda.c tests/test.h $(CUDA_SRC) | $(B)
+	$(CC) $(CFLAGS) $(OPT) -o $@ tests/test_falcon_cuda.c $(FALCON_LINK) $(LDLIBS)
+$(B)/san/test_falcon_cuda: tests/test_falcon_cuda.c tests/test.h $(CUDA_SRC) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) -o $@ tests/test_falcon_cuda.c $(FALCON_LINK) $(LDLIBS)
+TESTS += $(B)/test_falcon_cuda $(B)/san/test_falcon_cuda tests/t_falcon_cuda.sh
+ifneq ($(NVCC),)
+TEST_DEPS += falcon_cuda $(B)/falcon_cuda_fp32
+endif
+
 # ---------------------------------------------------------------- the main job
 # Everything from nothing: a synthetic web corpus, a BPE vocabulary learned on it, the refinement pipeline and
 # shards, a few minutes of training of the nano preset, and a sample. Smaller: make train DEMO_STEPS=100

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The falcon_cuda command line. Without nvcc there is nothing to test (the binary is not built); without a GPU
+# every command that needs one must fail with one clear line; with a GPU the parity checks run for real.
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib.sh
+B=./falcon_cuda
+B32=./build/falcon_cuda_fp32
+if [ ! -x $B ] || [ ! -x $B32 ]; then
+    echo "skipped: falcon_cuda is not built (no nvcc)"
+    summary
+    exit $?
+fi
+
+# built with -Werror for cc and nvcc: being here means it compiled warning-free
+check "falcon_cuda links cuBLASLt and NCCL" sh -c "ldd $B | grep -q libcublasLt && ldd $B | grep -q libnccl"
+check "info needs no GPU and says what falcon.c says" sh -c "[ \"\$($B info falcon-40b)\" = \"\$(./falcon info falcon-40b)\" ]"
+expect_error "no command" "usage: falcon_cuda" $B
+expect_error "unknown command" "unknown command 'sample'" $B sample
+expect_error "bad train option, before any GPU is looked for" "unknown option '--bogus'" $B train --bogus 1
+expect_error "bad -B value" "option -B: 'x' is not a positive integer" $B train -B x
+expect_error "check without a directory" "usage: falcon_cuda check" $B check
+expect_error "rank outside the world" "FALCON_RANK='3' is not an integer in \[0, 1\]" \
+    env FALCON_RANK=3 FALCON_WORLD_SIZE=2 $B check tests/ref/mqa
+expect_error "rank without world size" "SLURM_PROCID is set but SLURM_NTASKS is not" \
+    env -u SLURM_NTASKS SLURM_PROCID=0 $B check tests/ref/mqa
+
+if nvidia-smi -L >/dev/null 2>&1; then
+    # a GPU: the parity checks against HF transformers and falcon.c (fp32 and bf16) on every reference layout
+    for layout in mqa gqa gqa1; do
+        check "fp32 parity on $layout" $B32 check tests/ref/$layout
+        check "bf16 parity on $layout" $B check tests/ref/$layout
+    done
+else
+    expect_error "no GPU: one line, non-zero exit" "no CUDA GPU available" $B check tests/ref/mqa
+    expect_error "no GPU (fp32 build)" "no CUDA GPU available" $B32 check tests/ref/gqa
+    expect_error "no GPU: train reports it after its options are read" "no CUDA GPU available" \
+        $B train --data tests/ref --steps 1
+fi
+summary
