@@ -2008,6 +2008,22 @@ struct DataLoader {
     unsigned bits; // of the Feistel domain
 };
 
+// Checks a shard and maps it into memory. Returns 0, or -1 with err.
+static int shard_map(const char *path, ShardInfo *info, const unsigned char **map, size_t *len, char *err, size_t errsize) {
+    if (shard_info(path, info, err, errsize) != 0) return -1;
+    int fd = open(path, O_RDONLY);
+    *len = DATA_SHARD_HEADER + info->n_tokens * info->token_bytes;
+    void *m = fd >= 0 ? mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    if (fd >= 0) close(fd);
+    if (m == MAP_FAILED) { snprintf(err, errsize, "%s: cannot map: %s", path, strerror(errno)); return -1; }
+    *map = m;
+    return 0;
+}
+static uint32_t shard_token(const unsigned char *map, uint32_t width, uint64_t i) {
+    const unsigned char *p = map + DATA_SHARD_HEADER + i * width;
+    return width == 2 ? (uint32_t)(p[0] | (uint32_t)p[1] << 8) : get_u32(p);
+}
+
 // A bijection of [0, 2^bits) (bits even): four Feistel rounds on two halves, keyed by (seed, epoch, round).
 static uint64_t feistel(const DataLoader *dl, uint64_t x) {
     unsigned half = dl->bits / 2;
@@ -2034,9 +2050,7 @@ static void loader_read_window(const DataLoader *dl, uint64_t w, int32_t *out) {
     while (hi - lo > 1) { size_t mid = (lo + hi) / 2; if (dl->shard[mid].first_window <= w) lo = mid; else hi = mid; }
     const LoaderShard *s = &dl->shard[lo];
     uint64_t start = (w - s->first_window) * dl->T;
-    const unsigned char *p = s->map + DATA_SHARD_HEADER + start * s->info.token_bytes;
-    for (size_t i = 0; i <= dl->T; i++)
-        out[i] = s->info.token_bytes == 2 ? (int32_t)(p[2 * i] | (uint32_t)p[2 * i + 1] << 8) : (int32_t)get_u32(p + 4 * i);
+    for (size_t i = 0; i <= dl->T; i++) out[i] = (int32_t)shard_token(s->map, s->info.token_bytes, start + i);
 }
 
 static void dataloader_unmap(DataLoader *dl) {
@@ -2056,13 +2070,7 @@ static DataLoader *loader_open(const char *const *paths, size_t npaths, size_t B
     uint64_t fp = mix64(B) ^ mix64(T * 3 + 1) ^ mix64(seed + 7) ^ mix64((uint64_t)rank * 131 + (uint64_t)world) ^ (uint64_t)shuffle;
     for (size_t i = 0; i < npaths; i++) {
         LoaderShard *s = &dl->shard[i];
-        if (shard_info(paths[i], &s->info, err, errsize) != 0) { dataloader_unmap(dl); return NULL; }
-        int fd = open(paths[i], O_RDONLY);
-        s->map_len = DATA_SHARD_HEADER + s->info.n_tokens * s->info.token_bytes;
-        void *m = fd >= 0 ? mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-        if (fd >= 0) close(fd);
-        if (m == MAP_FAILED) { snprintf(err, errsize, "%s: cannot map: %s", paths[i], strerror(errno)); dataloader_unmap(dl); return NULL; }
-        s->map = m;
+        if (shard_map(paths[i], &s->info, &s->map, &s->map_len, err, errsize) != 0) { dataloader_unmap(dl); return NULL; }
         dl->nshard = i + 1;
         s->windows = s->info.n_tokens > T ? (s->info.n_tokens - 1) / T : 0;
         s->first_window = dl->windows;
@@ -2125,6 +2133,134 @@ void dataloader_rewind(DataLoader *dl) { dl->epoch = 0; dl->batch = 0; }
 size_t dataloader_batches_per_epoch(const DataLoader *dl) { return (size_t)dl->batches; }
 uint32_t dataloader_vocab_size(const DataLoader *dl) { return dl->vocab; }
 void dataloader_close(DataLoader *dl) { if (dl) dataloader_unmap(dl); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Mixing sources by weight (Falcon paper, table 3: e.g. Falcon-7B's 79% web, 7% books, 6% conversations, 3% code,
+// 3% French, 2% technical). Source s, holding A_s tokens, gets t_s = w_s * N of the N output tokens, whole
+// documents at a time, reshuffled at every pass; a small source may not repeat more than R times (t_s <= R A_s):
+// when N is not given it is the largest total that respects every cap, and when a given N would break a cap the
+// source is held at R passes and reported. Documents of the sources are interleaved so that every prefix of the
+// output holds the sources in their shares (the next document comes from the source furthest below its share).
+
+typedef struct {
+    char *name; double weight;
+    StrList paths;
+    const unsigned char **map; size_t *map_len; ShardInfo *info;
+    uint64_t *doc_shard, *doc_start, *doc_len, ndocs, tokens; // documents (without their EOT)
+    uint64_t target, used, next, pass; uint64_t *order;
+} MixSource;
+
+static int mix_source_open(MixSource *m, char *err, size_t errsize) {
+    size_t n = m->paths.n, cap = 0;
+    m->map = xcalloc(n, sizeof *m->map); m->map_len = xcalloc(n, sizeof *m->map_len); m->info = xcalloc(n, sizeof *m->info);
+    for (size_t f = 0; f < n; f++) {
+        if (shard_map(m->paths.s[f], &m->info[f], &m->map[f], &m->map_len[f], err, errsize) != 0) return -1;
+        if (m->info[f].eot != m->info[0].eot || m->info[f].vocab_size != m->info[0].vocab_size) {
+            snprintf(err, errsize, "%s: vocabulary or eot differs from %s", m->paths.s[f], m->paths.s[0]);
+            return -1;
+        }
+        // documents run from one EOT to the next
+        uint64_t start = 0;
+        for (uint64_t i = 0; i <= m->info[f].n_tokens; i++) {
+            if (i < m->info[f].n_tokens && shard_token(m->map[f], m->info[f].token_bytes, i) != m->info[f].eot) continue;
+            if (i > start) {
+                if (m->ndocs == cap) {
+                    cap = cap ? 2 * cap : 1024;
+                    m->doc_shard = xrealloc(m->doc_shard, cap * sizeof *m->doc_shard);
+                    m->doc_start = xrealloc(m->doc_start, cap * sizeof *m->doc_start);
+                    m->doc_len = xrealloc(m->doc_len, cap * sizeof *m->doc_len);
+                }
+                m->doc_shard[m->ndocs] = f; m->doc_start[m->ndocs] = start; m->doc_len[m->ndocs] = i - start;
+                m->ndocs++;
+                m->tokens += i - start + 1;
+            }
+            start = i + 1;
+        }
+    }
+    if (!m->ndocs) { snprintf(err, errsize, "%s: no documents in source %s", n ? m->paths.s[0] : "?", m->name); return -1; }
+    m->order = xmalloc(m->ndocs * sizeof *m->order);
+    return 0;
+}
+static void mix_source_free(MixSource *m) {
+    for (size_t f = 0; f < m->paths.n; f++) if (m->map && m->map[f]) munmap((void *)m->map[f], m->map_len[f]);
+    free(m->map); free(m->map_len); free(m->info);
+    free(m->doc_shard); free(m->doc_start); free(m->doc_len); free(m->order); free(m->name);
+    strlist_free(&m->paths);
+}
+
+// Starts pass p of a source: its documents in a fresh order.
+static void mix_shuffle(MixSource *m, uint64_t seed) {
+    Rng r = rng_seed(seed ^ mix64(m->pass * 977 + hash_bytes(m->name, strlen(m->name), 5)));
+    for (uint64_t i = 0; i < m->ndocs; i++) m->order[i] = i;
+    for (uint64_t i = m->ndocs; i > 1; i--) { uint64_t j = rng_u64(&r) % i, t = m->order[i - 1]; m->order[i - 1] = m->order[j]; m->order[j] = t; }
+    m->next = 0;
+}
+
+// Mixes the sources into dir/mix_NNN.bin. total = 0: the largest total the repeat cap allows.
+static int mix_sources(MixSource *src, size_t ns, uint64_t total, double max_repeat, uint64_t seed, const char *dir,
+                       size_t shard_tokens, FILE *report, char *err, size_t errsize) {
+    double wsum = 0;
+    for (size_t s = 0; s < ns; s++) {
+        if (mix_source_open(&src[s], err, errsize) != 0) return -1;
+        if (s && (src[s].info[0].eot != src[0].info[0].eot || src[s].info[0].vocab_size != src[0].info[0].vocab_size)) {
+            snprintf(err, errsize, "%s: vocabulary or eot differs from source %s", src[s].paths.s[0], src[0].name);
+            return -1;
+        }
+        wsum += src[s].weight;
+    }
+    if (!total) {
+        double best = -1;
+        for (size_t s = 0; s < ns; s++) {
+            double t = max_repeat * (double)src[s].tokens / (src[s].weight / wsum);
+            if (best < 0 || t < best) best = t;
+        }
+        total = (uint64_t)best;
+    }
+    for (size_t s = 0; s < ns; s++) {
+        double want = (double)total * src[s].weight / wsum, cap = max_repeat * (double)src[s].tokens;
+        src[s].target = (uint64_t)(want < cap ? want : cap);
+        if (want > cap && report) fprintf(report, "mix: source %s capped at %.3g passes (%llu of %.0f tokens asked)\n", src[s].name, max_repeat, (unsigned long long)src[s].target, want);
+        mix_shuffle(&src[s], seed);
+    }
+    ShardWriter w;
+    shardwriter_build(&w, dir, "mix", src[0].info[0].eot, src[0].info[0].vocab_size, shard_tokens);
+    int32_t *ids = NULL;
+    size_t idcap = 0;
+    int rc = 0;
+    for (;;) {
+        // the source furthest below its share: smallest used / target among those with tokens left to give
+        size_t pick = ns;
+        double best = 2;
+        for (size_t s = 0; s < ns; s++) {
+            if (src[s].used >= src[s].target) continue;
+            double f = (double)src[s].used / (double)src[s].target;
+            if (f < best) { best = f; pick = s; }
+        }
+        if (pick == ns) break;
+        MixSource *m = &src[pick];
+        if (m->next == m->ndocs) { m->pass++; mix_shuffle(m, seed); }
+        uint64_t d = m->order[m->next++];
+        uint64_t f = m->doc_shard[d], len = m->doc_len[d];
+        grow((void **)&ids, &idcap, len, sizeof *ids);
+        for (uint64_t i = 0; i < len; i++) ids[i] = (int32_t)shard_token(m->map[f], m->info[f].token_bytes, m->doc_start[d] + i);
+        if ((rc = shardwriter_add(&w, ids, len, err, errsize)) != 0) break;
+        m->used += len + 1;
+    }
+    free(ids);
+    char later[256];
+    if (shardwriter_close(&w, rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
+    if (!rc && report) {
+        fprintf(report, "%-16s %8s %14s %14s %8s %8s\n", "source", "weight", "tokens have", "tokens used", "passes", "share");
+        for (size_t s = 0; s < ns; s++)
+            fprintf(report, "%-16s %8.4f %14llu %14llu %8.3f %8.4f\n", src[s].name, src[s].weight / wsum,
+                    (unsigned long long)src[s].tokens, (unsigned long long)src[s].used,
+                    (double)src[s].used / (double)src[s].tokens, (double)src[s].used / (double)(w.total_tokens ? w.total_tokens : 1));
+        fprintf(report, "mix: %llu tokens, %llu documents in %zu files\n", (unsigned long long)w.total_tokens,
+                (unsigned long long)w.total_docs, w.written.n);
+    }
+    strlist_free(&w.written);
+    return rc;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The pipeline: the stages in RefinedWeb's order over a corpus in memory. Each per-document stage is one parallel
@@ -2508,7 +2644,8 @@ static void usage(void) {
             "      --min-span N (50) --min-chars N (20)\n"
             "  data gopher FILE.jsonl                            repetition and quality decisions per document\n"
             "  data info SHARD...                                shard headers\n"
-            "  data mix --out DIR [--tokens N] [--max-repeat R] [--seed S] NAME=WEIGHT=DIR...\n");
+            "  data mix --out DIR [--tokens N] [--max-repeat R (4)] [--seed S] NAME=WEIGHT=PATH...\n"
+            "      mixes sources (a shard or a directory of shards each) by weight into DIR/mix_NNN.bin\n");
 }
 
 static int fail(const char *fmt, ...) {
@@ -2635,6 +2772,73 @@ static int cmd_prepare(int argc, char **argv) {
     return rc;
 }
 
+// Shard files of a source: a file, or the *.bin files of a directory (sorted). Returns 0, or -1 with err.
+static int list_shards(const char *path, StrList *out, char *err, size_t errsize) {
+    struct stat st;
+    if (stat(path, &st) != 0) { snprintf(err, errsize, "%s: cannot open: %s", path, strerror(errno)); return -1; }
+    if (!S_ISDIR(st.st_mode)) { strlist_add(out, path, strlen(path)); return 0; }
+    struct dirent **names;
+    int k = scandir(path, &names, NULL, alphasort);
+    if (k < 0) { snprintf(err, errsize, "%s: cannot list: %s", path, strerror(errno)); return -1; }
+    for (int i = 0; i < k; i++) {
+        if (has_suffix(names[i]->d_name, ".bin") && names[i]->d_name[0] != '.') {
+            Buf p = {0};
+            buf_printf(&p, "%s/%s", path, names[i]->d_name);
+            strlist_add(out, p.s, p.len);
+            free(p.s);
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (!out->n) { snprintf(err, errsize, "%s: no .bin shards in the directory", path); return -1; }
+    return 0;
+}
+
+static int cmd_mix(int argc, char **argv) {
+    const char *out = NULL;
+    size_t total = 0, seed = 1, shard_tokens = 100000000;
+    double max_repeat = 4;
+    MixSource *src = xcalloc((size_t)argc, sizeof *src);
+    size_t ns = 0;
+    char err[512];
+    int rc = 0;
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] == '-' && a[1] == '-' && !v) rc = fail("%s needs a value", a);
+        else if (!strcmp(a, "--out")) { out = v; i++; }
+        else if (!strcmp(a, "--tokens")) { if (parse_size(v, &total) || !total) rc = fail("--tokens: not a positive number: %s", v); i++; }
+        else if (!strcmp(a, "--seed")) { if (parse_size(v, &seed)) rc = fail("--seed: not a number: %s", v); i++; }
+        else if (!strcmp(a, "--shard-tokens")) { if (parse_size(v, &shard_tokens) || !shard_tokens) rc = fail("--shard-tokens: not a positive number: %s", v); i++; }
+        else if (!strcmp(a, "--max-repeat")) {
+            char *e;
+            max_repeat = strtod(v, &e);
+            if (*e || e == v || !(max_repeat > 0)) rc = fail("--max-repeat: not a positive number: %s", v);
+            i++;
+        }
+        else if (a[0] == '-') rc = fail("mix: unknown option: %s", a);
+        else { // NAME=WEIGHT=PATH
+            const char *e1 = strchr(a, '='), *e2 = e1 ? strchr(e1 + 1, '=') : NULL;
+            char *end;
+            double w = e2 ? strtod(e1 + 1, &end) : 0;
+            if (!e2 || end != e2 || !(w > 0) || e1 == a) rc = fail("mix: expected NAME=WEIGHT=PATH with a positive weight: %s", a);
+            else {
+                MixSource *m = &src[ns++];
+                m->name = xstrndup(a, (size_t)(e1 - a));
+                m->weight = w;
+                if (list_shards(e2 + 1, &m->paths, err, sizeof err) != 0) rc = fail("%s", err);
+            }
+        }
+    }
+    if (!rc && !out) rc = fail("mix: --out DIR is required");
+    if (!rc && !ns) rc = fail("mix: no sources (NAME=WEIGHT=PATH)");
+    struct stat st;
+    if (!rc && stat(out, &st) != 0 && mkdir(out, 0777) != 0) rc = fail("%s: cannot create directory: %s", out, strerror(errno));
+    if (!rc && mix_sources(src, ns, total, max_repeat, seed, out, shard_tokens, stdout, err, sizeof err) != 0) rc = fail("%s", err);
+    for (size_t s = 0; s < ns; s++) mix_source_free(&src[s]);
+    free(src);
+    return rc;
+}
+
 static int cmd_gopher(int argc, char **argv) {
     if (argc != 3) return fail("gopher: expected one JSONL file");
     Corpus c = {0};
@@ -2670,6 +2874,7 @@ int data_cli(int argc, char **argv) {
     if (!strcmp(argv[1], "prepare")) return cmd_prepare(argc, argv);
     if (!strcmp(argv[1], "gopher")) return cmd_gopher(argc, argv);
     if (!strcmp(argv[1], "info")) return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "mix")) return cmd_mix(argc, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(); return 0; }
     return fail("unknown command: %s (try data --help)", argv[1]);
 }

@@ -1,7 +1,7 @@
 // Tests of data.c: every stage's precision and recall against the labels planted by the synthetic corpus, the
 // MinHash detection curve against 1-(1-s^20)^450, exact-substring dedup against a brute-force reference,
 // agreement of the Gopher filters with datatrove's decisions (tests/data/datatrove_gopher.tsv), shards, and the
-// training loader (determinism, resume, rank striding, validation passes, bad files).
+// training loader (determinism, resume, rank striding, validation passes, bad files), and mixing.
 //
 // Sizes come down under the sanitizers (TEST_SMALL) so that the ASan/UBSan build stays quick.
 #include "../data.c"
@@ -531,6 +531,96 @@ static void test_loader(void) {
     dataloader_close(r0); dataloader_close(r1); dataloader_close(v);
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Mixing: shares, the repeat cap, determinism.
+
+// A source of `docs` documents; document d holds ids base + d (one per token), 20..79 tokens long.
+static void write_source(const char *path_dir, const char *prefix, size_t docs, int32_t base, uint64_t seed) {
+    ShardWriter w;
+    char err[256];
+    shardwriter_build(&w, path_dir, prefix, 0, 5000, 0);
+    Rng r = rng_seed(seed);
+    int32_t ids[80];
+    for (size_t d = 0; d < docs; d++) {
+        size_t len = 20 + rng_below(&r, 60);
+        for (size_t i = 0; i < len; i++) ids[i] = base + (int32_t)d;
+        shardwriter_add(&w, ids, len, err, sizeof err);
+    }
+    shardwriter_close(&w, err, sizeof err);
+    strlist_free(&w.written);
+}
+
+static void test_mix(void) {
+    char dir[300], out[300], out2[300], err[256];
+    snprintf(dir, sizeof dir, "%s/mixsrc", tmpdir);
+    snprintf(out, sizeof out, "%s/mix1", tmpdir);
+    snprintf(out2, sizeof out2, "%s/mix2", tmpdir);
+    mkdir(dir, 0777); mkdir(out, 0777); mkdir(out2, 0777);
+    write_source(dir, "web", 400, 1, 1);     // ids 1..400
+    write_source(dir, "books", 30, 1001, 2); // ids 1001..1030: small, will be capped
+    write_source(dir, "code", 100, 2001, 3); // ids 2001..2100
+    for (int run = 0; run < 2; run++) {
+        MixSource src[3] = {{0}};
+        const char *names[3] = {"web", "books", "code"};
+        double weights[3] = {0.79, 0.15, 0.06};
+        for (int k = 0; k < 3; k++) {
+            src[k].name = xstrndup(names[k], strlen(names[k]));
+            src[k].weight = weights[k];
+            Buf p = {0};
+            buf_printf(&p, "%s/%s_000.bin", dir, names[k]);
+            strlist_add(&src[k].paths, p.s, p.len);
+            free(p.s);
+        }
+        int rc = mix_sources(src, 3, 40000, 2.0, 9, run ? out2 : out, 0, NULL, err, sizeof err);
+        CHECK(rc == 0, "mix: three sources mixed (%s)", rc ? err : "ok");
+        if (run == 0) {
+            // read back: count tokens per source and appearances per document
+            Buf p = {0};
+            buf_printf(&p, "%s/mix_000.bin", out);
+            ShardInfo info;
+            const unsigned char *map;
+            size_t len;
+            shard_map(p.s, &info, &map, &len, err, sizeof err);
+            uint64_t tok[3] = {0}, appear[3000] = {0}, max_prefix_err = 0, seen = 0;
+            int32_t prev = 0;
+            for (uint64_t i = 0; i < info.n_tokens; i++) {
+                uint32_t id = shard_token(map, info.token_bytes, i);
+                if (id == 0) { prev = 0; continue; }
+                int k = id > 2000 ? 2 : id > 1000 ? 1 : 0;
+                tok[k]++;
+                seen++;
+                if ((int32_t)id != prev) appear[id]++;
+                prev = (int32_t)id;
+                if (k == 2) { // code's share stays on target (its final share) in every prefix
+                    double share = (double)src[2].used / (double)(src[0].used + src[1].used + src[2].used);
+                    double e = fabs((double)tok[2] - share * (double)seen);
+                    if (e > (double)max_prefix_err) max_prefix_err = (uint64_t)e;
+                }
+            }
+            uint64_t total = tok[0] + tok[1] + tok[2], books_have = 0, books_docs_max = 0;
+            for (int d = 1001; d <= 1030; d++) if (appear[d] > books_docs_max) books_docs_max = appear[d];
+            for (uint64_t i = 0; i < src[1].ndocs; i++) books_have += src[1].doc_len[i];
+            CHECK(tok[1] <= 2 * books_have && tok[1] + 2 * 80 >= 2 * books_have, "mix: books capped at 2 passes (%llu tokens of %llu)", (unsigned long long)tok[1], (unsigned long long)books_have);
+            CHECK(books_docs_max == 2, "mix: no books document more than twice (%llu)", (unsigned long long)books_docs_max);
+            double sw = (double)tok[0] / (double)total;
+            CHECK(fabs((double)tok[2] / (double)(tok[0] + tok[2]) - 0.06 / 0.85) < 0.005, "mix: web and code keep their 79:6 ratio (web %.4f of all)", sw);
+            CHECK(max_prefix_err <= 160, "mix: every prefix holds code at its share within %llu tokens", (unsigned long long)max_prefix_err);
+            munmap((void *)map, len);
+            free(p.s);
+        }
+        for (int k = 0; k < 3; k++) mix_source_free(&src[k]);
+    }
+    char *a, *b;
+    size_t la, lb;
+    Buf pa = {0}, pb = {0};
+    buf_printf(&pa, "%s/mix_000.bin", out);
+    buf_printf(&pb, "%s/mix_000.bin", out2);
+    read_file(pa.s, &a, &la, err, sizeof err);
+    read_file(pb.s, &b, &lb, err, sizeof err);
+    CHECK(la == lb && !memcmp(a, b, la), "mix: the same seed gives the same shard");
+    free(a); free(b); free(pa.s); free(pb.s);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_data.XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -544,6 +634,7 @@ int main(void) {
     test_pipeline();
     test_datatrove_agreement();
     test_loader();
+    test_mix();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) printf("# could not remove %s\n", tmpdir);
