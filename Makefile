@@ -39,7 +39,7 @@ $(B)/test_falcon: tests/test_falcon.c tests/test.h $(FALCON_SRC) | $(B)
 	$(CC) $(CFLAGS) $(OPT) $(OMP) -o $@ tests/test_falcon.c $(FALCON_LINK) $(LDLIBS)
 $(B)/san/test_falcon: tests/test_falcon.c tests/test.h $(FALCON_SRC) | $(B)/san
 	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_falcon.c $(FALCON_LINK) $(LDLIBS)
-TESTS += $(B)/test_falcon $(B)/san/test_falcon tests/t_falcon_cli.sh
+TESTS += $(B)/test_falcon $(B)/san/test_falcon tests/t_falcon_cli.sh tests/t_train_cli.sh
 TEST_DEPS += falcon $(B)/san/falcon
 
 # ---------------------------------------------------------------- tokenizer.c
@@ -80,6 +80,10 @@ NVCC_ARCH ?= -gencode arch=compute_90,code=sm_90
 NVFLAGS    = -O3 -std=c++17 $(NVCC_ARCH) --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
 CUDA_CC    = $(CC) $(CFLAGS) -O2 -x c -DFALCON_CUDA_MAIN
 CUDA_LIBS  = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lnccl -lstdc++ $(LDLIBS)
+ifdef NCCL_HOME  # NCCL outside the CUDA toolkit (e.g. pip's nvidia-nccl): NCCL_HOME/include, NCCL_HOME/lib
+NVFLAGS   += -I$(NCCL_HOME)/include
+CUDA_LIBS += -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib
+endif
 ifdef USE_MPI
 CUDA_CC   += -DFALCON_USE_MPI $(shell mpicc --showme:compile)
 CUDA_LIBS += $(shell mpicc --showme:link)

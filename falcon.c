@@ -661,11 +661,19 @@ static void param_foreach(const Config *c, TensorFn fn, void *ctx) {
 // ----------------------------------------------------------------------------
 // Layers. Each forward is followed by its backward, which takes the same arguments plus the gradients
 // and accumulates (+=) into the gradients of its inputs and parameters.
+// Two compiler matters: gcc in ISO C mode (-std=c11) never fuses a * b + c into one FMA instruction unless told
+// to (clang does by default), and the reference kernels, kept next to the fast ones for the tests, are unused by
+// the programs.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+#endif
+#define REFERENCE __attribute__((unused))
 
 // Matrix products. out = inp @ w^T: inp (N, IC), w (OC, IC), out (N, OC). Every Linear layer of Falcon is
 // bias-free. The reference versions say what is computed; the fast ones compute the same with another order of
 // summation (tests/test_kernels.c checks one against the other on awkward shapes).
-static void matmul_forward_ref(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
+static REFERENCE void matmul_forward_ref(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
     for (size_t n = 0; n < N; n++)
         for (size_t o = 0; o < OC; o++) {
             float s = 0.0f;
@@ -675,8 +683,8 @@ static void matmul_forward_ref(float *out, const float *inp, const float *w, siz
 }
 
 // dinp += dout @ w,  dw += dout^T @ inp
-static void matmul_backward_ref(float *dinp, float *dw, const float *dout, const float *inp, const float *w, size_t N,
-                                size_t IC, size_t OC) {
+static REFERENCE void matmul_backward_ref(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                                          size_t N, size_t IC, size_t OC) {
     for (size_t n = 0; n < N; n++)
         for (size_t o = 0; o < OC; o++)
             for (size_t i = 0; i < IC; i++) {
@@ -686,9 +694,9 @@ static void matmul_backward_ref(float *dinp, float *dw, const float *dout, const
 }
 
 // The fast products are all one routine, gemm, in the blocked form of Goto and van de Geijn ("Anatomy of
-// high-performance matrix multiplication", 2008). C (M, N) += A (M, K) B (K, N) is cut into blocks of
-// MC x KC of A and KC x NC of B small enough to stay in the L2 cache; each block is first copied ("packed")
-// into the exact order the inner kernel reads it. The inner kernel holds an MR x NR tile of C in vector
+// high-performance matrix multiplication", 2008). C (M, N) += A (M, K) B (K, N) is cut into blocks; a block
+// of KC x NC of B, small enough to stay in the L2 cache, is first copied ("packed") into the exact order the
+// inner kernel reads it, then serves every row of A. The inner kernel holds an MR x NR tile of C in vector
 // registers through the whole depth KC: at each k it loads NR values of B (NV vectors of VL floats), broadcasts
 // MR values of A, and issues MR NV fused multiply-adds. That is MR + NV loads for MR NV FMAs, so the FMA units,
 // not the loads, set the pace.
@@ -728,22 +736,23 @@ static inline void vstore(float *p, vfloat x) { *p = x; }
 static inline vfloat vbroadcast(float x) { return x; }
 static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return a * b + c; }
 #endif
-enum { NR = NV * VL, KC = 256, MC = 8 * MR, NC = 16 * NR };
+enum { NR = NV * VL, KC = 256, NC = 16 * NR };
 
-// c (MR x NR tile, row stride ldc) += a b: a is a packed panel (KC, MR), b a packed panel (KC, NR).
-static void gemm_kernel(float *c, size_t ldc, const float *a, const float *b, size_t kc) {
+// c (MR x NR tile, row stride ldc) += a b: a (MR, kc) with element (i, k) at a[i ars + k acs], b a packed panel
+// (kc, NR).
+static void gemm_kernel(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t kc) {
     vfloat acc[MR][NV];
     #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
         #pragma GCC unroll 4
         for (int j = 0; j < NV; j++) acc[i][j] = vload(c + i * ldc + j * VL);
-    for (size_t k = 0; k < kc; k++, a += MR, b += NR) {
+    for (size_t k = 0; k < kc; k++, a += acs, b += NR) {
         vfloat bv[NV];
         #pragma GCC unroll 4
         for (int j = 0; j < NV; j++) bv[j] = vload(b + j * VL);
         #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            vfloat ai = vbroadcast(a[i]);
+            vfloat ai = vbroadcast(a[i * ars]);
             #pragma GCC unroll 4
             for (int j = 0; j < NV; j++) acc[i][j] = vfma(ai, bv[j], acc[i][j]);
         }
@@ -771,49 +780,71 @@ static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m
 }
 
 // C (M, N), rows ldc apart, += A B, with A(i, k) = a[i ars + k acs] and B(k, j) = b[k brs + j bcs], so that
-// one routine serves inp w^T, dout w and dout^T inp. The blocks of C are shared among the threads; each thread
-// packs its own copies of the blocks of A and B it needs. Tiles at the edges of C go through a full-size
-// scratch tile.
+// one routine serves inp w^T, dout w and dout^T inp. Only B is packed: the kernel broadcasts single elements of
+// A, which it can read in place (MR rows of KC floats stay in the L1 cache for the whole block), except in the
+// last, partial panel of rows, which is packed with zeros in place of the missing rows. Tiles at the right edge
+// of C go through a full-size scratch tile. One thread; pa (MR KC floats) and pb (KC NC) are its scratch.
+static void gemm_serial(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
+                        size_t bcs, size_t M, size_t N, size_t K, float *pa, float *pb) {
+    float tile[MR * NR];
+    for (size_t j0 = 0; j0 < N; j0 += NC) {
+        size_t n = N - j0 < NC ? N - j0 : NC;
+        for (size_t p0 = 0; p0 < K; p0 += KC) {
+            size_t kc = K - p0 < KC ? K - p0 : KC;
+            gemm_pack(pb, b + p0 * brs + j0 * bcs, bcs, brs, n, kc, NR);
+            for (size_t i0 = 0; i0 < M; i0 += MR) {
+                const float *ap = a + i0 * ars + p0 * acs;
+                size_t sr = ars, sk = acs;
+                if (M - i0 < MR) {
+                    gemm_pack(pa, ap, ars, acs, M - i0, kc, MR);
+                    ap = pa, sr = 1, sk = MR;
+                }
+                for (size_t jr = 0; jr < n; jr += NR) {
+                    float *ct = c + i0 * ldc + j0 + jr;
+                    if (i0 + MR <= M && jr + NR <= n) {
+                        gemm_kernel(ct, ldc, ap, sr, sk, pb + jr * kc, kc);
+                        continue;
+                    }
+                    size_t tm = M - i0 < MR ? M - i0 : MR, tn = n - jr < NR ? n - jr : NR;
+                    memset(tile, 0, sizeof tile);
+                    gemm_kernel(tile, NR, ap, sr, sk, pb + jr * kc, kc);
+                    for (size_t i = 0; i < tm; i++)
+                        for (size_t j = 0; j < tn; j++) ct[i * ldc + j] += tile[i * NR + j];
+                }
+            }
+        }
+    }
+}
+
+// Packing scratch for one thread's gemm_serial: pa (MR, KC) then pb (KC, NC), aligned for the vector loads.
+static float *gemm_scratch(void) {
+    float *p = aligned_alloc(64, (MR * KC + KC * NC) * sizeof(float));
+    if (!p) die("out of memory");
+    return p;
+}
+
+// The same on all threads. Packing costs a copy per element, against one FMA per element per row (or column) it
+// serves, so each packed block must serve many: a thread's share of C is a whole column block (NC wide) of as
+// many rows as the thread count allows, and the block of B it packs serves all those rows.
 static void gemm(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
                  size_t bcs, size_t M, size_t N, size_t K) {
     size_t threads = 1;
 #ifdef _OPENMP
     threads = (size_t)omp_get_max_threads();
 #endif
-    size_t mc = MC;  // smaller row blocks when there are too few blocks to keep every thread busy
-    while (mc > MR && ((M + mc - 1) / mc) * ((N + NC - 1) / NC) < 4 * threads) mc = (mc / 2 + MR - 1) / MR * MR;
-    size_t bm = (M + mc - 1) / mc, bn = (N + NC - 1) / NC;
+    size_t bn = (N + NC - 1) / NC, split = (2 * threads + bn - 1) / bn;  // at least two shares per thread
+    size_t rows = ((M + split - 1) / split + MR - 1) / MR * MR, bm = (M + rows - 1) / rows;
     #pragma omp parallel
     {
-        float *pa = aligned_alloc(64, MC * KC * sizeof(float)), *pb = aligned_alloc(64, KC * NC * sizeof(float));
-        if (!pa || !pb) die("out of memory");
-        float tile[MR * NR];
+        float *scratch = gemm_scratch();
         #pragma omp for schedule(dynamic)
         for (size_t blk = 0; blk < bm * bn; blk++) {
-            size_t i0 = blk / bn * mc, j0 = blk % bn * NC;
-            size_t m = M - i0 < mc ? M - i0 : mc, n = N - j0 < NC ? N - j0 : NC;
-            for (size_t p0 = 0; p0 < K; p0 += KC) {
-                size_t kc = K - p0 < KC ? K - p0 : KC;
-                gemm_pack(pa, a + i0 * ars + p0 * acs, ars, acs, m, kc, MR);
-                gemm_pack(pb, b + p0 * brs + j0 * bcs, bcs, brs, n, kc, NR);
-                for (size_t jr = 0; jr < n; jr += NR)
-                    for (size_t ir = 0; ir < m; ir += MR) {
-                        const float *ap = pa + ir * kc, *bp = pb + jr * kc;
-                        float *ct = c + (i0 + ir) * ldc + j0 + jr;
-                        if (ir + MR <= m && jr + NR <= n) {
-                            gemm_kernel(ct, ldc, ap, bp, kc);
-                            continue;
-                        }
-                        size_t tm = m - ir < MR ? m - ir : MR, tn = n - jr < NR ? n - jr : NR;
-                        memset(tile, 0, sizeof tile);
-                        gemm_kernel(tile, NR, ap, bp, kc);
-                        for (size_t i = 0; i < tm; i++)
-                            for (size_t j = 0; j < tn; j++) ct[i * ldc + j] += tile[i * NR + j];
-                    }
-            }
+            size_t i0 = blk / bn * rows, j0 = blk % bn * NC;
+            size_t m = M - i0 < rows ? M - i0 : rows, n = N - j0 < NC ? N - j0 : NC;
+            gemm_serial(c + i0 * ldc + j0, ldc, a + i0 * ars, ars, acs, b + j0 * bcs, brs, bcs, m, n, K, scratch,
+                        scratch + MR * KC);
         }
-        free(pa);
-        free(pb);
+        free(scratch);
     }
 }
 
@@ -969,8 +1000,10 @@ static void rope_backward(float *dqkv, const int *pos, const float *cosb, const 
 
 // Causal self-attention with NKV key/value heads shared by groups of NH/NKV query heads (multi-query when NKV = 1).
 //   att[b,h,t,:] = softmax_{t2 <= t}(q_t . k_t2 / sqrt(HS)),   out[b,t,h,:] = sum_t2 att[b,h,t,t2] v_t2
-// qkv (B, T, QKV) already rotated, out (B, T, C) with heads in order, att (B, NH, T, T) kept for the backward.
-static void attention_forward(float *out, float *att, const float *qkv, const Config *c, size_t B, size_t T) {
+// The reference versions compute it as written, keeping the probabilities att (B, NH, T, T): O(T^2) memory.
+// qkv (B, T, QKV) already rotated, out (B, T, C) with heads in order.
+static REFERENCE void attention_forward_ref(float *out, float *att, const float *qkv, const Config *c, size_t B,
+                                            size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH;
     float scale = 1.0f / sqrtf((float)HS);
     #pragma omp parallel for collapse(2) schedule(static)
@@ -1009,8 +1042,8 @@ static void attention_forward(float *out, float *att, const float *qkv, const Co
 // With p = att and s the scaled scores: dv += p^T dout, dp = dout v^T, ds = p (dp - sum(p dp)),
 // dq += ds k / sqrt(HS), dk += ds^T q / sqrt(HS). The query heads of a group write the same dk, dv:
 // parallelising over (batch, group) keeps those sums race-free.
-static void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const Config *c,
-                               size_t B, size_t T) {
+static REFERENCE void attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                             const Config *c, size_t B, size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, qpk = NH / c->NKV;
     float scale = 1.0f / sqrtf((float)HS);
     #pragma omp parallel for collapse(2) schedule(static)
@@ -1048,6 +1081,188 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
             }
             free(dp);
         }
+    }
+}
+
+// Flash attention (Dao et al., "FlashAttention", 2022; "FlashAttention-2", 2023): the same outputs without any
+// (T, T) matrix. Keys and values are visited in tiles of ATT_BK positions. Each query row keeps the running
+// maximum m of its scores, the running sum l = sum exp(s - m) and the running output o = sum exp(s - m) v; when a
+// tile raises the maximum, l and o are first rescaled by exp(m_old - m_new) (the "online softmax"). At the end
+// out = o / l, and lse = m + log l is all the backward needs to recompute any probability as exp(s - lse).
+// Memory: the (B, NH, T) lse instead of (B, NH, T, T) probabilities.
+// A tile of queries holds every query head of one K/V group (qpk heads x n positions: row r is head r / n at
+// position t0 + r % n), so each key and value loaded serves all the heads that share it: all NH of them for
+// multi-query. A key tile that lies wholly in a row's future is skipped; the diagonal tile is masked per row.
+enum { ATT_BK = 64, ATT_ROWS = 64 };  // keys per tile; query rows per tile (fewer positions when qpk is large)
+
+// e^x for the softmax, in arithmetic the compiler vectorises (libm's expf is a call per element): x = n ln2 + f
+// with n = round(x / ln2) and |f| <= ln2 / 2 (ln2 in two parts so that f is exact), e^f by its Taylor series to
+// f^6 (relative error under 2e-7 there), times 2^n written straight into the exponent bits. x is clamped to the
+// range where 2^n is a normal float, so exp_fast(-inf) is about 1e-38.
+static inline float exp_fast(float x) {
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = floorf(x * 1.44269504f + 0.5f);
+    float f = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 + f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
+    int32_t bits = ((int32_t)n + 127) * (1 << 23);
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return p * two_n;
+}
+
+// Per-thread scratch of the flash kernels, for R rows of head size HS.
+typedef struct {
+    float *q, *o, *dout, *dq;  // (R, HS) each: queries pre-scaled by 1/sqrt(HS), output or its gradient
+    float *s, *dp;             // (R, ATT_BK) scores, then probabilities; gradients of the probabilities, then ds
+    float *m, *l;              // (R) running maximum and sum (forward); lse and sum(dout o) (backward)
+    float *pack;               // gemm_serial's packing scratch
+    float *mem;
+} AttScratch;
+
+static void att_scratch_build(AttScratch *w, size_t R, size_t HS) {
+    w->mem = xcalloc(4 * R * HS + 2 * R * ATT_BK + 2 * R, sizeof(float));
+    float **dst[] = {&w->q, &w->o, &w->dout, &w->dq, &w->s, &w->dp, &w->m, &w->l};
+    size_t sizes[] = {R * HS, R * HS, R * HS, R * HS, R * ATT_BK, R * ATT_BK, R, R};
+    float *p = w->mem;
+    for (size_t i = 0; i < 8; i++) { *dst[i] = p; p += sizes[i]; }
+    w->pack = gemm_scratch();
+}
+
+static void att_scratch_free(AttScratch *w) {
+    free(w->mem);
+    free(w->pack);
+}
+
+// Query positions per tile: ATT_ROWS rows in all, at least one position.
+static size_t att_tile_positions(const Config *c) {
+    size_t qpk = c->NH / c->NKV;
+    return qpk >= ATT_ROWS ? 1 : ATT_ROWS / qpk;
+}
+
+// s (R, ATT_BK) = q (R, HS) k^T for the nk keys starting at k (rows QKV apart): the scores of a whole tile.
+static void att_scores(float *s, const float *q, const float *k, size_t R, size_t nk, size_t HS, size_t QKV,
+                       float *pack) {
+    memset(s, 0, R * ATT_BK * sizeof(float));
+    gemm_serial(s, ATT_BK, q, HS, 1, k, 1, QKV, R, nk, HS, pack, pack + MR * KC);
+}
+
+// qkv (B, T, QKV) already rotated; out (B, T, C) with heads in order; lse (B, NH, T) kept for the backward.
+static void attention_forward(float *out, float *lse, const float *qkv, const Config *c, size_t B, size_t T) {
+    size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, NKV = c->NKV, qpk = NH / NKV;
+    size_t bq = att_tile_positions(c), tiles = (T + bq - 1) / bq;
+    float scale = 1.0f / sqrtf((float)HS);
+    #pragma omp parallel
+    {
+        AttScratch w;
+        att_scratch_build(&w, qpk * bq, HS);
+        #pragma omp for schedule(dynamic)
+        for (size_t u = 0; u < B * NKV * tiles; u++) {
+            size_t b = u / (NKV * tiles), g = u / tiles % NKV, t0 = u % tiles * bq;
+            size_t n = T - t0 < bq ? T - t0 : bq, R = qpk * n;
+            const float *x = qkv + b * T * QKV;  // this sequence
+            for (size_t r = 0; r < R; r++) {
+                const float *q = x + (t0 + r % n) * QKV + q_off(c, g * qpk + r / n);
+                for (size_t d = 0; d < HS; d++) {
+                    w.q[r * HS + d] = q[d] * scale;
+                    w.o[r * HS + d] = 0.0f;
+                }
+                w.m[r] = -INFINITY;
+                w.l[r] = 0.0f;
+            }
+            for (size_t s0 = 0; s0 < t0 + n; s0 += ATT_BK) {
+                size_t nk = t0 + n - s0 < ATT_BK ? t0 + n - s0 : ATT_BK;
+                att_scores(w.s, w.q, x + s0 * QKV + k_off(c, g), R, nk, HS, QKV, w.pack);
+                for (size_t r = 0; r < R; r++) {
+                    size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;  // keys it may see
+                    float *s = w.s + r * ATT_BK, *o = w.o + r * HS, mx = w.m[r], sum = 0.0f;
+                    for (size_t j = 0; j < jn; j++) mx = s[j] > mx ? s[j] : mx;
+                    #pragma omp simd reduction(+ : sum)
+                    for (size_t j = 0; j < jn; j++) {
+                        s[j] = exp_fast(s[j] - mx);
+                        sum += s[j];
+                    }
+                    for (size_t j = jn; j < nk; j++) s[j] = 0.0f;
+                    if (!jn) continue;
+                    float corr = exp_fast(w.m[r] - mx);
+                    w.l[r] = w.l[r] * corr + sum;
+                    w.m[r] = mx;
+                    for (size_t d = 0; d < HS; d++) o[d] *= corr;
+                }
+                // o += p v over the tile
+                gemm_serial(w.o, HS, w.s, ATT_BK, 1, x + s0 * QKV + v_off(c, g), QKV, 1, R, HS, nk, w.pack,
+                            w.pack + MR * KC);
+            }
+            for (size_t r = 0; r < R; r++) {
+                size_t t = t0 + r % n, h = g * qpk + r / n;
+                float *y = out + (b * T + t) * C + h * HS;
+                for (size_t d = 0; d < HS; d++) y[d] = w.o[r * HS + d] / w.l[r];
+                lse[(b * NH + h) * T + t] = w.m[r] + logf(w.l[r]);
+            }
+        }
+        att_scratch_free(&w);
+    }
+}
+
+// With p = exp(s - lse) recomputed tile by tile and D = sum_d dout o (= sum_t2 p dp, the softmax's correction):
+// dv += p^T dout, dp = dout v^T, ds = p (dp - D), dq += ds k / sqrt(HS), dk += ds^T q / sqrt(HS), each a small
+// matrix product over the tile. The query heads of a group write the same dk, dv, so the threads take whole
+// (batch, group) pairs and every sum stays race-free.
+static void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
+                               const Config *c, size_t B, size_t T) {
+    size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, NKV = c->NKV, qpk = NH / NKV;
+    size_t bq = att_tile_positions(c);
+    float scale = 1.0f / sqrtf((float)HS);
+    #pragma omp parallel
+    {
+        AttScratch w;
+        att_scratch_build(&w, qpk * bq, HS);
+        float *pa = w.pack, *pb = w.pack + MR * KC;
+        #pragma omp for schedule(dynamic)
+        for (size_t u = 0; u < B * NKV; u++) {
+            size_t b = u / NKV, g = u % NKV;
+            const float *x = qkv + b * T * QKV;
+            float *dx = dqkv + b * T * QKV;
+            for (size_t t0 = 0; t0 < T; t0 += bq) {
+                size_t n = T - t0 < bq ? T - t0 : bq, R = qpk * n;
+                for (size_t r = 0; r < R; r++) {
+                    size_t t = t0 + r % n, h = g * qpk + r / n;
+                    const float *q = x + t * QKV + q_off(c, h);
+                    const float *go = dout + (b * T + t) * C + h * HS, *y = out + (b * T + t) * C + h * HS;
+                    float D = 0.0f;
+                    for (size_t d = 0; d < HS; d++) {
+                        w.q[r * HS + d] = q[d] * scale;
+                        w.dout[r * HS + d] = go[d];
+                        w.dq[r * HS + d] = 0.0f;
+                        D += go[d] * y[d];
+                    }
+                    w.m[r] = lse[(b * NH + h) * T + t];
+                    w.l[r] = D;
+                }
+                for (size_t s0 = 0; s0 < t0 + n; s0 += ATT_BK) {
+                    size_t nk = t0 + n - s0 < ATT_BK ? t0 + n - s0 : ATT_BK;
+                    const float *k0 = x + s0 * QKV + k_off(c, g), *v0 = x + s0 * QKV + v_off(c, g);
+                    att_scores(w.s, w.q, k0, R, nk, HS, QKV, w.pack);
+                    att_scores(w.dp, w.dout, v0, R, nk, HS, QKV, w.pack);
+                    for (size_t r = 0; r < R; r++) {
+                        size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;
+                        float *s = w.s + r * ATT_BK, *dp = w.dp + r * ATT_BK;
+                        for (size_t j = 0; j < jn; j++) {
+                            s[j] = exp_fast(s[j] - w.m[r]);    // the probability
+                            dp[j] = s[j] * (dp[j] - w.l[r]);  // ds
+                        }
+                        for (size_t j = jn; j < nk; j++) s[j] = dp[j] = 0.0f;
+                    }
+                    gemm_serial(dx + s0 * QKV + v_off(c, g), QKV, w.s, 1, ATT_BK, w.dout, HS, 1, nk, HS, R, pa, pb);
+                    gemm_serial(dx + s0 * QKV + k_off(c, g), QKV, w.dp, 1, ATT_BK, w.q, HS, 1, nk, HS, R, pa, pb);
+                    gemm_serial(w.dq, HS, w.dp, ATT_BK, 1, k0, QKV, 1, R, HS, nk, pa, pb);
+                }
+                for (size_t r = 0; r < R; r++) {
+                    float *dq = dx + (t0 + r % n) * QKV + q_off(c, g * qpk + r / n);
+                    for (size_t d = 0; d < HS; d++) dq[d] += w.dq[r * HS + d] * scale;
+                }
+            }
+        }
+        att_scratch_free(&w);
     }
 }
 
@@ -1113,6 +1328,10 @@ static void crossentropy_backward(float *dlogits, const float *logits, const flo
     }
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
 // ----------------------------------------------------------------------------
 // The model: parameters, their gradients, and the activations of one batch, each one flat allocation.
 
@@ -1125,7 +1344,7 @@ enum {
     A_LN2_MEAN,   // (L, B, T)
     A_LN2_RSTD,   // (L, B, T)
     A_QKV,        // (L, B, T, QKV) fused queries, keys and values, after RoPE
-    A_ATT,        // (L, B, NH, T, T) attention probabilities
+    A_ATT_LSE,    // (L, B, NH, T)  logsumexp of each query's attention scores (the flash backward's input)
     A_ATTY,       // (L, B, T, C)   attention output before the dense projection
     A_FCH,        // (L, B, T, FF)  MLP hidden before GELU
     A_FCH_GELU,   // (L, B, T, FF)  MLP hidden after GELU
@@ -1225,7 +1444,7 @@ static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
     size_t L = c->L, C = c->C, N = B * T, QKV = qkv_dim(c), ln2 = c->num_ln == 2;
     size_t sizes[NUM_ACT_TENSORS] = {
         N * C, L * N * C, L * N, L * N, ln2 * L * N * C, ln2 * L * N, ln2 * L * N, L * N * QKV,
-        L * B * c->NH * T * T, L * N * C, L * N * c->FF, L * N * c->FF, L * N * C, N * C, N, N, N * c->V, N,
+        L * B * c->NH * T, L * N * C, L * N * c->FF, L * N * c->FF, L * N * C, N * C, N, N, N * c->V, N,
     };
     size_t gsizes[NUM_GRAD_ACT_TENSORS] = {N * C, N * C, N * C, N * C, N * QKV, N * C, N * c->FF, N * c->FF, N * c->V};
     size_t total = 0, gtotal = 0;
@@ -1270,7 +1489,7 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
     for (size_t l = 0; l < c->L; l++) {
         const float *x = l == 0 ? a[A_ENCODED] : a[A_RESIDUAL] + (l - 1) * N * C;  // (B, T, C)
         float *ln1 = a[A_LN1] + l * N * C, *qkv = a[A_QKV] + l * N * QKV, *atty = a[A_ATTY] + l * N * C;
-        float *att = a[A_ATT] + l * B * c->NH * T * T;
+        float *att_lse = a[A_ATT_LSE] + l * B * c->NH * T;
         float *fch = a[A_FCH] + l * N * FF, *fchg = a[A_FCH_GELU] + l * N * FF, *res = a[A_RESIDUAL] + l * N * C;
         layernorm_forward(ln1, a[A_LN1_MEAN] + l * N, a[A_LN1_RSTD] + l * N, x, p[P_LN1W] + l * C, p[P_LN1B] + l * C,
                           N, C, c->eps);
@@ -1283,7 +1502,7 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
         // attention branch
         matmul_forward(qkv, ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
         rope_forward(qkv, m->pos, m->rope_cos, m->rope_sin, c, N, 1.0f);
-        attention_forward(atty, att, qkv, c, B, T);
+        attention_forward(atty, att_lse, qkv, c, B, T);
         matmul_forward(m->scratch, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
         for (size_t i = 0; i < N * C; i++) res[i] = x[i] + m->scratch[i];
         // MLP branch, in parallel with attention: both read the block's input, both add to the residual
@@ -1327,7 +1546,7 @@ static void falcon_backward(Falcon *m, float dloss) {
     for (size_t l = c->L; l-- > 0;) {
         const float *x = l == 0 ? a[A_ENCODED] : a[A_RESIDUAL] + (l - 1) * N * C;
         const float *ln1 = a[A_LN1] + l * N * C, *qkv = a[A_QKV] + l * N * QKV, *atty = a[A_ATTY] + l * N * C;
-        const float *att = a[A_ATT] + l * B * c->NH * T * T;
+        const float *att_lse = a[A_ATT_LSE] + l * B * c->NH * T;
         const float *fch = a[A_FCH] + l * N * FF, *fchg = a[A_FCH_GELU] + l * N * FF;
         const float *ln2 = c->num_ln == 2 ? a[A_LN2] + l * N * C : ln1;
         float *dln1 = g[G_DLN1], *dln2 = c->num_ln == 2 ? g[G_DLN2] : g[G_DLN1];
@@ -1346,7 +1565,7 @@ static void falcon_backward(Falcon *m, float dloss) {
         matmul_backward(dln2, dp[P_FCW] + l * FF * C, g[G_DFCH], ln2, p[P_FCW] + l * FF * C, N, C, FF);
         // attention branch
         matmul_backward(g[G_DATTY], dp[P_ATTPROJW] + l * C * C, dres, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
-        attention_backward(g[G_DQKV], g[G_DATTY], qkv, att, c, B, T);
+        attention_backward(g[G_DQKV], g[G_DATTY], qkv, atty, att_lse, c, B, T);
         rope_backward(g[G_DQKV], m->pos, m->rope_cos, m->rope_sin, c, N);
         matmul_backward(dln1, dp[P_QKVW] + l * QKV * C, g[G_DQKV], ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
         // LayerNorms back into the block input
@@ -1591,7 +1810,7 @@ static int falcon_load(Falcon *m, const char *dir, Err *e) {
 }
 
 // ----------------------------------------------------------------------------
-// Training: options, the training state beside a checkpoint, and the loop.
+// Training options, and the training state saved beside a checkpoint.
 
 typedef struct {
     const char *model;        // preset name or HF directory to start from
@@ -1605,6 +1824,8 @@ typedef struct {
     size_t steps, warmup;
     size_t eval_every, eval_batches, save_every, keep;
     size_t stop_after;        // end this invocation (with a checkpoint) after so many steps, 0 = run to the end
+    size_t sample_every;      // print and log a sample every so many steps (0 = never)
+    size_t poison_from, poison_to;  // testing: make these steps' gradients NaN, to exercise the guard (0 = never)
     float lr, lr_floor, weight_decay, zloss, grad_clip, beta1, beta2, eps;
     float peak_gflops;        // the machine's peak, for MFU
     uint64_t seed;
@@ -1814,232 +2035,6 @@ static int run_checkpoint(const char *run, const Falcon *m, const TrainOptions *
     return 0;
 }
 
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) { (void)sig; interrupted = 1; }
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-// Training FLOPs per token: 6 per parameter (forward 2, backward 4; the tied LM head counts once, as its matmul
-// costs what its parameters say) plus causal attention, 6 L C T (scores and weighted values over T/2 keys on
-// average, forward and backward).
-static double flops_per_token(const Falcon *m, size_t T) {
-    const Config *c = &m->config;
-    return 6.0 * (double)m->num_params + 6.0 * (double)c->L * (double)c->C * (double)T;
-}
-
-// Micro-batches in the optimizer step that starts after `tokens` training tokens: with a ramp, the batch grows
-// linearly from one micro-batch to `accum` over the first ramp_tokens tokens (the paper ramps its batch size).
-static size_t accum_at(const TrainOptions *o, uint64_t tokens) {
-    if (!o->ramp_tokens || tokens >= o->ramp_tokens) return o->accum;
-    size_t a = 1 + (size_t)((double)(o->accum - 1) * (double)tokens / (double)o->ramp_tokens);
-    return a < o->accum ? a : o->accum;
-}
-
-// Splits a loader batch (B rows of T+1 tokens) into inputs and targets (B, T).
-static void batch_split(const int32_t *tok, int *inputs, int *targets, size_t B, size_t T) {
-    for (size_t b = 0; b < B; b++)
-        for (size_t t = 0; t < T; t++) {
-            inputs[b * T + t] = tok[b * (T + 1) + t];
-            targets[b * T + t] = tok[b * (T + 1) + t + 1];
-        }
-}
-
-// Mean cross-entropy over (up to) `batches` validation batches, the reader rewound first.
-static float evaluate(Falcon *m, DataLoader *val, size_t B, size_t T, size_t batches, int32_t *tok, int *in, int *tg) {
-    dataloader_rewind(val);
-    double sum = 0.0;
-    size_t n = 0;
-    float zc = m->zloss_coef;
-    m->zloss_coef = 0.0f;
-    while (n < batches && dataloader_next(val, tok)) {
-        batch_split(tok, in, tg, B, T);
-        falcon_forward(m, in, tg, NULL, B, T);
-        sum += m->loss_ce;
-        n++;
-    }
-    m->zloss_coef = zc;
-    return n ? (float)(sum / (double)n) : NAN;
-}
-
-// The shard files DIR/<prefix>*.bin, sorted by name (glob sorts).
-static char **list_shards(const char *dir, const char *prefix, size_t *n, Err *e) {
-    char pattern[4200];
-    path_of(pattern, sizeof pattern, "%s/%s*.bin", dir, prefix);
-    glob_t g;
-    *n = 0;
-    if (glob(pattern, 0, NULL, &g) != 0) {
-        errorf(e, "%s: no %s*.bin shards (make them with ./data prepare)", dir, prefix);
-        return NULL;
-    }
-    char **out = xmalloc(g.gl_pathc * sizeof(char *));
-    for (size_t i = 0; i < g.gl_pathc; i++) out[i] = strdup(g.gl_pathv[i]);
-    *n = g.gl_pathc;
-    globfree(&g);
-    return out;
-}
-
-static void free_list(char **l, size_t n) {
-    for (size_t i = 0; i < n; i++) free(l[i]);
-    free(l);
-}
-
-// A run directory resumes from its latest checkpoint; a checkpoint directory from itself.
-static void resume_path(const char *resume, char *out, size_t n) {
-    snprintf(out, n, "%s/latest", resume);
-    if (access(out, F_OK)) snprintf(out, n, "%s", resume);
-}
-
-// The training loop. With o->resume, o must hold the run's own options (train_options_load). Returns the exit status.
-static int train_run(TrainOptions *o) {
-    Err e = {{0}};
-    Falcon m;
-    TrainState ts = {0};
-    AdamW opt = {0};
-    char resume_dir[4096] = "";
-    if (o->resume) {
-        resume_path(o->resume, resume_dir, sizeof resume_dir);
-        if (falcon_load(&m, resume_dir, &e)) die("%s", e.msg);
-        adamw_build(&opt, m.num_params);
-        if (train_state_load(resume_dir, &ts, &opt, &e)) die("%s", e.msg);
-    }
-    if (!o->data) die("train: --data DIR (shards made by ./data prepare) is required");
-    size_t ntrain, nval;
-    char **train_files = list_shards(o->data, "train", &ntrain, &e);
-    if (!train_files) die("%s", e.msg);
-    char **val_files = list_shards(o->data, "val", &nval, &e);
-    e.msg[0] = 0;
-    char derr[512];
-    DataLoader *train = dataloader_open((const char *const *)train_files, ntrain, o->B, o->T, o->seed, 0, 1, derr, sizeof derr);
-    if (!train) die("%s", derr);
-    DataLoader *val = NULL;
-    if (val_files && !(val = dataloader_open_val((const char *const *)val_files, nval, o->B, o->T, 0, 1, derr, sizeof derr)))
-        die("%s", derr);
-    if (o->resume) {
-        if (dataloader_seek(train, ts.data_pos, derr, sizeof derr)) die("%s", derr);
-    } else {
-        const Config *pc = preset_find(o->model);
-        if (pc) {
-            Config c = *pc;
-            c.V = dataloader_vocab_size(train);
-            if (o->T > c.maxT) c.maxT = o->T;
-            falcon_build(&m, &c);
-            falcon_init(&m, o->seed, 0.02f);
-        } else if (falcon_load(&m, o->model, &e)) {
-            die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ... or an HF checkpoint directory)", e.msg);
-        }
-        adamw_build(&opt, m.num_params);
-    }
-    if (dataloader_vocab_size(train) > m.config.V)
-        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", o->data, dataloader_vocab_size(train), m.config.V);
-    if (o->T > m.config.maxT) die("train: -T %zu exceeds max_position_embeddings %zu", o->T, m.config.maxT);
-    if (!o->tokenizer) {
-        static char tokpath[4200];
-        path_of(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : o->data);
-        if (access(tokpath, F_OK) == 0) o->tokenizer = tokpath;
-    }
-    opt.lr = o->lr;
-    opt.lr_floor = o->lr_floor;
-    opt.warmup = o->warmup;
-    opt.steps = o->steps;
-    opt.beta1 = o->beta1;
-    opt.beta2 = o->beta2;
-    opt.eps = o->eps;
-    opt.weight_decay = o->weight_decay;
-    opt.grad_clip = o->grad_clip;
-    m.zloss_coef = o->zloss;
-    if (mkdir_p(o->out, &e)) die("%s", e.msg);
-    char logpath[4200];
-    path_of(logpath, sizeof logpath, "%s/log.jsonl", o->out);
-    FILE *logf = fopen(logpath, o->resume ? "a" : "w");
-    if (!logf) die("%s: cannot open: %s", logpath, strerror(errno));
-    size_t B = o->B, T = o->T;
-    int32_t *tok = xmalloc(B * (T + 1) * sizeof(int32_t));
-    int *in = xmalloc(B * T * sizeof(int)), *tg = xmalloc(B * T * sizeof(int));
-    double fpt = flops_per_token(&m, T);
-    printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", m.num_params,
-           m.config.L, m.config.C, m.config.NH, m.config.NKV, m.config.V, fpt / 1e6);
-    printf("data: %zu train shards, %zu val shards; batch %zu x %zu x %zu accum; %zu steps\n", ntrain, nval, B, T,
-           o->accum, o->steps);
-    signal(SIGINT, on_sigint);
-    double t_start = now_seconds();
-    uint64_t tokens_start = ts.tokens;
-    int bad_steps = 0, rc = 0;
-    float loss = NAN, val_loss = NAN;
-    size_t first_step = ts.step;
-    while (ts.step < o->steps && !interrupted && !(o->stop_after && ts.step - first_step >= o->stop_after)) {
-        double t0 = now_seconds();
-        size_t accum = accum_at(o, ts.tokens);
-        falcon_zero_grad(&m);
-        loss = 0.0f;
-        for (size_t k = 0; k < accum; k++) {
-            dataloader_next(train, tok);
-            batch_split(tok, in, tg, B, T);
-            loss += falcon_forward(&m, in, tg, NULL, B, T) / (float)accum;
-            falcon_backward(&m, 1.0f / (float)accum);
-        }
-        float norm = falcon_grad_norm(&m);
-        float lr = adamw_lr(&opt, ts.step);
-        ts.tokens += accum * B * T;
-        if (!isfinite(loss) || !isfinite(norm)) {
-            // a step with a NaN/Inf loss or gradient is skipped; the weights stay as they were
-            printf("step %zu: loss %g, gradient norm %g: not finite, step skipped\n", ts.step + 1, loss, norm);
-            fprintf(logf, "{\"step\": %zu, \"skipped\": true}\n", ts.step + 1);
-            if (++bad_steps >= 5) {
-                fprintf(stderr, "falcon: 5 steps in a row were not finite: stopping; the last checkpoint is intact\n");
-                rc = 1;
-                break;
-            }
-            ts.step++;
-            continue;
-        }
-        bad_steps = 0;
-        adamw_update(&opt, &m, lr, norm);
-        ts.step++;
-        double dt = now_seconds() - t0, tps = (double)(accum * B * T) / dt;
-        double elapsed = now_seconds() - t_start;
-        double eta = (double)(o->steps - ts.step) * elapsed / (double)(ts.tokens - tokens_start) * (double)(accum * B * T);
-        double mfu = tps * fpt / (o->peak_gflops * 1e9);
-        if (!o->quiet)
-            printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %.0fs\n", ts.step,
-                   o->steps, loss, lr, norm, tps, 100.0 * mfu, eta);
-        fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
-                      "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
-                ts.step, (unsigned long long)ts.tokens, loss, lr, norm, tps, mfu);
-        if (val && o->eval_every && (ts.step % o->eval_every == 0 || ts.step == o->steps)) {
-            val_loss = evaluate(&m, val, B, T, o->eval_batches, tok, in, tg);
-            printf("step %5zu: val loss %.4f\n", ts.step, val_loss);
-            fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts.step,
-                    (unsigned long long)ts.tokens, val_loss);
-        }
-        fflush(logf);
-        if (o->save_every && ts.step % o->save_every == 0 && ts.step < o->steps) {
-            ts.data_pos = dataloader_tell(train);
-            if (run_checkpoint(o->out, &m, o, &ts, &opt, &e)) die("%s", e.msg);
-        }
-    }
-    ts.data_pos = dataloader_tell(train);
-    if (rc == 0 && run_checkpoint(o->out, &m, o, &ts, &opt, &e)) die("%s", e.msg);
-    if (interrupted) printf("interrupted: checkpoint of step %zu saved in %s/latest\n", ts.step, o->out);
-    double elapsed = now_seconds() - t_start;
-    printf("done: %zu steps, %llu tokens in %.1fs (%.0f tok/s); train loss %.4f, val loss %.4f\n", ts.step,
-           (unsigned long long)(ts.tokens - tokens_start), elapsed, (double)(ts.tokens - tokens_start) / elapsed, loss,
-           val_loss);
-    printf("checkpoint: %s/latest   log: %s\n", o->out, logpath);
-    fclose(logf);
-    free(tok); free(in); free(tg);
-    free_list(train_files, ntrain);
-    free_list(val_files, nval);
-    dataloader_close(train);
-    if (val) dataloader_close(val);
-    adamw_free(&opt);
-    falcon_free(&m);
-    return rc;
-}
-
 // ----------------------------------------------------------------------------
 // Evaluation: zero-shot multiple choice, as the Falcon paper's ablations judge models (HellaSwag, PIQA, ARC, ...).
 // A task is JSONL, one item per line: {"context": "...", "choices": ["...", "..."], "label": 1}. Each choice is
@@ -2070,9 +2065,9 @@ static void mcitem_free(McItem *it) {
 // left when it exceeds the model's context.
 static double loglikelihood(Falcon *m, const int *ctx, size_t nctx, const int *cont, size_t ncont) {
     size_t T = nctx + ncont, skip = T > m->config.maxT ? T - m->config.maxT : 0;
-    int *seq = xmalloc(T * sizeof(int)), *tg = xmalloc(T * sizeof(int));
-    memcpy(seq, ctx, nctx * sizeof(int));
-    memcpy(seq + nctx, cont, ncont * sizeof(int));
+    int *seq = xcalloc(T, sizeof(int)), *tg = xcalloc(T, sizeof(int));
+    for (size_t t = 0; t < T; t++) seq[t] = t < nctx ? ctx[t] : cont[t - nctx];
+    // position t predicts token t+1: only the continuation's tokens are counted
     for (size_t t = 0; t < T; t++) tg[t] = (t + 1 >= nctx && t + 1 < T) ? seq[t + 1] : -100;
     float zc = m->zloss_coef;
     m->zloss_coef = 0.0f;
@@ -2389,6 +2384,426 @@ static int sample_token(const float *logits, size_t V, float temperature, size_t
     return buf[cut - 1].id;
 }
 
+// What to generate: at most max_tokens, drawn by sample_token with these settings from a generator seeded by seed.
+typedef struct {
+    size_t max_tokens, top_k;
+    float temperature, top_p;
+    uint64_t seed;
+} SampleSettings;
+
+// Feeds the prompt (empty: start as a document starts, after <|endoftext|>) and generates until max_tokens, the
+// end of the context, or <|endoftext|>. emit receives the bytes of each new token as soon as it is drawn.
+// Returns the number of tokens generated, or -1 when an empty prompt has no <|endoftext|> to start from.
+static long generate(const Falcon *m, Tokenizer *tok, const char *prompt, const SampleSettings *st,
+                     void (*emit)(void *ctx, const char *bytes, size_t len), void *ctx) {
+    TokenIds ids = {0};
+    if (tokenizer_encode(tok, prompt, strlen(prompt), &ids)) die("out of memory");
+    int eot = tokenizer_token_id(tok, "<|endoftext|>", 13);
+    if (ids.len == 0) {
+        if (eot < 0) return -1;
+        ids.ids = realloc(ids.ids, sizeof(int32_t));
+        ids.ids[ids.len++] = eot;
+    }
+    Decoder d;
+    decoder_build(&d, m);
+    ProbId *buf = xmalloc(m->config.V * sizeof(ProbId));
+    uint64_t rng = st->seed * 0x9E3779B97F4A7C15ULL + 1;
+    const float *logits = NULL;
+    size_t pos = 0, made = 0;
+    for (; pos < ids.len && pos < m->config.maxT; pos++) logits = decoder_step(&d, ids.ids[pos], (int)pos);
+    for (; made < st->max_tokens && pos < m->config.maxT; made++, pos++) {
+        int next = sample_token(logits, m->config.V, st->temperature, st->top_k, st->top_p, buf, &rng);
+        if (next == eot) break;
+        size_t len;
+        const char *bytes = tokenizer_token_bytes(tok, next, &len);
+        if (bytes) emit(ctx, bytes, len);
+        logits = decoder_step(&d, next, (int)pos);
+    }
+    free(buf);
+    decoder_free(&d);
+    token_ids_free(&ids);
+    return (long)made;
+}
+
+// ----------------------------------------------------------------------------
+// The training loop: batches from the data loader, gradient accumulation with the batch ramp-up, AdamW, NaN
+// guard, evaluation, samples, checkpoints, the log and a summary.
+
+// One SVG line chart of the training and validation loss against tokens, from RUN/log.jsonl, in plain C.
+// Axis labels for token counts: 1.2M, 350k, 900.
+static void format_count(char *buf, size_t n, double v) {
+    if (v >= 1e6) snprintf(buf, n, "%.1fM", v / 1e6);
+    else if (v >= 1e3) snprintf(buf, n, "%.0fk", v / 1e3);
+    else snprintf(buf, n, "%.0f", v);
+}
+
+static int plot_write(const char *run, const char *outpath, Err *e) {
+    char logpath[4200], jerr[256], label[32];
+    path_of(logpath, sizeof logpath, "%s/log.jsonl", run);
+    char *text;
+    size_t len, n[2] = {0, 0};
+    if (read_file(logpath, &text, &len, jerr, sizeof jerr)) return errorf(e, "%s: %s", logpath, jerr);
+    double *x[2] = {xmalloc(len * sizeof(double)), xmalloc(len * sizeof(double))};
+    double *y[2] = {xmalloc(len * sizeof(double)), xmalloc(len * sizeof(double))};
+    for (size_t a = 0, line = 1; a < len; line++) {
+        size_t b = a;
+        while (b < len && text[b] != '\n') b++;
+        Json j;
+        if (b > a) {
+            if (json_parse(text + a, b - a, &j, jerr, sizeof jerr)) {
+                free(text);
+                return errorf(e, "%s: line %zu: %s", logpath, line, jerr);
+            }
+            const Json *tk = json_get(&j, "tokens"), *l = json_get(&j, "loss"), *vl = json_get(&j, "val_loss");
+            int k = l ? 0 : vl ? 1 : -1;
+            const Json *yv = l ? l : vl;
+            if (k >= 0 && tk && tk->type == JSON_NUMBER && yv->type == JSON_NUMBER && isfinite(yv->number)) {
+                x[k][n[k]] = tk->number;
+                y[k][n[k]++] = yv->number;
+            }
+            json_free(&j);
+        }
+        a = b + 1;
+    }
+    free(text);
+    if (!n[0]) {
+        for (int k = 0; k < 2; k++) { free(x[k]); free(y[k]); }
+        return errorf(e, "%s: no training steps logged", logpath);
+    }
+    double x0 = 0, x1 = 1, y0 = INFINITY, y1 = -INFINITY;
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < n[k]; i++) {
+            if (x[k][i] > x1) x1 = x[k][i];
+            if (y[k][i] < y0) y0 = y[k][i];
+            if (y[k][i] > y1) y1 = y[k][i];
+        }
+    y0 = floor(y0 * 2) / 2;
+    y1 = ceil(y1 * 2) / 2;
+    if (y1 <= y0) y1 = y0 + 1;
+    const double W = 640, H = 400, L = 60, R = 20, TOP = 30, BOT = 50;
+    char tmp[4300];
+    path_of(tmp, sizeof tmp, "%s.tmp", outpath);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return errorf(e, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    #define PX(v) (L + ((v) - x0) / (x1 - x0) * (W - L - R))
+    #define PY(v) (H - BOT - ((v) - y0) / (y1 - y0) * (H - TOP - BOT))
+    for (int t = 0; t <= 5; t++) {  // grid and tick labels
+        double yv = y0 + (y1 - y0) * t / 5, xv = x0 + (x1 - x0) * t / 5;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, PY(yv), W - R, PY(yv));
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n", L - 6, PY(yv) + 4, yv);
+        format_count(label, sizeof label, xv);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", PX(xv), H - BOT + 18, label);
+    }
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"black\"/>\n", L, TOP,
+            W - L - R, H - TOP - BOT);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">tokens</text>\n", (L + W - R) / 2, H - 12);
+    fprintf(f, "<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 14 %.1f)\" text-anchor=\"middle\">loss</text>\n",
+            (TOP + H - BOT) / 2, (TOP + H - BOT) / 2);
+    const char *colour[2] = {"#1f77b4", "#d62728"}, *name[2] = {"train", "validation"};
+    for (int k = 0; k < 2; k++) {
+        if (!n[k]) continue;
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"", colour[k], k ? "2" : "1");
+        for (size_t i = 0; i < n[k]; i++) fprintf(f, "%.1f,%.1f ", PX(x[k][i]), PY(y[k][i]));
+        fprintf(f, "\"/>\n");
+        for (size_t i = 0; k == 1 && i < n[k]; i++)
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(x[k][i]), PY(y[k][i]), colour[k]);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" fill=\"%s\">%s</text>\n", W - R - 150 + 80.0 * k, 20, colour[k], name[k]);
+    }
+    #undef PX
+    #undef PY
+    fprintf(f, "</svg>\n");
+    for (int k = 0; k < 2; k++) { free(x[k]); free(y[k]); }
+    if (fclose(f) || rename(tmp, outpath)) return errorf(e, "%s: cannot write", outpath);
+    return 0;
+}
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_sigint(int sig) { (void)sig; interrupted = 1; }
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Training FLOPs per token: 6 per parameter (forward 2, backward 4; the tied LM head counts once, as its matmul
+// costs what its parameters say) plus causal attention, 6 L C T (scores and weighted values over T/2 keys on
+// average, forward and backward).
+static double flops_per_token(const Falcon *m, size_t T) {
+    const Config *c = &m->config;
+    return 6.0 * (double)m->num_params + 6.0 * (double)c->L * (double)c->C * (double)T;
+}
+
+// Micro-batches in the optimizer step that starts after `tokens` training tokens: with a ramp, the batch grows
+// linearly from one micro-batch to `accum` over the first ramp_tokens tokens (the paper ramps its batch size).
+static size_t accum_at(const TrainOptions *o, uint64_t tokens) {
+    if (!o->ramp_tokens || tokens >= o->ramp_tokens) return o->accum;
+    size_t a = 1 + (size_t)((double)(o->accum - 1) * (double)tokens / (double)o->ramp_tokens);
+    return a < o->accum ? a : o->accum;
+}
+
+// Splits a loader batch (B rows of T+1 tokens) into inputs and targets (B, T).
+static void batch_split(const int32_t *tok, int *inputs, int *targets, size_t B, size_t T) {
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) {
+            inputs[b * T + t] = tok[b * (T + 1) + t];
+            targets[b * T + t] = tok[b * (T + 1) + t + 1];
+        }
+}
+
+// Mean cross-entropy over (up to) `batches` validation batches, the reader rewound first.
+static float evaluate(Falcon *m, DataLoader *val, size_t B, size_t T, size_t batches, int32_t *tok, int *in, int *tg) {
+    dataloader_rewind(val);
+    double sum = 0.0;
+    size_t n = 0;
+    float zc = m->zloss_coef;
+    m->zloss_coef = 0.0f;
+    while (n < batches && dataloader_next(val, tok)) {
+        batch_split(tok, in, tg, B, T);
+        falcon_forward(m, in, tg, NULL, B, T);
+        sum += m->loss_ce;
+        n++;
+    }
+    m->zloss_coef = zc;
+    return n ? (float)(sum / (double)n) : NAN;
+}
+
+// The shard files DIR/<prefix>*.bin, sorted by name (glob sorts).
+static char **list_shards(const char *dir, const char *prefix, size_t *n, Err *e) {
+    char pattern[4200];
+    path_of(pattern, sizeof pattern, "%s/%s*.bin", dir, prefix);
+    glob_t g;
+    *n = 0;
+    if (glob(pattern, 0, NULL, &g) != 0) {
+        errorf(e, "%s: no %s*.bin shards (make them with ./data prepare)", dir, prefix);
+        return NULL;
+    }
+    char **out = xmalloc(g.gl_pathc * sizeof(char *));
+    for (size_t i = 0; i < g.gl_pathc; i++) out[i] = strdup(g.gl_pathv[i]);
+    *n = g.gl_pathc;
+    globfree(&g);
+    return out;
+}
+
+static void free_list(char **l, size_t n) {
+    for (size_t i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
+// The entropy (nats) of the token frequencies of a pass over the validation data: the loss of the best model that
+// ignores context. A model that has learnt anything beyond word frequencies ends clearly below it.
+static double unigram_entropy(DataLoader *val, size_t V, size_t B, size_t T, int32_t *tok) {
+    double *count = xcalloc(V, sizeof(double)), total = 0.0, h = 0.0;
+    dataloader_rewind(val);
+    while (dataloader_next(val, tok))
+        for (size_t b = 0; b < B; b++)
+            for (size_t t = 1; t <= T; t++) {  // the targets of the batch
+                int32_t id = tok[b * (T + 1) + t];
+                if (id >= 0 && (size_t)id < V) { count[id] += 1.0; total += 1.0; }
+            }
+    for (size_t v = 0; v < V; v++)
+        if (count[v] > 0) h -= count[v] / total * log(count[v] / total);
+    free(count);
+    return h;
+}
+
+static void emit_buffer(void *ctx, const char *bytes, size_t len) {
+    TokenBytes *b = ctx;
+    if (b->len + len + 1 > b->cap) {
+        b->cap = 2 * (b->len + len + 1);
+        b->data = realloc(b->data, b->cap);
+        if (!b->data) die("out of memory");
+    }
+    memcpy(b->data + b->len, bytes, len);
+    b->len += len;
+    b->data[b->len] = 0;
+}
+
+// A run directory resumes from its latest checkpoint; a checkpoint directory from itself.
+static void resume_path(const char *resume, char *out, size_t n) {
+    snprintf(out, n, "%s/latest", resume);
+    if (access(out, F_OK)) snprintf(out, n, "%s", resume);
+}
+
+// The training loop. With o->resume, o must hold the run's own options (train_options_load). Returns the exit status.
+static int train_run(TrainOptions *o) {
+    Err e = {{0}};
+    Falcon m;
+    TrainState ts = {0};
+    AdamW opt = {0};
+    char resume_dir[4096] = "";
+    if (o->resume) {
+        resume_path(o->resume, resume_dir, sizeof resume_dir);
+        if (falcon_load(&m, resume_dir, &e)) die("%s", e.msg);
+        adamw_build(&opt, m.num_params);
+        if (train_state_load(resume_dir, &ts, &opt, &e)) die("%s", e.msg);
+    }
+    if (!o->data) die("train: --data DIR (shards made by ./data prepare) is required");
+    size_t ntrain, nval;
+    char **train_files = list_shards(o->data, "train", &ntrain, &e);
+    if (!train_files) die("%s", e.msg);
+    char **val_files = list_shards(o->data, "val", &nval, &e);
+    e.msg[0] = 0;
+    char derr[512];
+    DataLoader *train = dataloader_open((const char *const *)train_files, ntrain, o->B, o->T, o->seed, 0, 1, derr, sizeof derr);
+    if (!train) die("%s", derr);
+    DataLoader *val = NULL;
+    if (val_files && !(val = dataloader_open_val((const char *const *)val_files, nval, o->B, o->T, 0, 1, derr, sizeof derr)))
+        die("%s", derr);
+    if (o->resume) {
+        if (dataloader_seek(train, ts.data_pos, derr, sizeof derr)) die("%s", derr);
+    } else {
+        const Config *pc = preset_find(o->model);
+        if (pc) {
+            Config c = *pc;
+            c.V = dataloader_vocab_size(train);
+            if (o->T > c.maxT) c.maxT = o->T;
+            falcon_build(&m, &c);
+            falcon_init(&m, o->seed, 0.02f);
+        } else if (falcon_load(&m, o->model, &e)) {
+            die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ... or an HF checkpoint directory)", e.msg);
+        }
+        adamw_build(&opt, m.num_params);
+    }
+    if (dataloader_vocab_size(train) > m.config.V)
+        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", o->data, dataloader_vocab_size(train), m.config.V);
+    if (o->T > m.config.maxT) die("train: -T %zu exceeds max_position_embeddings %zu", o->T, m.config.maxT);
+    if (!o->tokenizer) {
+        static char tokpath[4200];
+        path_of(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : o->data);
+        if (access(tokpath, F_OK) == 0) o->tokenizer = tokpath;
+    }
+    Tokenizer *tokenizer = NULL;
+    if (o->sample_every) {
+        char terr[512];
+        if (!o->tokenizer) die("train: --sample-every needs a tokenizer (--tokenizer FILE or DATA/tokenizer.json)");
+        if (!(tokenizer = tokenizer_load(o->tokenizer, terr, sizeof terr))) die("%s", terr);
+    }
+    opt.lr = o->lr;
+    opt.lr_floor = o->lr_floor;
+    opt.warmup = o->warmup;
+    opt.steps = o->steps;
+    opt.beta1 = o->beta1;
+    opt.beta2 = o->beta2;
+    opt.eps = o->eps;
+    opt.weight_decay = o->weight_decay;
+    opt.grad_clip = o->grad_clip;
+    m.zloss_coef = o->zloss;
+    if (mkdir_p(o->out, &e)) die("%s", e.msg);
+    char logpath[4200];
+    path_of(logpath, sizeof logpath, "%s/log.jsonl", o->out);
+    FILE *logf = fopen(logpath, o->resume ? "a" : "w");
+    if (!logf) die("%s: cannot open: %s", logpath, strerror(errno));
+    size_t B = o->B, T = o->T;
+    int32_t *tok = xmalloc(B * (T + 1) * sizeof(int32_t));
+    int *in = xmalloc(B * T * sizeof(int)), *tg = xmalloc(B * T * sizeof(int));
+    double fpt = flops_per_token(&m, T);
+    printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", m.num_params,
+           m.config.L, m.config.C, m.config.NH, m.config.NKV, m.config.V, fpt / 1e6);
+    printf("data: %zu train shards, %zu val shards; batch %zu x %zu x %zu accum; %zu steps\n", ntrain, nval, B, T,
+           o->accum, o->steps);
+    signal(SIGINT, on_sigint);
+    double t_start = now_seconds();
+    uint64_t tokens_start = ts.tokens;
+    int bad_steps = 0, rc = 0;
+    size_t evaluated_at = SIZE_MAX;
+    float loss = NAN, val_loss = NAN;
+    size_t first_step = ts.step;
+    while (ts.step < o->steps && !interrupted && !(o->stop_after && ts.step - first_step >= o->stop_after)) {
+        double t0 = now_seconds();
+        size_t accum = accum_at(o, ts.tokens);
+        falcon_zero_grad(&m);
+        loss = 0.0f;
+        for (size_t k = 0; k < accum; k++) {
+            dataloader_next(train, tok);
+            batch_split(tok, in, tg, B, T);
+            loss += falcon_forward(&m, in, tg, NULL, B, T) / (float)accum;
+            falcon_backward(&m, 1.0f / (float)accum);
+        }
+        if (ts.step + 1 >= o->poison_from && ts.step + 1 <= o->poison_to) m.grads_memory[0] = NAN;
+        float norm = falcon_grad_norm(&m);
+        float lr = adamw_lr(&opt, ts.step);
+        ts.tokens += accum * B * T;
+        if (!isfinite(loss) || !isfinite(norm)) {
+            // a step with a NaN/Inf loss or gradient is skipped; the weights stay as they were
+            printf("step %zu: loss %g, gradient norm %g: not finite, step skipped\n", ts.step + 1, loss, norm);
+            fprintf(logf, "{\"step\": %zu, \"skipped\": true}\n", ts.step + 1);
+            if (++bad_steps >= 5) {
+                fprintf(stderr, "falcon: 5 steps in a row were not finite: stopping; the last checkpoint is intact\n");
+                rc = 1;
+                break;
+            }
+            ts.step++;
+            continue;
+        }
+        bad_steps = 0;
+        adamw_update(&opt, &m, lr, norm);
+        ts.step++;
+        double dt = now_seconds() - t0, tps = (double)(accum * B * T) / dt;
+        double elapsed = now_seconds() - t_start;
+        double eta = (double)(o->steps - ts.step) * elapsed / (double)(ts.tokens - tokens_start) * (double)(accum * B * T);
+        double mfu = tps * fpt / (o->peak_gflops * 1e9);
+        if (!o->quiet)
+            printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %.0fs\n", ts.step,
+                   o->steps, loss, lr, norm, tps, 100.0 * mfu, eta);
+        fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                      "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
+                ts.step, (unsigned long long)ts.tokens, loss, lr, norm, tps, mfu);
+        if (val && o->eval_every && (ts.step % o->eval_every == 0 || ts.step == o->steps)) {
+            val_loss = evaluate(&m, val, B, T, o->eval_batches, tok, in, tg);
+            evaluated_at = ts.step;
+            printf("step %5zu: val loss %.4f\n", ts.step, val_loss);
+            fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts.step,
+                    (unsigned long long)ts.tokens, val_loss);
+        }
+        if (tokenizer && ts.step % o->sample_every == 0) {
+            TokenBytes text = {0};
+            SampleSettings st = {64, 0, 0.8f, 0.95f, ts.step};
+            generate(&m, tokenizer, "", &st, emit_buffer, &text);
+            printf("step %5zu: sample: %s\n", ts.step, text.data ? text.data : "");
+            fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"sample\": ", ts.step, (unsigned long long)ts.tokens);
+            json_write_string(logf, text.data ? text.data : "", text.len);
+            fprintf(logf, "}\n");
+            token_bytes_free(&text);
+        }
+        fflush(logf);
+        if (o->save_every && ts.step % o->save_every == 0 && ts.step < o->steps) {
+            ts.data_pos = dataloader_tell(train);
+            if (run_checkpoint(o->out, &m, o, &ts, &opt, &e)) die("%s", e.msg);
+        }
+    }
+    ts.data_pos = dataloader_tell(train);
+    if (rc == 0 && run_checkpoint(o->out, &m, o, &ts, &opt, &e)) die("%s", e.msg);
+    if (interrupted) printf("interrupted: checkpoint of step %zu saved in %s/latest\n", ts.step, o->out);
+    fclose(logf);
+    char plotpath[4200];
+    path_of(plotpath, sizeof plotpath, "%s/loss.svg", o->out);
+    if (plot_write(o->out, plotpath, &e)) plotpath[0] = 0;
+    double elapsed = now_seconds() - t_start;
+    uint64_t run_tokens = ts.tokens - tokens_start;
+    printf("\n== summary ==\n");
+    printf("steps %zu/%zu, %llu tokens this run (%llu in all), %.1f s, %.0f tok/s\n", ts.step, o->steps,
+           (unsigned long long)run_tokens, (unsigned long long)ts.tokens, elapsed, (double)run_tokens / elapsed);
+    printf("final train loss %.4f", loss);
+    if (val) {
+        if (evaluated_at != ts.step) val_loss = evaluate(&m, val, B, T, o->eval_batches, tok, in, tg);
+        double h = unigram_entropy(val, m.config.V, B, T, tok);
+        printf(", val loss %.4f (perplexity %.2f); unigram entropy of the val data %.4f nats", val_loss, exp(val_loss), h);
+    }
+    printf("\ncheckpoint %s/latest\nlog        %s\nplot       %s\n", o->out, logpath, plotpath[0] ? plotpath : "(none)");
+    free(tok); free(in); free(tg);
+    if (tokenizer) tokenizer_free(tokenizer);
+    free_list(train_files, ntrain);
+    free_list(val_files, nval);
+    dataloader_close(train);
+    if (val) dataloader_close(val);
+    adamw_free(&opt);
+    falcon_free(&m);
+    return rc;
+}
+
 // ----------------------------------------------------------------------------
 // The command line: falcon info | score | train | sample | eval | make-task | plot
 
@@ -2526,6 +2941,8 @@ static void train_usage(void) {
            "  --save-every N      checkpoint every N steps [%zu]\n"
            "  --keep N            checkpoints kept [%zu]\n"
            "  --stop-after N      stop after N steps of this invocation, with a checkpoint to --resume from\n"
+           "  --sample-every N    print and log a sample every N steps [0 = never]\n"
+           "  --poison N[-M]      testing: make the gradients of steps N..M NaN, to see them skipped [never]\n"
            "  --seed N            initialisation and data order [%llu]\n"
            "  --peak-gflops X     the machine's peak, for MFU [%g]\n"
            "  --threads N         OpenMP threads [all cores]\n",
@@ -2551,6 +2968,14 @@ static void parse_train_args(int argc, char **argv, TrainOptions *o, int resumed
         else if (!strcmp(a, "--save-every")) { o->save_every = arg_size(a, v, 1); shaping = 0; }
         else if (!strcmp(a, "--keep")) { o->keep = arg_size(a, v, 1); shaping = 0; }
         else if (!strcmp(a, "--stop-after")) { o->stop_after = arg_size(a, v, 0); shaping = 0; }
+        else if (!strcmp(a, "--sample-every")) { o->sample_every = arg_size(a, v, 1); shaping = 0; }
+        else if (!strcmp(a, "--poison")) {
+            char first[32];
+            snprintf(first, sizeof first, "%.*s", (int)strcspn(v, "-"), v);
+            o->poison_from = arg_size(a, first, 0);
+            o->poison_to = strchr(v, '-') ? arg_size(a, strchr(v, '-') + 1, 0) : o->poison_from;
+            shaping = 0;
+        }
         else if (!strcmp(a, "--threads")) { o->threads = (int)arg_size(a, v, 0); shaping = 0; }
         else if (!strcmp(a, "--peak-gflops")) { o->peak_gflops = arg_float(a, v); shaping = 0; }
         else if (!strcmp(a, "--model")) o->model = v;
@@ -2588,68 +3013,43 @@ static int cmd_train(int argc, char **argv) {
     return train_run(&o);
 }
 
+static void emit_stdout(void *ctx, const char *bytes, size_t len) {
+    (void)ctx;
+    fwrite(bytes, 1, len, stdout);
+    fflush(stdout);
+}
+
 static int cmd_sample(int argc, char **argv) {
-    const char *dir = "runs/latest/latest", *tokpath = NULL, *prompt = "";
-    size_t n = 200, top_k = 0;
-    float temperature = 0.8f, top_p = 0.95f;
-    uint64_t seed = 42;
+    const char *dir = "runs/demo/run/latest", *tokpath = NULL, *prompt = "";
+    SampleSettings st = {200, 0, 0.8f, 0.95f, 42};
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) die("sample: option %s needs a value", a);
         if (!strcmp(a, "-m")) dir = v;
         else if (!strcmp(a, "--tokenizer")) tokpath = v;
         else if (!strcmp(a, "--prompt")) prompt = v;
-        else if (!strcmp(a, "-n")) n = arg_size(a, v, 0);
-        else if (!strcmp(a, "--temperature")) temperature = arg_float(a, v);
-        else if (!strcmp(a, "--top-k")) top_k = arg_size(a, v, 1);
-        else if (!strcmp(a, "--top-p")) top_p = arg_float(a, v);
-        else if (!strcmp(a, "--seed")) seed = arg_size(a, v, 1);
-        else die("sample: unknown option '%s'", a);
+        else if (!strcmp(a, "-n")) st.max_tokens = arg_size(a, v, 0);
+        else if (!strcmp(a, "--temperature")) st.temperature = arg_float(a, v);
+        else if (!strcmp(a, "--top-k")) st.top_k = arg_size(a, v, 1);
+        else if (!strcmp(a, "--top-p")) st.top_p = arg_float(a, v);
+        else if (!strcmp(a, "--seed")) st.seed = arg_size(a, v, 1);
+        else die("sample: unknown option '%s' (options: -m DIR --tokenizer F --prompt S -n N --temperature X "
+                 "--top-k K --top-p P --seed S)", a);
     }
     Falcon m;
     Err e = {{0}};
     if (falcon_load(&m, dir, &e)) die("%s", e.msg);
     char tp[4200], terr[512];
-    if (!tokpath) {
-        path_of(tp, sizeof tp, "%s/tokenizer.json", dir);
-        tokpath = tp;
-    }
+    if (!tokpath) tokpath = path_of(tp, sizeof tp, "%s/tokenizer.json", dir);
     Tokenizer *tok = tokenizer_load(tokpath, terr, sizeof terr);
     if (!tok) die("%s", terr);
-    TokenIds ids = {0};
-    if (tokenizer_encode(tok, prompt, strlen(prompt), &ids)) die("out of memory");
-    int eot = tokenizer_token_id(tok, "<|endoftext|>", 13);
-    if (ids.len == 0) {
-        // an empty prompt starts where every document starts: after <|endoftext|>
-        if (eot < 0) die("%s: no <|endoftext|> token to start an empty prompt", tokpath);
-        ids.ids = realloc(ids.ids, sizeof(int32_t));
-        ids.ids[ids.len++] = eot;
-    }
-    Decoder d;
-    decoder_build(&d, &m);
-    ProbId *buf = xmalloc(m.config.V * sizeof(ProbId));
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 1;
     fwrite(prompt, 1, strlen(prompt), stdout);
-    const float *logits = NULL;
-    size_t pos = 0;
-    for (; pos < ids.len && pos < m.config.maxT; pos++) logits = decoder_step(&d, ids.ids[pos], (int)pos);
     double t0 = now_seconds();
-    size_t made = 0;
-    for (; made < n && pos < m.config.maxT; made++, pos++) {
-        int next = sample_token(logits, m.config.V, temperature, top_k, top_p, buf, &rng);
-        if (next == eot) break;
-        size_t len;
-        const char *bytes = tokenizer_token_bytes(tok, next, &len);
-        if (bytes) fwrite(bytes, 1, len, stdout);
-        fflush(stdout);
-        logits = decoder_step(&d, next, (int)pos);
-    }
+    long made = generate(&m, tok, prompt, &st, emit_stdout, NULL);
+    if (made < 0) die("%s: no <|endoftext|> token to start an empty prompt", tokpath);
     double dt = now_seconds() - t0;
     printf("\n");
-    fprintf(stderr, "%zu tokens in %.2fs (%.1f tok/s)\n", made, dt, made / (dt > 0 ? dt : 1e-9));
-    free(buf);
-    decoder_free(&d);
-    token_ids_free(&ids);
+    fprintf(stderr, "%ld tokens in %.2fs (%.1f tok/s, prompt included)\n", made, dt, (double)made / (dt > 0 ? dt : 1e-9));
     tokenizer_free(tok);
     falcon_free(&m);
     return 0;
@@ -2732,84 +3132,15 @@ static int cmd_make_task(int argc, char **argv) {
     return 0;
 }
 
-// One SVG line chart of the training and validation loss against tokens, from RUN/log.jsonl, in plain C.
+
 static int cmd_plot(int argc, char **argv) {
-    if (argc < 3) die("plot: usage: falcon plot RUN_DIR [-o FILE.svg]");
-    const char *run = argv[2];
-    char logpath[4200], outpath[4200], jerr[256];
-    path_of(logpath, sizeof logpath, "%s/log.jsonl", run);
-    path_of(outpath, sizeof outpath, "%s/loss.svg", run);
-    if (argc >= 5 && !strcmp(argv[3], "-o")) path_of(outpath, sizeof outpath, "%s", argv[4]);
-    char *text;
-    size_t len, n[2] = {0, 0};
-    if (read_file(logpath, &text, &len, jerr, sizeof jerr)) die("%s: %s", logpath, jerr);
-    double *x[2] = {xmalloc(len * sizeof(double)), xmalloc(len * sizeof(double))};
-    double *y[2] = {xmalloc(len * sizeof(double)), xmalloc(len * sizeof(double))};
-    for (size_t a = 0, line = 1; a < len; line++) {
-        size_t b = a;
-        while (b < len && text[b] != '\n') b++;
-        Json j;
-        if (b > a) {
-            if (json_parse(text + a, b - a, &j, jerr, sizeof jerr)) die("%s: line %zu: %s", logpath, line, jerr);
-            const Json *tk = json_get(&j, "tokens"), *l = json_get(&j, "loss"), *vl = json_get(&j, "val_loss");
-            int k = l ? 0 : vl ? 1 : -1;
-            const Json *yv = l ? l : vl;
-            if (k >= 0 && tk && tk->type == JSON_NUMBER && yv->type == JSON_NUMBER && isfinite(yv->number)) {
-                x[k][n[k]] = tk->number;
-                y[k][n[k]++] = yv->number;
-            }
-            json_free(&j);
-        }
-        a = b + 1;
-    }
-    free(text);
-    if (!n[0]) die("%s: no training steps logged", logpath);
-    double x0 = 0, x1 = 1, y0 = INFINITY, y1 = -INFINITY;
-    for (int k = 0; k < 2; k++)
-        for (size_t i = 0; i < n[k]; i++) {
-            if (x[k][i] > x1) x1 = x[k][i];
-            if (y[k][i] < y0) y0 = y[k][i];
-            if (y[k][i] > y1) y1 = y[k][i];
-        }
-    y0 = floor(y0 * 2) / 2;
-    y1 = ceil(y1 * 2) / 2;
-    if (y1 <= y0) y1 = y0 + 1;
-    const double W = 640, H = 400, L = 60, R = 20, TOP = 30, BOT = 50;
-    char tmp[4300];
-    path_of(tmp, sizeof tmp, "%s.tmp", outpath);
-    FILE *f = fopen(tmp, "w");
-    if (!f) die("%s: cannot create: %s", tmp, strerror(errno));
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
-               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
-    #define PX(v) (L + ((v) - x0) / (x1 - x0) * (W - L - R))
-    #define PY(v) (H - BOT - ((v) - y0) / (y1 - y0) * (H - TOP - BOT))
-    for (int t = 0; t <= 5; t++) {  // grid and tick labels
-        double yv = y0 + (y1 - y0) * t / 5, xv = x0 + (x1 - x0) * t / 5;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, PY(yv), W - R, PY(yv));
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n", L - 6, PY(yv) + 4, yv);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3g</text>\n", PX(xv), H - BOT + 18, xv);
-    }
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"black\"/>\n", L, TOP,
-            W - L - R, H - TOP - BOT);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">tokens</text>\n", (L + W - R) / 2, H - 12);
-    fprintf(f, "<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 14 %.1f)\" text-anchor=\"middle\">loss</text>\n",
-            (TOP + H - BOT) / 2, (TOP + H - BOT) / 2);
-    const char *colour[2] = {"#1f77b4", "#d62728"}, *name[2] = {"train", "validation"};
-    for (int k = 0; k < 2; k++) {
-        if (!n[k]) continue;
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"", colour[k], k ? "2" : "1");
-        for (size_t i = 0; i < n[k]; i++) fprintf(f, "%.1f,%.1f ", PX(x[k][i]), PY(y[k][i]));
-        fprintf(f, "\"/>\n");
-        for (size_t i = 0; k == 1 && i < n[k]; i++)
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(x[k][i]), PY(y[k][i]), colour[k]);
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" fill=\"%s\">%s</text>\n", W - R - 150 + 80.0 * k, 20, colour[k], name[k]);
-    }
-    #undef PX
-    #undef PY
-    fprintf(f, "</svg>\n");
-    if (fclose(f) || rename(tmp, outpath)) die("%s: cannot write", outpath);
-    printf("%s\n", outpath);
-    for (int k = 0; k < 2; k++) { free(x[k]); free(y[k]); }
+    if (argc != 3 && !(argc == 5 && !strcmp(argv[3], "-o"))) die("plot: usage: falcon plot RUN_DIR [-o FILE.svg]");
+    char out[4200];
+    Err e = {{0}};
+    if (argc == 5) path_of(out, sizeof out, "%s", argv[4]);
+    else path_of(out, sizeof out, "%s/loss.svg", argv[2]);
+    if (plot_write(argv[2], out, &e)) die("%s", e.msg);
+    printf("%s\n", out);
     return 0;
 }
 

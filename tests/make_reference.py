@@ -6,6 +6,7 @@ HF transformers' FalconForCausalLM itself (not a re-implementation) runs tiny ra
                                                       and 10 AdamW steps: their batches, losses, lrs, grad norms
                                                       and the final weights
   tests/ref/<name>/score_ids.txt, score_loss.txt      one sequence and HF's loss for labels = input_ids
+  tests/ref/mqa/mc.txt                                multiple-choice items (token ids) and HF's log-likelihoods
   tests/ref/<name>_bf16/, <name>_fp16/               the same model saved in bf16 / fp16 (loading test)
 
 Run from the repository root:  .venv/bin/python tests/make_reference.py
@@ -133,6 +134,20 @@ def reference(name, kw, outdir):
         f.write(" ".join(str(i) for i in score_ids[0].tolist()) + "\n")
     with open(os.path.join(d, "score_loss.txt"), "w") as f:
         f.write(f"{score_loss:.6f}\n")
+    # multiple choice: HF's summed log-likelihood of each choice's tokens after the context
+    if name == "mqa":
+        fresh = build(name, kw)
+        with open(os.path.join(d, "mc.txt"), "w") as f:
+            for item in range(4):
+                ctx = torch.randint(0, kw["vocab_size"], (3 + 2 * item,), generator=gen)
+                choices = [torch.randint(0, kw["vocab_size"], (1 + (c + item) % 4,), generator=gen) for c in range(3)]
+                f.write(f"item {item % 3} 3\nctx {len(ctx)} {' '.join(map(str, ctx.tolist()))}\n")
+                for ch in choices:
+                    seq = torch.cat([ctx, ch]).unsqueeze(0)
+                    with torch.no_grad():
+                        logp = torch.log_softmax(fresh(input_ids=seq).logits[0], dim=-1)
+                    ll = sum(logp[len(ctx) - 1 + k, ch[k]].item() for k in range(len(ch)))
+                    f.write(f"choice {len(ch)} {' '.join(map(str, ch.tolist()))} {ll:.6f}\n")
     print(f"{name}: loss {ref['loss'].item():.6f}, train losses {[round(x, 4) for x in losses]}, "
           f"grad norms {[round(x, 3) for x in norms]}")
 

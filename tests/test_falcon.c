@@ -424,6 +424,127 @@ static void test_matmul_kernels(void) {
     CHECK(worst_b < 1e-5, "fast matmul backward == reference on awkward shapes (rel %.2e)", worst_b);
 }
 
+// Multiple choice: each choice's log-likelihood against HF's, and the accuracies against those computed by hand
+// from HF's numbers (acc by the raw sum, acc_norm by the sum per unit of length; the length here is in tokens).
+static void test_multiple_choice(void) {
+    Falcon m;
+    Err e = {{0}};
+    falcon_load(&m, REF "/mqa", &e);
+    FILE *f = fopen(REF "/mqa/mc.txt", "r");
+    McItem items[8];
+    double hf[8][3];
+    size_t n = 0, hits = 0, hits_norm = 0;
+    double worst = 0.0;
+    size_t label, k;
+    while (f && n < 8 && fscanf(f, " item %zu %zu", &label, &k) == 2 && k == 3) {
+        McItem *it = &items[n];
+        it->label = label;
+        it->nchoices = 3;
+        if (fscanf(f, " ctx %zu", &it->nctx) != 1) break;
+        it->ctx = xmalloc(it->nctx * sizeof(int));
+        for (size_t i = 0; i < it->nctx; i++) if (fscanf(f, "%d", &it->ctx[i]) != 1) die("mc.txt: bad ctx");
+        it->choice = xmalloc(3 * sizeof(int *));
+        it->nchoice = xmalloc(3 * sizeof(size_t));
+        it->bytes = xmalloc(3 * sizeof(size_t));
+        size_t best = 0, best_norm = 0;
+        for (size_t c = 0; c < 3; c++) {
+            if (fscanf(f, " choice %zu", &it->nchoice[c]) != 1) die("mc.txt: bad choice");
+            it->choice[c] = xmalloc(it->nchoice[c] * sizeof(int));
+            for (size_t i = 0; i < it->nchoice[c]; i++) if (fscanf(f, "%d", &it->choice[c][i]) != 1) die("mc.txt: bad id");
+            if (fscanf(f, "%lf", &hf[n][c]) != 1) die("mc.txt: bad log-likelihood");
+            it->bytes[c] = it->nchoice[c];
+            double ll = loglikelihood(&m, it->ctx, it->nctx, it->choice[c], it->nchoice[c]);
+            worst = fmax(worst, fabs(ll - hf[n][c]));
+            if (hf[n][c] > hf[n][best]) best = c;
+            if (hf[n][c] / (double)it->bytes[c] > hf[n][best_norm] / (double)it->bytes[best_norm]) best_norm = c;
+        }
+        hits += best == label;
+        hits_norm += best_norm == label;
+        n++;
+    }
+    if (f) fclose(f);
+    CHECK(n == 4 && worst < 1e-4, "multiple choice: log-likelihoods of %zu x 3 choices match HF (worst %.2e)", n, worst);
+    double acc, acc_norm;
+    mc_evaluate(&m, items, n, &acc, &acc_norm);
+    CHECK(fabs(acc - (double)hits / (double)n) < 1e-12 && fabs(acc_norm - (double)hits_norm / (double)n) < 1e-12 &&
+              acc != acc_norm,
+          "multiple choice: accuracy %.2f and normalised accuracy %.2f as computed by hand from HF's numbers", acc, acc_norm);
+    for (size_t i = 0; i < n; i++) mcitem_free(&items[i]);
+    falcon_free(&m);
+}
+
+// A task made from documents: every item parses, its label points at the choice that continues the context.
+static void test_make_task(void) {
+    char corpus[512], task[512];
+    path_of(corpus, sizeof corpus, "%s/docs.jsonl", tmpdir_root);
+    path_of(task, sizeof task, "%s/task.jsonl", tmpdir_root);
+    const char *docs[3] = {
+        "The red fox jumped over the lazy brown dog near the river. It ran away into the dark forest before night.",
+        "A small boat sailed across the quiet blue lake at dawn today. The fisherman waited for hours without a bite.",
+        "Our old teacher explained the long history of the city very slowly. Everyone listened until the bell rang.",
+    };
+    FILE *f = fopen(corpus, "w");
+    for (int d = 0; d < 3; d++) {
+        fprintf(f, "{\"text\": ");
+        json_write_string(f, docs[d], strlen(docs[d]));
+        fprintf(f, "}\n");
+    }
+    fclose(f);
+    Err e = {{0}};
+    CHECK(mctask_make(corpus, task, 10, 3, 5, &e) == 0, "make-task writes a task (%s)", e.msg);
+    char *text, jerr[256];
+    size_t len, items = 0, good = 0;
+    read_file(task, &text, &len, jerr, sizeof jerr);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        Json j;
+        items++;
+        if (json_parse(line, strlen(line), &j, jerr, sizeof jerr)) continue;
+        const Json *ctx = json_get(&j, "context"), *ch = json_get(&j, "choices"), *lab = json_get(&j, "label");
+        if (ctx && ch && lab && ch->count == 3 && lab->number >= 0 && lab->number < 3) {
+            // context + right ending must be a prefix of one document
+            char *joined = xmalloc(ctx->len + ch->items[(size_t)lab->number].len + 1);
+            sprintf(joined, "%s%s", ctx->str, ch->items[(size_t)lab->number].str);
+            for (int d = 0; d < 3; d++) good += strncmp(docs[d], joined, strlen(joined)) == 0;
+            free(joined);
+        }
+        json_free(&j);
+    }
+    free(text);
+    CHECK(items == 10 && good == 10, "make-task: %zu items, %zu whose labelled choice continues its context", items, good);
+}
+
+// Reading a task file through a tokenizer, and its errors: they name the file and the line.
+static void test_task_file(void) {
+    char task[512], terr[512];
+    path_of(task, sizeof task, "%s/text_task.jsonl", tmpdir_root);
+    Tokenizer *tok = tokenizer_load("tests/tok/c_trained.json", terr, sizeof terr);
+    if (!tok) { CHECK(0, "tokenizer for the task test: %s", terr); return; }
+    FILE *f = fopen(task, "w");
+    fprintf(f, "{\"context\": \"The cat sat on the\", \"choices\": [\" mat.\", \" moon and stars.\"], \"label\": 0}\n\n");
+    fprintf(f, "{\"context\": \"One, two,\", \"choices\": [\" five\", \" three\", \" ten\"], \"label\": 1}\n");
+    fclose(f);
+    Err e = {{0}};
+    size_t n = 0;
+    McItem *items = mctask_load(task, tok, tokenizer_vocab_size(tok), &n, &e);
+    CHECK(items && n == 2 && items[1].nchoices == 3 && items[1].label == 1 && items[0].bytes[1] == 16,
+          "a task file loads: %zu items (%s)", n, e.msg);
+    for (size_t i = 0; items && i < n; i++) mcitem_free(&items[i]);
+    free(items);
+    f = fopen(task, "w");
+    fprintf(f, "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"label\": 0}\n{\"context\": \"a\", \"choices\": [\" b\"], \"label\": 0}\n");
+    fclose(f);
+    e.msg[0] = 0;
+    items = mctask_load(task, tok, tokenizer_vocab_size(tok), &n, &e);
+    CHECK(!items && strstr(e.msg, "text_task.jsonl: line 2: need"), "a task with one choice is refused: %s", e.msg);
+    f = fopen(task, "w");
+    fprintf(f, "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"label\": 0}\n{\"context\": \"a\", \"choi\n");
+    fclose(f);
+    e.msg[0] = 0;
+    items = mctask_load(task, tok, tokenizer_vocab_size(tok), &n, &e);
+    CHECK(!items && strstr(e.msg, "text_task.jsonl: line 2: byte"), "a broken JSON line is refused: %s", e.msg);
+    tokenizer_free(tok);
+}
+
 int main(void) {
     const char *layouts[] = {"mqa", "gqa", "gqa1"};
     for (int i = 0; i < 3; i++) test_parity(layouts[i]);
@@ -436,8 +557,11 @@ int main(void) {
     test_half_loading("gqa", "_fp16", 1.0 / 2048);
     test_schedule();
     test_sampler();
+    test_multiple_choice();
     make_tmpdir();
     test_save_load();
+    test_make_task();
+    test_task_file();
     test_resume();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir_root);

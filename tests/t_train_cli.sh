@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# End to end: the README's main command with its smallest settings, then the training command line on its data:
+# Ctrl-C and an exact resume, a planted NaN skipped, repeated NaNs stopping the run with the checkpoint intact,
+# deterministic sampling, evaluation, the plot, and bad input to the other commands.
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib.sh
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+losses() { grep -o '"loss": [0-9.]*' "$1/log.jsonl" | cut -d' ' -f2 | tr '\n' ' '; }
+
+# 1. the main command, small: it must learn far more than word frequencies
+make --no-print-directory train DEMO="$tmp/demo" DEMO_DOCS=300 DEMO_STEPS=120 > "$tmp/demo.log" 2>&1
+check "make train (small settings) finishes" test $? -eq 0
+summary_line=$(grep "^final train loss" "$tmp/demo.log")
+val=$(sed -E 's/.*val loss ([0-9.]+).*/\1/' <<< "$summary_line")
+uni=$(sed -E 's/.*unigram entropy of the val data ([0-9.]+).*/\1/' <<< "$summary_line")
+check "make train: val loss $val is below 60% of the unigram entropy $uni" awk -v v="$val" -v u="$uni" 'BEGIN { exit !(v > 0 && v < 0.6 * u) }'
+check "make train: a sample was printed" grep -q "tokens in" "$tmp/demo.log"
+check "make train: the summary names the plot" test -s "$tmp/demo/run/loss.svg"
+data="$tmp/demo/data"
+opts=(--data "$data" --model nano -B 4 -T 64 --steps 24 --warmup 5 --lr 3e-3 --eval-every 8 --save-every 8)
+
+# 2. Ctrl-C, then --resume: the losses of the straight run, exactly
+./falcon train "${opts[@]}" --out "$tmp/a" > "$tmp/a.log" 2>&1
+check "straight run of 24 steps" test $? -eq 0
+./falcon train "${opts[@]}" --out "$tmp/b" > "$tmp/b.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+    n=$(grep -c '"loss"' "$tmp/b/log.jsonl" 2>/dev/null)
+    [ "${n:-0}" -ge 3 ] && break
+    sleep 0.05
+done
+kill -INT $pid
+wait $pid
+rc=$?
+check "Ctrl-C: exits cleanly (status $rc) and says so" grep -q "^interrupted: checkpoint of step" "$tmp/b.log"
+stopped=$(grep -c '"loss"' "$tmp/b/log.jsonl")
+check "Ctrl-C: stopped early, after $stopped of 24 steps" test "$stopped" -lt 24
+./falcon train --resume "$tmp/b" --data "$data" --out "$tmp/b" > "$tmp/b2.log" 2>&1
+check "--resume finishes the run" test $? -eq 0
+check "resume after Ctrl-C: the 24 losses equal the straight run's" test "$(losses "$tmp/a")" = "$(losses "$tmp/b")"
+expect_error "--resume refuses a changed batch size" "-B cannot change when resuming" ./falcon train --resume "$tmp/b" --data "$data" -B 4
+
+# 3. NaN guard
+./falcon train "${opts[@]}" --steps 6 --poison 3 --out "$tmp/n" > "$tmp/n.log" 2>&1
+check "a planted NaN: run succeeds" test $? -eq 0
+check "a planted NaN: step 3 is reported and skipped" grep -q "^step 3: .*not finite, step skipped" "$tmp/n.log"
+check "a planted NaN: training goes on to step 6" grep -q "step     6/6" "$tmp/n.log"
+./falcon train "${opts[@]}" --steps 20 --save-every 2 --poison 3-20 --out "$tmp/p" > "$tmp/p.log" 2> "$tmp/p.err"
+rc=$?
+check "repeated NaNs stop the run with an error (status $rc)" test $rc -eq 1 -a "$(wc -l < "$tmp/p.err")" -eq 1
+check "repeated NaNs: the last good checkpoint (step 2) is intact" test "$(readlink "$tmp/p/latest")" = ckpt-00000002
+got=$(echo "1 2 3 4 5 6" | ./falcon score -m "$tmp/p/latest")
+check "repeated NaNs: that checkpoint scores a finite loss ($got)" awk -v x="$got" 'BEGIN { exit !(x > 0 && x < 100) }'
+
+# 4. sampling is deterministic for a seed
+s1=$(./falcon sample -m "$tmp/a/latest" -n 30 --seed 3 2>/dev/null)
+s2=$(./falcon sample -m "$tmp/a/latest" -n 30 --seed 3 2>/dev/null)
+s3=$(./falcon sample -m "$tmp/a/latest" -n 30 --seed 4 2>/dev/null)
+check "sample: same seed, same text" test "$s1" = "$s2"
+check "sample: another seed, other text" test "$s1" != "$s3"
+g1=$(./falcon sample -m "$tmp/a/latest" -n 30 --temperature 0 --prompt "The" 2>/dev/null)
+g2=$(./falcon sample -m "$tmp/a/latest" -n 30 --temperature 0 --seed 9 --prompt "The" 2>/dev/null)
+check "sample: temperature 0 ignores the seed" test "$g1" = "$g2"
+
+# 5. evaluation of the demo model
+out=$(./falcon eval -m "$tmp/demo/run/latest" --data "$data" -T 128 --batches 5)
+check "eval: validation loss and perplexity ($out)" grep -Eq "^val loss [0-9.]+  perplexity [0-9.]+" <<< "$out"
+./data synth --docs 60 --seed 77 -o "$tmp/heldout.jsonl" > /dev/null 2>&1
+./falcon make-task --from "$tmp/heldout.jsonl" -o "$tmp/task.jsonl" --items 60
+out=$(./falcon eval -m "$tmp/demo/run/latest" --task "$tmp/task.jsonl")
+acc=$(sed -E 's/.* accuracy ([0-9.]+),.*/\1/' <<< "$out")
+check "eval: the demo model beats chance (0.25) on a generated 4-choice task ($out)" awk -v a="$acc" 'BEGIN { exit !(a > 0.4) }'
+
+# 6. the plot
+./falcon plot "$tmp/a" -o "$tmp/a.svg" > /dev/null
+check "plot: an SVG with both curves" grep -q "<polyline.*#d62728" "$tmp/a.svg"
+
+# 7. bad input
+expect_error "sample: no checkpoint" "nowhere/config.json: cannot open" ./falcon sample -m "$tmp/nowhere"
+expect_error "eval: no task file" "missing.jsonl: cannot open" ./falcon eval -m "$tmp/a/latest" --task "$tmp/missing.jsonl"
+expect_error "eval: nothing to do" "usage: falcon eval" ./falcon eval -m "$tmp/a/latest"
+expect_error "plot: no log" "log.jsonl: cannot open" ./falcon plot "$tmp/nowhere"
+expect_error "make-task: bad --choices" "between 2 and 16" ./falcon make-task --from x -o y --choices 40
+expect_error "train: unknown option" "unknown option '--frobnicate'" ./falcon train --frobnicate 1
+summary
