@@ -66,6 +66,7 @@ void cuda_adamw_update(GpuFalcon *g, const GpuAdam *h, float lr, float norm, siz
 void cuda_falcon_gather(GpuFalcon *g, float *params, float *grads, float *adam_m, float *adam_v);
 void cuda_adamw_set_state(GpuFalcon *g, const float *adam_m, const float *adam_v);
 float cuda_mean_over_ranks(GpuFalcon *g, float x);
+void cuda_attention_bench(const GpuSpec *s, size_t B, size_t T, size_t iters, double *fwd_s, double *bwd_s);
 void cuda_falcon_free(GpuFalcon *g);
 #ifdef __cplusplus
 }
@@ -284,6 +285,17 @@ static REFERENCE void flash_attention_backward_ref(float *dqkv, const float *dou
     free(D);
 }
 
+// The largest |a - b| over the largest |b|: how parity is measured, here and in the tests.
+static double max_rel(const float *a, const float *b, size_t n) {
+    double d = 0.0, s = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double x = fabs((double)a[i] - b[i]);
+        d = x > d || x != x ? x : d;
+        s = fmax(s, fabs((double)b[i]));
+    }
+    return d / s;
+}
+
 // The GPU's view of a configuration.
 static GpuSpec gpu_spec(const Config *c) {
     GpuSpec s = {c->V, c->C, c->L, c->NH, c->NKV, c->HS, c->FF, c->maxT, c->num_ln, c->eps, c->rope_theta, {0}, {0}};
@@ -362,6 +374,20 @@ static void gpu_checkpoint(GpuFalcon *g, Falcon *m, const TrainOptions *o, Train
     if (rank == 0 && run_checkpoint(o->out, m, o, ts, opt, &e)) die("%s", e.msg);
 }
 
+// Mean validation loss over (up to) `batches` batches of every rank: falcon.c's evaluate on the GPU.
+static float gpu_evaluate(GpuFalcon *g, DataLoader *val, size_t B, size_t T, size_t batches, int32_t *tok, int *in,
+                          int *tg) {
+    dataloader_rewind(val);
+    double sum = 0.0;
+    size_t n = 0;
+    float lz;
+    for (; n < batches && dataloader_next(val, tok); n++) {
+        batch_split(tok, in, tg, B, T);
+        sum += cuda_falcon_forward(g, in, tg, NULL, NULL, B, T, 0.0f, &lz);
+    }
+    return cuda_mean_over_ranks(g, n ? (float)(sum / (double)n) : NAN);
+}
+
 static int train_run_gpu(TrainOptions *o, const Ranks *r) {
     Err e = {{0}};
     Falcon m;
@@ -374,6 +400,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
     char **train_files = list_shards(o->data, "train", &ntrain, &e);
     if (!train_files) die("%s", e.msg);
     char **val_files = list_shards(o->data, "val", &nval, &e);
+    size_t evaluated_at = SIZE_MAX;
     DataLoader *train = dataloader_open((const char *const *)train_files, ntrain, o->B, o->T, o->seed, rank, world, derr, sizeof derr);
     if (!train) die("%s", derr);
     DataLoader *val = val_files ? dataloader_open_val((const char *const *)val_files, nval, o->B, o->T, rank, world, derr, sizeof derr) : NULL;
@@ -475,16 +502,8 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
                           "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
                     ts.step, (unsigned long long)ts.tokens, loss, lr, norm, tps, mfu);
         if (val && o->eval_every && (ts.step % o->eval_every == 0 || ts.step == o->steps)) {
-            dataloader_rewind(val);
-            double sum = 0.0;
-            size_t n = 0;
-            while (n < o->eval_batches && dataloader_next(val, tok)) {
-                batch_split(tok, in, tg, B, T);
-                float lz;
-                sum += cuda_falcon_forward(g, in, tg, NULL, NULL, B, T, 0.0f, &lz);
-                n++;
-            }
-            val_loss = cuda_mean_over_ranks(g, n ? (float)(sum / (double)n) : NAN);
+            val_loss = gpu_evaluate(g, val, B, T, o->eval_batches, tok, in, tg);
+            evaluated_at = ts.step;
             if (rank == 0) printf("step %5zu: val loss %.4f\n", ts.step, val_loss);
             if (logf) fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts.step, (unsigned long long)ts.tokens, val_loss);
         }
@@ -492,13 +511,20 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         if (o->save_every && ts.step % o->save_every == 0 && ts.step < o->steps) gpu_checkpoint(g, &m, o, &ts, &opt, train, rank);
     }
     if (rc == 0) gpu_checkpoint(g, &m, o, &ts, &opt, train, rank);
+    if (val && evaluated_at != ts.step) val_loss = gpu_evaluate(g, val, B, T, o->eval_batches, tok, in, tg);
     double elapsed = now_seconds() - t_start;
     if (rank == 0) {
-        printf("done: %zu steps, %llu tokens in %.1fs (%.0f tok/s); train loss %.4f, val loss %.4f\n", ts.step,
-               (unsigned long long)(ts.tokens - tokens_start), elapsed, (double)(ts.tokens - tokens_start) / elapsed,
-               loss, val_loss);
-        printf("checkpoint: %s/latest   log: %s\n", o->out, logpath);
+        // the summary falcon.c prints, and its loss plot of log.jsonl
+        char plot[4200];
         fclose(logf);
+        path_of(plot, sizeof plot, "%s/loss.svg", o->out);
+        if (plot_write(o->out, plot, &e)) snprintf(plot, sizeof plot, "(none)");
+        unsigned long long run_tokens = ts.tokens - tokens_start;
+        printf("\n== summary ==\nsteps %zu/%zu, %llu tokens this run (%llu in all), %.1f s, %.0f tok/s on %d GPU(s)\n",
+               ts.step, o->steps, run_tokens, (unsigned long long)ts.tokens, elapsed, (double)run_tokens / elapsed, world);
+        printf("final train loss %.4f", loss);
+        if (val) printf(", val loss %.4f (perplexity %.2f)", val_loss, exp(val_loss));
+        printf("\ncheckpoint %s/latest\nlog        %s\nplot       %s\n", o->out, logpath, plot);
     }
     free(tok); free(in); free(tg);
     free_list(train_files, ntrain);
@@ -523,16 +549,6 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
 #define TOL_GRAD 5e-2   // bf16 (8 bits of mantissa, relative rounding 2^-9 = 2e-3 per operation, several in a row)
 #define TOL_LOSS 2e-2
 #endif
-
-static double max_rel(const float *a, const float *b, size_t n) {
-    double d = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double x = fabs((double)a[i] - b[i]);
-        d = x > d || x != x ? x : d;
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return d / s;
-}
 
 static void *ref_tensor(const SafeTensors *st, const char *name) {
     const STensor *t = safetensors_find(st, name);
@@ -649,12 +665,13 @@ static int cmd_check(const char *dir, const Ranks *r) {
 // bench/gpu_check.sh. Prints one line: tokens/s, MFU against --peak-gflops (H100 SXM dense bf16: 989000).
 
 static int cmd_bench(int argc, char **argv, const Ranks *r) {
-    if (argc < 3) die("usage: falcon_cuda bench PRESET|CONFIG_DIR [-B N] [-T N] [--steps N] [--peak-gflops X]");
-    size_t B = 4, T = 2048, steps = 10;
+    if (argc < 3) die("usage: falcon_cuda bench PRESET|CONFIG_DIR [-B N] [-T N] [--steps N] [--peak-gflops X] [--attention 1]");
+    size_t B = 4, T = 2048, steps = 10, attention_only = 0;
     float peak = 989000.0f;
     for (int i = 3; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-B")) B = arg_size(a, v, 0);
+        else if (!strcmp(a, "--attention")) attention_only = arg_size(a, v, 1);
         else if (!strcmp(a, "-T")) T = arg_size(a, v, 0);
         else if (!strcmp(a, "--steps")) steps = arg_size(a, v, 0);
         else if (!strcmp(a, "--peak-gflops")) peak = arg_float(a, v);
@@ -666,6 +683,17 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
     if (pc) c = *pc;
     else if (config_load(&c, argv[2], &e)) die("%s", e.msg);
     if (T > c.maxT) c.maxT = T;
+    if (attention_only) {
+        // the attention kernels alone; FLOPs as FlashAttention counts them: forward 4 B NH T^2 HS, halved by the
+        // causal mask, backward 2.5 times the forward
+        GpuSpec spec = gpu_spec(&c);
+        double fwd, bwd, flops = 4.0 * (double)B * (double)c.NH * (double)T * (double)T * (double)c.HS / 2.0;
+        cuda_attention_bench(&spec, B, T, steps, &fwd, &bwd);
+        printf("attention %s: B=%zu T=%zu NH=%zu NKV=%zu HS=%zu causal: forward %.3f ms %.1f TFLOP/s, backward %.3f ms "
+               "%.1f TFLOP/s, both %.1f TFLOP/s\n", argv[2], B, T, c.NH, c.NKV, c.HS, 1e3 * fwd, flops / fwd / 1e12,
+               1e3 * bwd, 2.5 * flops / bwd / 1e12, 3.5 * flops / (fwd + bwd) / 1e12);
+        return 0;
+    }
     Falcon m;
     falcon_build(&m, &c);
     falcon_init(&m, 1, 0.02f);
@@ -705,6 +733,7 @@ int main(int argc, char **argv) {
     TrainOptions o = train_defaults();
     if (!strcmp(argv[1], "train")) {
         parse_train_args(argc, argv, &o, 0);  // bad options are reported before the GPU is looked for
+        if (o.sample_every) die("train: --sample-every is not supported by falcon_cuda yet (./falcon sample reads its checkpoints)");
         if (o.resume) {
             char dir[4096];
             Err e = {{0}};
@@ -824,6 +853,17 @@ static void matmul_lt(void *d, cudaDataType td, const void *a, int ta, const voi
     cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
     cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &LT_WORKSPACE,
                                                      sizeof LT_WORKSPACE));
+    // cuBLASLt assumes 256-byte aligned matrices unless told otherwise; per-layer slices of the parameter block
+    // (and the tiny test models) can be less aligned, so the true alignment of each pointer is declared.
+    const void *ptrs[4] = {a, b, c ? c : d, d};
+    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++) {
+        uint32_t al = 256;
+        while (al > 1 && (uintptr_t)ptrs[i] % al) al /= 2;
+        cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &al, sizeof al));
+    }
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
     cublasCheck(cublasLtMatmulAlgoGetHeuristic(lt_handle, desc, la, lb, lc, lc, pref, 1, &heur, &found));
@@ -915,7 +955,7 @@ __global__ void layernorm_backward_kernel(floatX *dx, float *dw, float *db, floa
     }
 }
 
-static int num_sms;
+static int num_sms, max_smem;  // of the device: multiprocessors, shared memory a block may opt in to
 
 static void layernorm_backward(floatX *dx, float *dw, float *db, float *dw2, float *db2, const floatX *dres,
                                const floatX *dout, const floatX *dout2, const floatX *inp, const floatX *w,
@@ -1367,6 +1407,11 @@ static void falcon_set_params(GpuFalcon *g, const float *params) {
 static GpuFalcon *falcon_build(const GpuSpec *c, const float *params, const GpuDist *d) {
     GpuFalcon *g = (GpuFalcon *)calloc(1, sizeof(GpuFalcon));
     if (!g) die("out of memory");
+    // the kernels' limits: a lane holds at most FA_MAXD dimensions of a head; a LayerNorm backward block keeps
+    // four (C) sums in shared memory (Falcon-180B's C = 14848 needs a column-split that is not written yet)
+    if (c->HS > 32 * FA_MAXD) die("head size %zu: the attention kernels support at most %d", c->HS, 32 * FA_MAXD);
+    if ((c->num_ln == 2 ? 4 : 2) * c->C * sizeof(float) > (size_t)max_smem)
+        die("hidden size %zu: the LayerNorm backward kernel needs more shared memory than the GPU's %d bytes", c->C, max_smem);
     g->c = *c;
     g->rank = d->rank;
     g->world = d->world;
@@ -1490,6 +1535,10 @@ static float falcon_forward(GpuFalcon *g, const int *inputs, const int *targets,
         hp[n] = pos ? pos[n] : (int)(n % T);
         if (hp[n] < 0 || (size_t)hp[n] >= c->maxT) die("position %d is outside [0, %zu)", hp[n], c->maxT);
         hp[N + n] = targets ? targets[n] : -100;
+        if (hp[N + n] != -100 && (hp[N + n] < 0 || (size_t)hp[N + n] >= c->V))
+            die("target id %d at position %zu is outside [0, %zu) and is not -100", hp[N + n], n, c->V);
+        if (span_end && (span_end[n] < (int)(n % T) || span_end[n] >= (int)T))
+            die("span_end %d at position %zu is outside [t, T) = [%zu, %zu)", span_end[n], n, n % T, T);
         counted += hp[N + n] >= 0;
     }
     cudaCheck(cudaMemcpyAsync(g->inputs, inputs, N * sizeof(int), cudaMemcpyHostToDevice, stream));
@@ -1639,6 +1688,7 @@ extern "C" int cuda_device_init(int local_rank, char *err, size_t errsize) {
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, local_rank % n));
     num_sms = prop.multiProcessorCount;
+    max_smem = (int)prop.sharedMemPerBlockOptin;
     cudaCheck(cudaStreamCreate(&stream));
     cublasCheck(cublasLtCreate(&lt_handle));
     cudaCheck(cudaMalloc(&lt_workspace, LT_WORKSPACE));
@@ -1701,4 +1751,42 @@ extern "C" float cuda_mean_over_ranks(GpuFalcon *g, float x) {
 }
 
 extern "C" void cuda_falcon_free(GpuFalcon *g) { falcon_free(g); }
+
+// Times attention_forward and attention_backward alone on random qkv (best of `iters` after one warm-up).
+extern "C" void cuda_attention_bench(const GpuSpec *c, size_t B, size_t T, size_t iters, double *fwd_s, double *bwd_s) {
+    size_t QKV = (c->NH + 2 * c->NKV) * c->HS, N = B * T;
+    float *tmp = dmalloc<float>(N * QKV), *lse = dmalloc<float>(B * c->NH * T);
+    float *dq_acc = dmalloc<float>(N * c->NH * c->HS + B * c->NH * T);
+    floatX *qkv = dmalloc<floatX>(N * QKV), *dqkv = dmalloc<floatX>(N * QKV), *out = dmalloc<floatX>(N * c->C);
+    float *h = (float *)malloc(N * QKV * sizeof(float));
+    if (!h) die("out of memory");
+    uint64_t s = 1;
+    for (size_t i = 0; i < N * QKV; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        h[i] = (float)((s >> 40) & 0xFFFF) / 65536.0f - 0.5f;
+    }
+    cudaCheck(cudaMemcpy(tmp, h, N * QKV * sizeof(float), cudaMemcpyHostToDevice));
+    to_floatx_kernel<<<ceil_div(N * QKV, 256), 256, 0, stream>>>(qkv, tmp, N * QKV);
+    cudaEvent_t e0, e1, e2;
+    cudaCheck(cudaEventCreate(&e0));
+    cudaCheck(cudaEventCreate(&e1));
+    cudaCheck(cudaEventCreate(&e2));
+    *fwd_s = *bwd_s = 1e30;
+    for (size_t k = 0; k <= iters; k++) {
+        cudaCheck(cudaEventRecord(e0, stream));
+        attention_forward(out, lse, qkv, NULL, c, B, T);
+        cudaCheck(cudaEventRecord(e1, stream));
+        attention_backward(dqkv, dq_acc, dq_acc + N * c->NH * c->HS, out, out, lse, qkv, NULL, c, B, T);
+        cudaCheck(cudaEventRecord(e2, stream));
+        cudaCheck(cudaEventSynchronize(e2));
+        float f, b;
+        cudaCheck(cudaEventElapsedTime(&f, e0, e1));
+        cudaCheck(cudaEventElapsedTime(&b, e1, e2));
+        if (k > 0 && f * 1e-3 < *fwd_s) *fwd_s = f * 1e-3;
+        if (k > 0 && b * 1e-3 < *bwd_s) *bwd_s = b * 1e-3;
+    }
+    free(h);
+    cudaCheck(cudaFree(tmp)); cudaCheck(cudaFree(lse)); cudaCheck(cudaFree(dq_acc));
+    cudaCheck(cudaFree(qkv)); cudaCheck(cudaFree(dqkv)); cudaCheck(cudaFree(out));
+}
 #endif  // __CUDACC__

@@ -129,16 +129,6 @@ static void naive_attention(float *out, float *dqkv, const float *dout, const fl
     free(dp);
 }
 
-static double maxrel(const float *a, const float *b, size_t n) {
-    double d = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double x = fabs((double)a[i] - b[i]);
-        d = x > d || x != x ? x : d;
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return d / s;
-}
-
 static void fill(float *x, size_t n, uint64_t *s, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = scale * rng_normal(s);
 }
@@ -180,10 +170,10 @@ static void test_flash_attention(const char *name, size_t NH, size_t NKV, size_t
     size_t brs[] = {1, 4, 8, 32};
     for (size_t i = 0; i < 4; i++) {
         flash_attention_forward_ref(out, lse, qkv, NULL, &c, B, T, brs[i]);
-        worst = fmax(worst, maxrel(out, out_ref, B * T * C));
+        worst = fmax(worst, max_rel(out, out_ref, B * T * C));
     }
     CHECK(worst < 1e-5, "%s: tiled online-softmax attention = falcon.c's attention_forward_ref, query tiles 1..32 (%.1e)", name, worst);
-    double dl = maxrel(lse, lse_cpu, B * NH * T);
+    double dl = max_rel(lse, lse_cpu, B * NH * T);
     CHECK(dl < 1e-5, "%s: its log-sum-exp (B, NH, T) = falcon.c's flash attention's (%.1e)", name, dl);
     // lse: for the last query row every key is visible, so its probabilities are exp(s - lse) and sum to 1
     double lse_err = 0.0;
@@ -196,7 +186,7 @@ static void test_flash_attention(const char *name, size_t NH, size_t NKV, size_t
         }
     CHECK(lse_err < 1e-6, "%s: the kept log-sum-exp reproduces falcon.c's probabilities (%.1e)", name, lse_err);
     flash_attention_backward_ref(dqkv, dout, out, lse, qkv, NULL, &c, B, T);
-    double db = maxrel(dqkv, dqkv_ref, B * T * QKV);
+    double db = max_rel(dqkv, dqkv_ref, B * T * QKV);
     CHECK(db < 1e-5, "%s: FlashAttention-2 backward (per key tile, per group) = falcon.c's attention_backward_ref (%.1e)", name, db);
 
     // conversation-tree mask: against the direct masked attention
@@ -204,16 +194,16 @@ static void test_flash_attention(const char *name, size_t NH, size_t NKV, size_t
     tree_spans(span, B, T);
     float *out_n = xmalloc(B * T * C * sizeof(float)), *dqkv_n = xcalloc(B * T * QKV, sizeof(float));
     naive_attention(out_n, dqkv_n, dout, qkv, NULL, &c, B, T);
-    CHECK(maxrel(out_n, out_ref, B * T * C) < 1e-5 && maxrel(dqkv_n, dqkv_ref, B * T * QKV) < 1e-5,
+    CHECK(max_rel(out_n, out_ref, B * T * C) < 1e-5 && max_rel(dqkv_n, dqkv_ref, B * T * QKV) < 1e-5,
           "%s: the direct reference without a mask is falcon.c's causal attention", name);
     memset(dqkv_n, 0, B * T * QKV * sizeof(float));
     memset(dqkv, 0, B * T * QKV * sizeof(float));
     naive_attention(out_n, dqkv_n, dout, qkv, span, &c, B, T);
     flash_attention_forward_ref(out, lse, qkv, span, &c, B, T, 8);
     flash_attention_backward_ref(dqkv, dout, out, lse, qkv, span, &c, B, T);
-    double fm = maxrel(out, out_n, B * T * C), bm = maxrel(dqkv, dqkv_n, B * T * QKV);
+    double fm = max_rel(out, out_n, B * T * C), bm = max_rel(dqkv, dqkv_n, B * T * QKV);
     CHECK(fm < 1e-5 && bm < 1e-5, "%s: tree mask: forward %.1e, backward %.1e against the direct masked attention", name, fm, bm);
-    CHECK(maxrel(out, out_ref, B * T * C) > 1e-2, "%s: the tree mask changes the output (it is not ignored)", name);
+    CHECK(max_rel(out, out_ref, B * T * C) > 1e-2, "%s: the tree mask changes the output (it is not ignored)", name);
     free(span); free(out_n); free(dqkv_n);
     free(qkv); free(dout); free(out_ref); free(att); free(dqkv_ref); free(out); free(lse); free(dqkv); free(lse_cpu);
 }
