@@ -2655,15 +2655,27 @@ static int train_run(TrainOptions *o) {
     if (o->resume) {
         if (dataloader_seek(train, ts.data_pos, derr, sizeof derr)) die("%s", derr);
     } else {
+        // a preset or a config.json starts from random weights; a checkpoint directory continues from its weights
         const Config *pc = preset_find(o->model);
+        size_t ml = strlen(o->model);
+        int from_json = ml > 5 && !strcmp(o->model + ml - 5, ".json");
+        Config c;
         if (pc) {
-            Config c = *pc;
-            c.V = dataloader_vocab_size(train);
+            c = *pc;
+            c.V = dataloader_vocab_size(train);  // presets take the tokenizer's vocabulary
             if (o->T > c.maxT) c.maxT = o->T;
+        } else if (from_json) {
+            char *text, jerr[256];
+            size_t len;
+            if (read_file(o->model, &text, &len, jerr, sizeof jerr)) die("%s: %s", o->model, jerr);
+            if (config_parse(&c, text, len, o->model, &e)) die("%s", e.msg);
+            free(text);
+        }
+        if (pc || from_json) {
             falcon_build(&m, &c);
             falcon_init(&m, o->seed, 0.02f);
         } else if (falcon_load(&m, o->model, &e)) {
-            die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ... or an HF checkpoint directory)", e.msg);
+            die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ..., a config.json, or a checkpoint directory)", e.msg);
         }
         adamw_build(&opt, m.num_params);
     }
@@ -2921,7 +2933,8 @@ static void train_usage(void) {
     TrainOptions d = train_defaults();
     printf("usage: falcon train --data DIR [options]\n"
            "  --data DIR          shards made by ./data prepare (train*.bin, val*.bin, tokenizer.json)\n"
-           "  --model M           preset (nano, tiny, small, falcon-7b, ...) or HF checkpoint directory [%s]\n"
+           "  --model M           preset (nano, tiny, small, falcon-7b, ...) or config.json: random weights;\n"
+           "                      or an HF checkpoint directory: fine-tune its weights [%s]\n"
            "  --resume DIR        continue a run (its directory, or one checkpoint) exactly where it stopped\n"
            "  --out DIR           run directory: checkpoints, log.jsonl [%s]\n"
            "  --tokenizer FILE    tokenizer.json copied into checkpoints [DATA/tokenizer.json]\n"
