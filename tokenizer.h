@@ -5,7 +5,8 @@
 //
 // Thread safety: a Tokenizer is read-only after loading except for its word cache, which
 // tokenizer_encode updates. Encode from several threads with one Tokenizer per thread;
-// every other function on a loaded Tokenizer is read-only and may be called concurrently.
+// every other function on a loaded Tokenizer is read-only and may be called concurrently. The first
+// tokenizer_load / bpe_trainer_build fills shared lookup tables: make it before starting threads.
 #ifndef FALCON_TOKENIZER_H
 #define FALCON_TOKENIZER_H
 #include <stddef.h>
