@@ -1095,13 +1095,14 @@ static REFERENCE void attention_backward_ref(float *dqkv, const float *dout, con
 // multi-query. A key tile that lies wholly in a row's future is skipped; the diagonal tile is masked per row.
 enum { ATT_BK = 64, ATT_ROWS = 64 };  // keys per tile; query rows per tile (fewer positions when qpk is large)
 
-// e^x for the softmax, in arithmetic the compiler vectorises (libm's expf is a call per element): x = n ln2 + f
+// e^x in arithmetic the compiler vectorises (libm's expf is a call per element): x = n ln2 + f
 // with n = round(x / ln2) and |f| <= ln2 / 2 (ln2 in two parts so that f is exact), e^f by its Taylor series to
 // f^6 (relative error under 2e-7 there), times 2^n written straight into the exponent bits. x is clamped to the
 // range where 2^n is a normal float, so exp_fast(-inf) is about 1e-38.
 static inline float exp_fast(float x) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = floorf(x * 1.44269504f + 0.5f);
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // rounded: adding 1.5 2^23 drops the fraction bits
     float f = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 + f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
     int32_t bits = ((int32_t)n + 127) * (1 << 23);
@@ -1266,10 +1267,20 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
     }
 }
 
+// erf in arithmetic the compiler vectorises (libm's erff is a call per element), Abramowitz and Stegun's 7.1.26:
+// erf(x) = 1 - (a1 t + a2 t^2 + a3 t^3 + a4 t^4 + a5 t^5) e^(-x^2), t = 1 / (1 + p x), for x >= 0, odd for x < 0;
+// absolute error under 1.5e-7 (tests/test_kernels.c checks it against erff).
+static inline float erf_fast(float x) {
+    float a = x < 0.0f ? -x : x, t = 1.0f / (1.0f + 0.3275911f * a);
+    float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    float y = 1.0f - poly * exp_fast(-a * a);
+    return x < 0.0f ? -y : y;
+}
+
 // GELU, the exact form HF's "gelu" uses: gelu(x) = x Phi(x) = x/2 (1 + erf(x / sqrt 2)).
 static void gelu_forward(float *out, const float *inp, size_t N) {
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * 0.70710678118654752f));
+    for (size_t i = 0; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + erf_fast(inp[i] * 0.70710678118654752f));
 }
 
 // gelu'(x) = Phi(x) + x phi(x), phi the standard normal density.
@@ -1277,8 +1288,8 @@ static void gelu_backward(float *dinp, const float *inp, const float *dout, size
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-        float pdf = expf(-0.5f * x * x) * 0.3989422804014327f;
+        float cdf = 0.5f * (1.0f + erf_fast(x * 0.70710678118654752f));
+        float pdf = exp_fast(-0.5f * x * x) * 0.3989422804014327f;
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
 }
@@ -1293,10 +1304,10 @@ static float crossentropy_forward(float *lse, float *zloss, const float *logits,
     #pragma omp parallel for reduction(+ : ce, z, count) schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *l = logits + n * V;
-        float mx = -INFINITY;
+        float mx = -INFINITY, s = 0.0f;
         for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-        float s = 0.0f;
-        for (size_t v = 0; v < V; v++) s += expf(l[v] - mx);
+        #pragma omp simd reduction(+ : s)
+        for (size_t v = 0; v < V; v++) s += exp_fast(l[v] - mx);
         lse[n] = mx + logf(s);
         if (targets[n] < 0) continue;
         ce += lse[n] - l[targets[n]];
@@ -1323,7 +1334,7 @@ static void crossentropy_backward(float *dlogits, const float *logits, const flo
         }
         const float *l = logits + n * V;
         float f = scale * (1.0f + 2.0f * zc * lse[n]);
-        for (size_t v = 0; v < V; v++) d[v] = f * expf(l[v] - lse[n]);
+        for (size_t v = 0; v < V; v++) d[v] = f * exp_fast(l[v] - lse[n]);
         d[targets[n]] -= scale;
     }
 }
@@ -2627,33 +2638,54 @@ static void resume_path(const char *resume, char *out, size_t n) {
     if (access(out, F_OK)) snprintf(out, n, "%s", resume);
 }
 
-// The training loop. With o->resume, o must hold the run's own options (train_options_load). Returns the exit status.
-static int train_run(TrainOptions *o) {
-    Err e = {{0}};
+// A training run: the model, the optimizer and everything else that lives from one step to the next. train_run
+// below is its loop; the pieces around the arithmetic (opening, logging, evaluation, samples, checkpoints,
+// summary) are functions of their own so that the GPU trainer can share them.
+typedef struct {
+    TrainOptions *o;
     Falcon m;
-    TrainState ts = {0};
-    AdamW opt = {0};
-    char resume_dir[4096] = "";
+    AdamW opt;
+    TrainState ts;
+    DataLoader *train, *val;          // val is NULL without val*.bin shards
+    char **train_files, **val_files;
+    size_t ntrain, nval;
+    Tokenizer *tokenizer;             // for samples during training (--sample-every)
+    FILE *log;                        // RUN/log.jsonl
+    char logpath[4200];
+    int32_t *tok;                     // (B, T+1) one loader batch
+    int *in, *tg;                     // (B, T) its inputs and targets
+    double flops_per_token;
+    double t_start;
+    uint64_t tokens_start;
+    size_t first_step, evaluated_at;
+    int bad_steps;
+    float loss, val_loss;             // last step's loss, last validation loss
+} TrainRun;
+
+// Opens a run: a fresh model (preset, config.json or checkpoint weights) or the state of a checkpoint to resume
+// from (o must then hold the run's options, see train_options_load), the data loaders, the log. Bad input dies
+// with one line.
+static void trainrun_open(TrainRun *r, TrainOptions *o) {
+    Err e = {{0}};
+    memset(r, 0, sizeof *r);
+    r->o = o;
+    char resume_dir[4096] = "", derr[512];
     if (o->resume) {
         resume_path(o->resume, resume_dir, sizeof resume_dir);
-        if (falcon_load(&m, resume_dir, &e)) die("%s", e.msg);
-        adamw_build(&opt, m.num_params);
-        if (train_state_load(resume_dir, &ts, &opt, &e)) die("%s", e.msg);
+        if (falcon_load(&r->m, resume_dir, &e)) die("%s", e.msg);
+        adamw_build(&r->opt, r->m.num_params);
+        if (train_state_load(resume_dir, &r->ts, &r->opt, &e)) die("%s", e.msg);
     }
     if (!o->data) die("train: --data DIR (shards made by ./data prepare) is required");
-    size_t ntrain, nval;
-    char **train_files = list_shards(o->data, "train", &ntrain, &e);
-    if (!train_files) die("%s", e.msg);
-    char **val_files = list_shards(o->data, "val", &nval, &e);
-    e.msg[0] = 0;
-    char derr[512];
-    DataLoader *train = dataloader_open((const char *const *)train_files, ntrain, o->B, o->T, o->seed, 0, 1, derr, sizeof derr);
-    if (!train) die("%s", derr);
-    DataLoader *val = NULL;
-    if (val_files && !(val = dataloader_open_val((const char *const *)val_files, nval, o->B, o->T, 0, 1, derr, sizeof derr)))
+    if (!(r->train_files = list_shards(o->data, "train", &r->ntrain, &e))) die("%s", e.msg);
+    r->val_files = list_shards(o->data, "val", &r->nval, &e);  // validation is optional
+    r->train = dataloader_open((const char *const *)r->train_files, r->ntrain, o->B, o->T, o->seed, 0, 1, derr, sizeof derr);
+    if (!r->train) die("%s", derr);
+    if (r->val_files && !(r->val = dataloader_open_val((const char *const *)r->val_files, r->nval, o->B, o->T, 0, 1,
+                                                      derr, sizeof derr)))
         die("%s", derr);
     if (o->resume) {
-        if (dataloader_seek(train, ts.data_pos, derr, sizeof derr)) die("%s", derr);
+        if (dataloader_seek(r->train, r->ts.data_pos, derr, sizeof derr)) die("%s", derr);
     } else {
         // a preset or a config.json starts from random weights; a checkpoint directory continues from its weights
         const Config *pc = preset_find(o->model);
@@ -2662,158 +2694,201 @@ static int train_run(TrainOptions *o) {
         Config c;
         if (pc) {
             c = *pc;
-            c.V = dataloader_vocab_size(train);  // presets take the tokenizer's vocabulary
+            c.V = dataloader_vocab_size(r->train);  // presets take the tokenizer's vocabulary
             if (o->T > c.maxT) c.maxT = o->T;
         } else if (from_json) {
             char *text, jerr[256];
             size_t len;
             if (read_file(o->model, &text, &len, jerr, sizeof jerr)) die("%s: %s", o->model, jerr);
+            e.msg[0] = 0;
             if (config_parse(&c, text, len, o->model, &e)) die("%s", e.msg);
             free(text);
         }
+        e.msg[0] = 0;
         if (pc || from_json) {
-            falcon_build(&m, &c);
-            falcon_init(&m, o->seed, 0.02f);
-        } else if (falcon_load(&m, o->model, &e)) {
+            falcon_build(&r->m, &c);
+            falcon_init(&r->m, o->seed, 0.02f);
+        } else if (falcon_load(&r->m, o->model, &e)) {
             die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ..., a config.json, or a checkpoint directory)", e.msg);
         }
-        adamw_build(&opt, m.num_params);
+        adamw_build(&r->opt, r->m.num_params);
     }
-    if (dataloader_vocab_size(train) > m.config.V)
-        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", o->data, dataloader_vocab_size(train), m.config.V);
-    if (o->T > m.config.maxT) die("train: -T %zu exceeds max_position_embeddings %zu", o->T, m.config.maxT);
+    if (dataloader_vocab_size(r->train) > r->m.config.V)
+        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", o->data, dataloader_vocab_size(r->train),
+            r->m.config.V);
+    if (o->T > r->m.config.maxT) die("train: -T %zu exceeds max_position_embeddings %zu", o->T, r->m.config.maxT);
     if (!o->tokenizer) {
         static char tokpath[4200];
         path_of(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : o->data);
         if (access(tokpath, F_OK) == 0) o->tokenizer = tokpath;
     }
-    Tokenizer *tokenizer = NULL;
     if (o->sample_every) {
         char terr[512];
         if (!o->tokenizer) die("train: --sample-every needs a tokenizer (--tokenizer FILE or DATA/tokenizer.json)");
-        if (!(tokenizer = tokenizer_load(o->tokenizer, terr, sizeof terr))) die("%s", terr);
+        if (!(r->tokenizer = tokenizer_load(o->tokenizer, terr, sizeof terr))) die("%s", terr);
     }
-    opt.lr = o->lr;
-    opt.lr_floor = o->lr_floor;
-    opt.warmup = o->warmup;
-    opt.steps = o->steps;
-    opt.beta1 = o->beta1;
-    opt.beta2 = o->beta2;
-    opt.eps = o->eps;
-    opt.weight_decay = o->weight_decay;
-    opt.grad_clip = o->grad_clip;
-    m.zloss_coef = o->zloss;
+    AdamW *opt = &r->opt;
+    opt->lr = o->lr;
+    opt->lr_floor = o->lr_floor;
+    opt->warmup = o->warmup;
+    opt->steps = o->steps;
+    opt->beta1 = o->beta1;
+    opt->beta2 = o->beta2;
+    opt->eps = o->eps;
+    opt->weight_decay = o->weight_decay;
+    opt->grad_clip = o->grad_clip;
+    r->m.zloss_coef = o->zloss;
+    e.msg[0] = 0;
     if (mkdir_p(o->out, &e)) die("%s", e.msg);
-    char logpath[4200];
-    path_of(logpath, sizeof logpath, "%s/log.jsonl", o->out);
-    FILE *logf = fopen(logpath, o->resume ? "a" : "w");
-    if (!logf) die("%s: cannot open: %s", logpath, strerror(errno));
-    size_t B = o->B, T = o->T;
-    int32_t *tok = xmalloc(B * (T + 1) * sizeof(int32_t));
-    int *in = xmalloc(B * T * sizeof(int)), *tg = xmalloc(B * T * sizeof(int));
-    double fpt = flops_per_token(&m, T);
-    printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", m.num_params,
-           m.config.L, m.config.C, m.config.NH, m.config.NKV, m.config.V, fpt / 1e6);
-    printf("data: %zu train shards, %zu val shards; batch %zu x %zu x %zu accum; %zu steps\n", ntrain, nval, B, T,
-           o->accum, o->steps);
-    signal(SIGINT, on_sigint);
-    double t_start = now_seconds();
-    uint64_t tokens_start = ts.tokens;
-    int bad_steps = 0, rc = 0;
-    size_t evaluated_at = SIZE_MAX;
-    float loss = NAN, val_loss = NAN;
-    size_t first_step = ts.step;
-    while (ts.step < o->steps && !interrupted && !(o->stop_after && ts.step - first_step >= o->stop_after)) {
-        double t0 = now_seconds();
-        size_t accum = accum_at(o, ts.tokens);
-        falcon_zero_grad(&m);
-        loss = 0.0f;
-        for (size_t k = 0; k < accum; k++) {
-            dataloader_next(train, tok);
-            batch_split(tok, in, tg, B, T);
-            loss += falcon_forward(&m, in, tg, NULL, B, T) / (float)accum;
-            falcon_backward(&m, 1.0f / (float)accum);
-        }
-        if (ts.step + 1 >= o->poison_from && ts.step + 1 <= o->poison_to) m.grads_memory[0] = NAN;
-        float norm = falcon_grad_norm(&m);
-        float lr = adamw_lr(&opt, ts.step);
-        ts.tokens += accum * B * T;
-        if (!isfinite(loss) || !isfinite(norm)) {
-            // a step with a NaN/Inf loss or gradient is skipped; the weights stay as they were
-            printf("step %zu: loss %g, gradient norm %g: not finite, step skipped\n", ts.step + 1, loss, norm);
-            fprintf(logf, "{\"step\": %zu, \"skipped\": true}\n", ts.step + 1);
-            if (++bad_steps >= 5) {
-                fprintf(stderr, "falcon: 5 steps in a row were not finite: stopping; the last checkpoint is intact\n");
-                rc = 1;
-                break;
-            }
-            ts.step++;
-            continue;
-        }
-        bad_steps = 0;
-        adamw_update(&opt, &m, lr, norm);
-        ts.step++;
-        double dt = now_seconds() - t0, tps = (double)(accum * B * T) / dt;
-        double elapsed = now_seconds() - t_start;
-        double eta = (double)(o->steps - ts.step) * elapsed / (double)(ts.tokens - tokens_start) * (double)(accum * B * T);
-        double mfu = tps * fpt / (o->peak_gflops * 1e9);
-        if (!o->quiet)
-            printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %.0fs\n", ts.step,
-                   o->steps, loss, lr, norm, tps, 100.0 * mfu, eta);
-        fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
-                      "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
-                ts.step, (unsigned long long)ts.tokens, loss, lr, norm, tps, mfu);
-        if (val && o->eval_every && (ts.step % o->eval_every == 0 || ts.step == o->steps)) {
-            val_loss = evaluate(&m, val, B, T, o->eval_batches, tok, in, tg);
-            evaluated_at = ts.step;
-            printf("step %5zu: val loss %.4f\n", ts.step, val_loss);
-            fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts.step,
-                    (unsigned long long)ts.tokens, val_loss);
-        }
-        if (tokenizer && ts.step % o->sample_every == 0) {
-            TokenBytes text = {0};
-            SampleSettings st = {64, 0, 0.8f, 0.95f, ts.step};
-            generate(&m, tokenizer, "", &st, emit_buffer, &text);
-            printf("step %5zu: sample: %s\n", ts.step, text.data ? text.data : "");
-            fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"sample\": ", ts.step, (unsigned long long)ts.tokens);
-            json_write_string(logf, text.data ? text.data : "", text.len);
-            fprintf(logf, "}\n");
-            token_bytes_free(&text);
-        }
-        fflush(logf);
-        if (o->save_every && ts.step % o->save_every == 0 && ts.step < o->steps) {
-            ts.data_pos = dataloader_tell(train);
-            if (run_checkpoint(o->out, &m, o, &ts, &opt, &e)) die("%s", e.msg);
-        }
+    path_of(r->logpath, sizeof r->logpath, "%s/log.jsonl", o->out);
+    if (!(r->log = fopen(r->logpath, o->resume ? "a" : "w"))) die("%s: cannot open: %s", r->logpath, strerror(errno));
+    r->tok = xmalloc(o->B * (o->T + 1) * sizeof(int32_t));
+    r->in = xmalloc(o->B * o->T * sizeof(int));
+    r->tg = xmalloc(o->B * o->T * sizeof(int));
+    r->flops_per_token = flops_per_token(&r->m, o->T);
+    const Config *c = &r->m.config;
+    printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", r->m.num_params, c->L,
+           c->C, c->NH, c->NKV, c->V, r->flops_per_token / 1e6);
+    printf("data: %zu train shards, %zu val shards; batch %zu x %zu x %zu accum; %zu steps\n", r->ntrain, r->nval, o->B,
+           o->T, o->accum, o->steps);
+    r->t_start = now_seconds();
+    r->tokens_start = r->ts.tokens;
+    r->first_step = r->ts.step;
+    r->evaluated_at = SIZE_MAX;
+    r->loss = r->val_loss = NAN;
+}
+
+// Whether another step should run: steps left, no Ctrl-C, --stop-after not reached.
+static int trainrun_continues(const TrainRun *r) {
+    const TrainOptions *o = r->o;
+    return r->ts.step < o->steps && !interrupted && !(o->stop_after && r->ts.step - r->first_step >= o->stop_after);
+}
+
+// A step whose loss or gradient norm is not finite is skipped: reported, logged, the weights left as they were.
+// Returns 1 when five in a row mean the run must stop.
+static int trainrun_skip(TrainRun *r, float loss, float norm) {
+    printf("step %zu: loss %g, gradient norm %g: not finite, step skipped\n", r->ts.step + 1, loss, norm);
+    fprintf(r->log, "{\"step\": %zu, \"skipped\": true}\n", r->ts.step + 1);
+    r->ts.step++;
+    if (++r->bad_steps < 5) return 0;
+    fprintf(stderr, "falcon: 5 steps in a row were not finite: stopping; the last checkpoint is intact\n");
+    return 1;
+}
+
+// After an update: the step's line and log entry, then evaluation, a sample and a checkpoint when they are due.
+static void trainrun_step_done(TrainRun *r, float loss, float lr, float norm, size_t tokens, double seconds) {
+    TrainOptions *o = r->o;
+    TrainState *ts = &r->ts;
+    Err e = {{0}};
+    r->bad_steps = 0;
+    r->loss = loss;
+    ts->step++;
+    double tps = (double)tokens / seconds, elapsed = now_seconds() - r->t_start;
+    double eta = (double)(o->steps - ts->step) * elapsed / (double)(ts->tokens - r->tokens_start) * (double)tokens;
+    double mfu = tps * r->flops_per_token / (o->peak_gflops * 1e9);
+    if (!o->quiet)
+        printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %.0fs\n", ts->step,
+               o->steps, loss, lr, norm, tps, 100.0 * mfu, eta);
+    fprintf(r->log, "{\"step\": %zu, \"tokens\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                    "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
+            ts->step, (unsigned long long)ts->tokens, loss, lr, norm, tps, mfu);
+    if (r->val && o->eval_every && (ts->step % o->eval_every == 0 || ts->step == o->steps)) {
+        r->val_loss = evaluate(&r->m, r->val, o->B, o->T, o->eval_batches, r->tok, r->in, r->tg);
+        r->evaluated_at = ts->step;
+        printf("step %5zu: val loss %.4f\n", ts->step, r->val_loss);
+        fprintf(r->log, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts->step,
+                (unsigned long long)ts->tokens, r->val_loss);
     }
-    ts.data_pos = dataloader_tell(train);
-    if (rc == 0 && run_checkpoint(o->out, &m, o, &ts, &opt, &e)) die("%s", e.msg);
-    if (interrupted) printf("interrupted: checkpoint of step %zu saved in %s/latest\n", ts.step, o->out);
-    fclose(logf);
+    if (r->tokenizer && ts->step % o->sample_every == 0) {
+        TokenBytes text = {0};
+        SampleSettings st = {64, 0, 0.8f, 0.95f, ts->step};
+        generate(&r->m, r->tokenizer, "", &st, emit_buffer, &text);
+        printf("step %5zu: sample: %s\n", ts->step, text.data ? text.data : "");
+        fprintf(r->log, "{\"step\": %zu, \"tokens\": %llu, \"sample\": ", ts->step, (unsigned long long)ts->tokens);
+        json_write_string(r->log, text.data ? text.data : "", text.len);
+        fprintf(r->log, "}\n");
+        token_bytes_free(&text);
+    }
+    fflush(r->log);
+    if (o->save_every && ts->step % o->save_every == 0 && ts->step < o->steps) {
+        ts->data_pos = dataloader_tell(r->train);
+        if (run_checkpoint(o->out, &r->m, o, ts, &r->opt, &e)) die("%s", e.msg);
+    }
+}
+
+// The end of a run: a checkpoint (unless it failed), the plot, and the summary.
+static void trainrun_finish(TrainRun *r, int failed) {
+    TrainOptions *o = r->o;
+    TrainState *ts = &r->ts;
+    Err e = {{0}};
+    ts->data_pos = dataloader_tell(r->train);
+    if (!failed && run_checkpoint(o->out, &r->m, o, ts, &r->opt, &e)) die("%s", e.msg);
+    if (interrupted) printf("interrupted: checkpoint of step %zu saved in %s/latest\n", ts->step, o->out);
+    fflush(r->log);
     char plotpath[4200];
     path_of(plotpath, sizeof plotpath, "%s/loss.svg", o->out);
     if (plot_write(o->out, plotpath, &e)) plotpath[0] = 0;
-    double elapsed = now_seconds() - t_start;
-    uint64_t run_tokens = ts.tokens - tokens_start;
+    double elapsed = now_seconds() - r->t_start;
+    uint64_t run_tokens = ts->tokens - r->tokens_start;
     printf("\n== summary ==\n");
-    printf("steps %zu/%zu, %llu tokens this run (%llu in all), %.1f s, %.0f tok/s\n", ts.step, o->steps,
-           (unsigned long long)run_tokens, (unsigned long long)ts.tokens, elapsed, (double)run_tokens / elapsed);
-    printf("final train loss %.4f", loss);
-    if (val) {
-        if (evaluated_at != ts.step) val_loss = evaluate(&m, val, B, T, o->eval_batches, tok, in, tg);
-        double h = unigram_entropy(val, m.config.V, B, T, tok);
-        printf(", val loss %.4f (perplexity %.2f); unigram entropy of the val data %.4f nats", val_loss, exp(val_loss), h);
+    printf("steps %zu/%zu, %llu tokens this run (%llu in all), %.1f s, %.0f tok/s\n", ts->step, o->steps,
+           (unsigned long long)run_tokens, (unsigned long long)ts->tokens, elapsed, (double)run_tokens / elapsed);
+    printf("final train loss %.4f", r->loss);
+    if (r->val) {
+        if (r->evaluated_at != ts->step)
+            r->val_loss = evaluate(&r->m, r->val, o->B, o->T, o->eval_batches, r->tok, r->in, r->tg);
+        double h = unigram_entropy(r->val, r->m.config.V, o->B, o->T, r->tok);
+        printf(", val loss %.4f (perplexity %.2f); unigram entropy of the val data %.4f nats", r->val_loss,
+               exp(r->val_loss), h);
     }
-    printf("\ncheckpoint %s/latest\nlog        %s\nplot       %s\n", o->out, logpath, plotpath[0] ? plotpath : "(none)");
-    free(tok); free(in); free(tg);
-    if (tokenizer) tokenizer_free(tokenizer);
-    free_list(train_files, ntrain);
-    free_list(val_files, nval);
-    dataloader_close(train);
-    if (val) dataloader_close(val);
-    adamw_free(&opt);
-    falcon_free(&m);
-    return rc;
+    printf("\ncheckpoint %s/latest\nlog        %s\nplot       %s\n", o->out, r->logpath, plotpath[0] ? plotpath : "(none)");
+}
+
+static void trainrun_close(TrainRun *r) {
+    fclose(r->log);
+    free(r->tok);
+    free(r->in);
+    free(r->tg);
+    if (r->tokenizer) tokenizer_free(r->tokenizer);
+    free_list(r->train_files, r->ntrain);
+    free_list(r->val_files, r->nval);
+    dataloader_close(r->train);
+    if (r->val) dataloader_close(r->val);
+    adamw_free(&r->opt);
+    falcon_free(&r->m);
+}
+
+// The training loop. With o->resume, o must hold the run's own options (train_options_load). Returns the exit status.
+static int train_run(TrainOptions *o) {
+    TrainRun r;
+    trainrun_open(&r, o);
+    size_t B = o->B, T = o->T;
+    int failed = 0;
+    signal(SIGINT, on_sigint);
+    while (!failed && trainrun_continues(&r)) {
+        double t0 = now_seconds();
+        size_t accum = accum_at(o, r.ts.tokens);  // micro-batches of this step (batch ramp-up)
+        falcon_zero_grad(&r.m);
+        float loss = 0.0f;
+        for (size_t k = 0; k < accum; k++) {
+            dataloader_next(r.train, r.tok);
+            batch_split(r.tok, r.in, r.tg, B, T);
+            loss += falcon_forward(&r.m, r.in, r.tg, NULL, B, T) / (float)accum;
+            falcon_backward(&r.m, 1.0f / (float)accum);
+        }
+        if (r.ts.step + 1 >= o->poison_from && r.ts.step + 1 <= o->poison_to) r.m.grads_memory[0] = NAN;
+        float norm = falcon_grad_norm(&r.m), lr = adamw_lr(&r.opt, r.ts.step);
+        r.ts.tokens += accum * B * T;
+        if (!isfinite(loss) || !isfinite(norm)) {
+            failed = trainrun_skip(&r, loss, norm);
+            continue;
+        }
+        adamw_update(&r.opt, &r.m, lr, norm);
+        trainrun_step_done(&r, loss, lr, norm, accum * B * T, now_seconds() - t0);
+    }
+    trainrun_finish(&r, failed);
+    trainrun_close(&r);
+    return failed;
 }
 
 // ----------------------------------------------------------------------------
