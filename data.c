@@ -2016,6 +2016,17 @@ static int shard_map(const char *path, ShardInfo *info, const unsigned char **ma
     void *m = fd >= 0 ? mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     if (fd >= 0) close(fd);
     if (m == MAP_FAILED) { snprintf(err, errsize, "%s: cannot map: %s", path, strerror(errno)); return -1; }
+    // every id must index the model's embedding table: one pass over the file, at memory speed
+    const unsigned char *p = (const unsigned char *)m + DATA_SHARD_HEADER;
+    for (uint64_t i = 0; i < info->n_tokens; i++) {
+        uint32_t id = info->token_bytes == 2 ? (uint32_t)(p[2 * i] | (uint32_t)p[2 * i + 1] << 8) : get_u32(p + 4 * i);
+        if (id >= info->vocab_size) {
+            snprintf(err, errsize, "%s: byte %llu: token id %u is not below the vocabulary size %u", path,
+                     (unsigned long long)(DATA_SHARD_HEADER + i * info->token_bytes), id, info->vocab_size);
+            munmap(m, *len);
+            return -1;
+        }
+    }
     *map = m;
     return 0;
 }

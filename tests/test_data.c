@@ -525,6 +525,15 @@ static void test_loader(void) {
     free(data);
     CHECK(!dataloader_open(bp, 1, B, T, 1, 0, 1, err, sizeof err) && strstr(err, "truncated"), "loader: a truncated shard is refused (%s)", err);
     CHECK(!dataloader_open(paths, 2, 100, T, 1, 0, 1, err, sizeof err) && strstr(err, "fewer than one batch"), "loader: too few windows is refused (%s)", err);
+    // an id outside the vocabulary would index past the embedding table (found by fuzz_data_shard)
+    read_file(p1, &data, &len, err, sizeof err);
+    data[DATA_SHARD_HEADER + 2 * 77 + 1] = (char)0x7f; // token 77 becomes >= 32512, vocab is 500
+    f = fopen(bad, "wb");
+    fwrite(data, 1, len, f);
+    fclose(f);
+    free(data);
+    CHECK(!dataloader_open(bp, 1, B, T, 1, 0, 1, err, sizeof err) && strstr(err, "byte 218: token id") && strstr(err, "vocabulary size 500"),
+          "loader: a token id over the vocabulary is refused (%s)", err);
     CHECK(!dataloader_open(paths, 2, B, T, 1, 2, 2, err, sizeof err), "loader: rank 2 of 2 is refused (%s)", err);
     free(row); free(w0); free(w1); free(first); free(ref); free(again); free(batch);
     dataloader_close(dl); dataloader_close(dl2); dataloader_close(e0); dataloader_close(other);

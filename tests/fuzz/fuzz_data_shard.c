@@ -19,10 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int ok = shard_info(path, &info, err, sizeof err) == 0;
     if (!ok && (!strstr(err, path) || strchr(err, '\n'))) abort();
     DataLoader *dl = dataloader_open(paths, 1, 2, 4, 7, 0, 1, err, sizeof err);
+    if (dl && !ok) abort();
     if (dl) {
         for (int k = 0; k < 3; k++) {
             dataloader_next(dl, batch);
-            for (int i = 0; i < 10; i++) if (batch[i] < 0 || (uint32_t)batch[i] >= 0xFFFFFFFFu) abort();
+            for (int i = 0; i < 10; i++) if (batch[i] < 0 || (uint32_t)batch[i] >= info.vocab_size) abort();
         }
         DataPos p = dataloader_tell(dl);
         if (dataloader_seek(dl, p, err, sizeof err) != 0) abort();
