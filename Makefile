@@ -40,6 +40,15 @@ $(B)/test_falcon: tests/test_falcon.c tests/test.h $(FALCON_SRC) | $(B)
 $(B)/san/test_falcon: tests/test_falcon.c tests/test.h $(FALCON_SRC) | $(B)/san
 	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_falcon.c $(FALCON_LINK) $(LDLIBS)
 TESTS += $(B)/test_falcon $(B)/san/test_falcon tests/t_falcon_cli.sh tests/t_train_cli.sh
+# the fast kernels against their references: this machine's widest kernels, the compiler's default target's
+# (plain C or baseline SIMD), and under the sanitizers
+$(B)/test_kernels: tests/test_kernels.c tests/test.h $(FALCON_SRC) | $(B)
+	$(CC) $(CFLAGS) $(OPT) $(OMP) -o $@ tests/test_kernels.c $(FALCON_LINK) $(LDLIBS)
+$(B)/test_kernels_portable: tests/test_kernels.c tests/test.h $(FALCON_SRC) | $(B)
+	$(CC) $(CFLAGS) -O2 $(OMP) -o $@ tests/test_kernels.c $(FALCON_LINK) $(LDLIBS)
+$(B)/san/test_kernels: tests/test_kernels.c tests/test.h $(FALCON_SRC) | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_kernels.c $(FALCON_LINK) $(LDLIBS)
+TESTS += $(B)/test_kernels $(B)/test_kernels_portable $(B)/san/test_kernels
 TEST_DEPS += falcon $(B)/san/falcon
 
 # ---------------------------------------------------------------- tokenizer.c
