@@ -66,6 +66,8 @@ void cuda_adamw_update(GpuFalcon *g, const GpuAdam *h, float lr, float norm, siz
 void cuda_falcon_gather(GpuFalcon *g, float *params, float *grads, float *adam_m, float *adam_v);
 void cuda_adamw_set_state(GpuFalcon *g, const float *adam_m, const float *adam_v);
 float cuda_mean_over_ranks(GpuFalcon *g, float x);
+void cuda_attention_run(const GpuSpec *s, const float *qkv, const int *span_end, const float *dout, size_t B, size_t T,
+                        float *out, float *lse, float *dqkv);
 void cuda_attention_bench(const GpuSpec *s, size_t B, size_t T, size_t iters, double *fwd_s, double *bwd_s);
 void cuda_falcon_free(GpuFalcon *g);
 #ifdef __cplusplus
@@ -199,6 +201,20 @@ static GpuDist zero_shard(size_t n, int world, int rank) {
 
 static REFERENCE int attn_visible(size_t t, size_t t2, const int *span_end_row) {
     return t2 <= t && (!span_end_row || (int)t <= span_end_row[t2]);
+}
+
+// A batch of conversation trees packed depth first, for the tests: a root prompt of 3 to 6 tokens, then replies
+// of 5 tokens: 3 in a chain, then two alternative 1-token continuations. A reply sees its prompt and its own
+// chain, never a sibling reply; each continuation sees neither the other continuation nor later replies.
+static REFERENCE void tree_spans(int *span_end, size_t B, size_t T) {
+    for (size_t b = 0; b < B; b++) {
+        int *se = span_end + b * T;
+        for (size_t t = 0; t < T; t++) se[t] = (int)T - 1;  // the root prompt: its subtree is everything
+        for (size_t s0 = 3 + b % 4; s0 < T; s0 += 5) {
+            size_t s1 = s0 + 5 < T ? s0 + 5 : T;
+            for (size_t t = s0; t < s1; t++) se[t] = t < s0 + 3 ? (int)s1 - 1 : (int)t;
+        }
+    }
 }
 
 // out (B, T, C), lse (B, NH, T) the log-sum-exp of each row's scaled scores. Br query rows per tile.
@@ -660,6 +676,47 @@ static int cmd_check(const char *dir, const Ranks *r) {
 }
 
 // ----------------------------------------------------------------------------
+// `falcon_cuda check-attention`: the GPU's flash-attention kernels against their host reference (the same
+// algorithm in C, itself tested against falcon.c by make test), on shapes the model checks do not reach: head
+// sizes 64 and 128, Falcon-7B's 71 heads on one K/V head, partial tiles, and conversation-tree masks.
+
+static int cmd_check_attention(void) {
+    static const size_t shapes[][5] = {  // NH, NKV, HS, B, T
+        {4, 1, 32, 2, 37}, {8, 2, 64, 2, 300}, {16, 4, 128, 1, 129}, {71, 1, 64, 1, 100}, {2, 2, 64, 2, 1}};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int masked = 0; masked < 2; masked++) {
+            Config c = {0};
+            c.NH = shapes[i][0];
+            c.NKV = shapes[i][1];
+            c.HS = shapes[i][2];
+            c.C = c.NH * c.HS;
+            size_t B = shapes[i][3], T = shapes[i][4], QKV = qkv_dim(&c), N = B * T;
+            float *qkv = xmalloc(N * QKV * sizeof(float)), *dout = xmalloc(N * c.C * sizeof(float));
+            float *out = xmalloc(N * c.C * sizeof(float)), *lse = xmalloc(B * c.NH * T * sizeof(float));
+            float *dqkv = xcalloc(N * QKV, sizeof(float)), *gout = xmalloc(N * c.C * sizeof(float));
+            float *glse = xmalloc(B * c.NH * T * sizeof(float)), *gdqkv = xmalloc(N * QKV * sizeof(float));
+            int *span = masked ? xmalloc(N * sizeof(int)) : NULL;
+            uint64_t s = 5 + i;
+            for (size_t k = 0; k < N * QKV; k++) qkv[k] = rng_normal(&s);
+            for (size_t k = 0; k < N * c.C; k++) dout[k] = rng_normal(&s);
+            if (span) tree_spans(span, B, T);
+            flash_attention_forward_ref(out, lse, qkv, span, &c, B, T, 8);
+            flash_attention_backward_ref(dqkv, dout, out, lse, qkv, span, &c, B, T);
+            GpuSpec spec = gpu_spec(&c);
+            cuda_attention_run(&spec, qkv, span, dout, B, T, gout, glse, gdqkv);
+            char what[160];
+            snprintf(what, sizeof what, "NH %zu NKV %zu HS %zu T %zu %s: out, lse, dqkv", c.NH, c.NKV, c.HS, T,
+                     masked ? "tree mask" : "causal");
+            double d = fmax(max_rel(gout, out, N * c.C), fmax(max_rel(glse, lse, B * c.NH * T), max_rel(gdqkv, dqkv, N * QKV)));
+            bad += report(what, d, TOL_GRAD);
+            free(qkv); free(dout); free(out); free(lse); free(dqkv); free(gout); free(glse); free(gdqkv); free(span);
+        }
+    printf("attention kernels: %s\n", bad ? "FAILED" : "all checks passed");
+    return bad ? 1 : 0;
+}
+
+// ----------------------------------------------------------------------------
 // `falcon_cuda bench PRESET|DIR -B N -T N --steps N`: training throughput on random tokens (no data needed), for
 // bench/gpu_check.sh. Prints one line: tokens/s, MFU against --peak-gflops (H100 SXM dense bf16: 989000).
 
@@ -724,10 +781,10 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
 }
 
 int main(int argc, char **argv) {
-    const char *usage = "usage: falcon_cuda info|train|check|bench ...   (falcon_cuda train --help for training options)";
+    const char *usage = "usage: falcon_cuda info|train|check|check-attention|bench ...   (falcon_cuda train --help for training options)";
     if (argc < 2) die("%s", usage);
     if (!strcmp(argv[1], "info")) return cmd_info(argc, argv);  // host only: no GPU needed
-    if (strcmp(argv[1], "train") && strcmp(argv[1], "check") && strcmp(argv[1], "bench"))
+    if (strcmp(argv[1], "train") && strcmp(argv[1], "check") && strcmp(argv[1], "check-attention") && strcmp(argv[1], "bench"))
         die("unknown command '%s'; %s", argv[1], usage);
     TrainOptions o = train_defaults();
     if (!strcmp(argv[1], "train")) {
@@ -745,8 +802,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "check") && argc != 3) die("usage: falcon_cuda check REFERENCE_DIR (tests/ref/mqa, ...)");
     Ranks r = {{0}, {0}};
     ranks_start(&r, &argc, &argv);
-    int rc = !strcmp(argv[1], "train") ? train_run_gpu(&o, &r) : !strcmp(argv[1], "check") ? cmd_check(argv[2], &r)
-                                                                                           : cmd_bench(argc, argv, &r);
+    int rc = !strcmp(argv[1], "train")             ? train_run_gpu(&o, &r)
+             : !strcmp(argv[1], "check")           ? cmd_check(argv[2], &r)
+             : !strcmp(argv[1], "check-attention") ? cmd_check_attention()
+                                                   : cmd_bench(argc, argv, &r);
     ranks_end();
     return rc;
 }
@@ -1750,6 +1809,33 @@ extern "C" float cuda_mean_over_ranks(GpuFalcon *g, float x) {
 }
 
 extern "C" void cuda_falcon_free(GpuFalcon *g) { falcon_free(g); }
+
+// Runs attention_forward and attention_backward once on host data (fp32 in and out, floatX on the device).
+extern "C" void cuda_attention_run(const GpuSpec *c, const float *qkv, const int *span_end, const float *dout, size_t B,
+                                   size_t T, float *out, float *lse, float *dqkv) {
+    size_t QKV = (c->NH + 2 * c->NKV) * c->HS, N = B * T, big = N * (QKV > c->C ? QKV : c->C);
+    float *tmp = dmalloc<float>(big), *dlse = dmalloc<float>(B * c->NH * T);
+    float *dq_acc = dmalloc<float>(N * c->NH * c->HS + B * c->NH * T);
+    floatX *xq = dmalloc<floatX>(N * QKV), *xdq = dmalloc<floatX>(N * QKV), *xout = dmalloc<floatX>(N * c->C),
+           *xdout = dmalloc<floatX>(N * c->C);
+    int *se = span_end ? dmalloc<int>(N) : NULL;
+    if (se) cudaCheck(cudaMemcpy(se, span_end, N * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(tmp, qkv, N * QKV * sizeof(float), cudaMemcpyHostToDevice));
+    to_floatx_kernel<<<ceil_div(N * QKV, 256), 256, 0, stream>>>(xq, tmp, N * QKV);
+    cudaCheck(cudaMemcpyAsync(tmp, dout, N * c->C * sizeof(float), cudaMemcpyHostToDevice, stream));
+    to_floatx_kernel<<<ceil_div(N * c->C, 256), 256, 0, stream>>>(xdout, tmp, N * c->C);
+    attention_forward(xout, dlse, xq, se, c, B, T);
+    attention_backward(xdq, dq_acc, dq_acc + N * c->NH * c->HS, xdout, xout, dlse, xq, se, c, B, T);
+    to_float_kernel<<<ceil_div(N * c->C, 256), 256, 0, stream>>>(tmp, xout, N * c->C);
+    cudaCheck(cudaMemcpyAsync(out, tmp, N * c->C * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    cudaCheck(cudaMemcpyAsync(lse, dlse, B * c->NH * T * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    to_float_kernel<<<ceil_div(N * QKV, 256), 256, 0, stream>>>(tmp, xdq, N * QKV);
+    cudaCheck(cudaMemcpyAsync(dqkv, tmp, N * QKV * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    cudaCheck(cudaStreamSynchronize(stream));
+    cudaCheck(cudaFree(tmp)); cudaCheck(cudaFree(dlse)); cudaCheck(cudaFree(dq_acc)); cudaCheck(cudaFree(xq));
+    cudaCheck(cudaFree(xdq)); cudaCheck(cudaFree(xout)); cudaCheck(cudaFree(xdout));
+    if (se) cudaCheck(cudaFree(se));
+}
 
 // Times attention_forward and attention_backward alone on random qkv (best of `iters` after one warm-up).
 extern "C" void cuda_attention_bench(const GpuSpec *c, size_t B, size_t T, size_t iters, double *fwd_s, double *bwd_s) {

@@ -32,7 +32,9 @@ if [ ! -f "${CUDA_HOME:-/usr/local/cuda}/include/nccl.h" ]; then
 fi
 tbox 300 make -j16 falcon tokenizer data falcon_cuda build/falcon_cuda_fp32 $NCCL_ARG || { echo "build failed: nothing else can run"; exit 1; }
 
-part "parity with HF transformers and falcon.c (fp32, then bf16)"
+part "parity: attention kernels against their host reference; the model against HF transformers and falcon.c (fp32, then bf16)"
+tbox 90 ./build/falcon_cuda_fp32 check-attention
+tbox 90 ./falcon_cuda check-attention
 for layout in mqa gqa gqa1; do
     tbox 90 ./build/falcon_cuda_fp32 check tests/ref/$layout
     tbox 90 ./falcon_cuda check tests/ref/$layout

@@ -26,6 +26,8 @@ expect_error "rank without world size" "SLURM_PROCID is set but SLURM_NTASKS is 
 
 if nvidia-smi -L >/dev/null 2>&1; then
     # a GPU: the parity checks against HF transformers and falcon.c (fp32 and bf16) on every reference layout
+    check "fp32 attention kernels = their host reference (tree masks, 71 heads, HS 128)" $B32 check-attention
+    check "bf16 attention kernels = their host reference" $B check-attention
     for layout in mqa gqa gqa1; do
         check "fp32 parity on $layout" $B32 check tests/ref/$layout
         check "bf16 parity on $layout" $B check tests/ref/$layout
@@ -33,6 +35,7 @@ if nvidia-smi -L >/dev/null 2>&1; then
 else
     expect_error "no GPU: one line, non-zero exit" "no CUDA GPU available" $B check tests/ref/mqa
     expect_error "no GPU (fp32 build)" "no CUDA GPU available" $B32 check tests/ref/gqa
+    expect_error "no GPU: check-attention" "no CUDA GPU available" $B check-attention
     expect_error "no GPU: train reports it after its options are read" "no CUDA GPU available" \
         $B train --data tests/ref --steps 1
 fi

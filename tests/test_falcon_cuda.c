@@ -133,21 +133,6 @@ static void fill(float *x, size_t n, uint64_t *s, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = scale * rng_normal(s);
 }
 
-// A batch of conversation trees packed depth first: each sequence is a root prompt followed by branches; the
-// span of a token ends where its subtree ends (a reply's tokens see their prompt, never a sibling reply).
-static void tree_spans(int *span_end, size_t B, size_t T) {
-    for (size_t b = 0; b < B; b++) {
-        int *se = span_end + b * T;
-        size_t root = 3 + b % 4;  // root prompt [0, root): its span is the whole sequence
-        for (size_t t = 0; t < T; t++) se[t] = (int)T - 1;
-        // siblings of length 5 after the root, each with a nested reply of length 2 at its end
-        for (size_t s0 = root; s0 < T; s0 += 5) {
-            size_t s1 = s0 + 5 < T ? s0 + 5 : T;
-            for (size_t t = s0; t < s1; t++) se[t] = (int)s1 - 1;
-        }
-    }
-}
-
 static void test_flash_attention(const char *name, size_t NH, size_t NKV, size_t HS) {
     Config c = {0};
     c.NH = NH;
