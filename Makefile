@@ -81,7 +81,8 @@ TEST_DEPS += data tokenizer $(B)/san/data
 # falcon_cuda.cu is compiled twice: as C by $(CC) (its host half, which includes falcon.c) and as CUDA C++ by
 # nvcc (its kernels). Built by make test when nvcc exists; building and its tests need no GPU.
 #   make falcon_cuda                 bf16 (build/falcon_cuda_fp32: fp32, for parity checks with falcon.c)
-#   make falcon_cuda USE_MPI=1       ranks started by mpirun/srun exchange the NCCL id over MPI
+#   make falcon_cuda USE_MPI=1       ranks started by mpirun/srun exchange the NCCL id over MPI (rm -r build/cuda
+#                                    when switching: the objects do not know how they were built)
 #   NVCC_ARCH="-gencode arch=compute_80,code=sm_80 ..."   other GPUs (default: H100, sm_90)
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
@@ -98,15 +99,16 @@ CUDA_CC   += -DFALCON_USE_MPI $(shell mpicc --showme:compile)
 CUDA_LIBS += $(shell mpicc --showme:link)
 endif
 CUDA_SRC   = falcon_cuda.cu $(FALCON_SRC)
+NVCC_OR_ERROR = $(if $(NVCC),$(NVCC),$(error nvcc not found: install the CUDA toolkit or run make NVCC=/path/to/nvcc))
 $(B)/cuda $(B)/cuda32:
 	mkdir -p $@
 CUDA_LIBOBJ = $(B)/cuda/lib_data.o $(B)/cuda/lib_tokenizer.o $(B)/cuda/lib_json.o
 $(B)/cuda/lib_%.o: %.c $(FALCON_SRC) | $(B)/cuda
 	$(CC) $(CFLAGS) $(OPT) -c $< -o $@
 $(B)/cuda/%.o: $(CUDA_SRC) | $(B)/cuda
-	$(if $(filter dev,$*),$(NVCC) $(NVFLAGS) -c falcon_cuda.cu -o $@,$(CUDA_CC) -c falcon_cuda.cu -o $@)
+	$(if $(filter dev,$*),$(NVCC_OR_ERROR) $(NVFLAGS) -c falcon_cuda.cu -o $@,$(CUDA_CC) -c falcon_cuda.cu -o $@)
 $(B)/cuda32/%.o: $(CUDA_SRC) | $(B)/cuda32
-	$(if $(filter dev,$*),$(NVCC) $(NVFLAGS) -DFALCON_FP32 -c falcon_cuda.cu -o $@,$(CUDA_CC) -DFALCON_FP32 -c falcon_cuda.cu -o $@)
+	$(if $(filter dev,$*),$(NVCC_OR_ERROR) $(NVFLAGS) -DFALCON_FP32 -c falcon_cuda.cu -o $@,$(CUDA_CC) -DFALCON_FP32 -c falcon_cuda.cu -o $@)
 falcon_cuda: $(B)/cuda/host.o $(B)/cuda/dev.o $(CUDA_LIBOBJ)
 	$(CC) -o $@ $^ $(CUDA_LIBS)
 $(B)/falcon_cuda_fp32: $(B)/cuda32/host.o $(B)/cuda32/dev.o $(CUDA_LIBOBJ)
