@@ -3137,6 +3137,7 @@ static int cmd_sample(int argc, char **argv) {
     if (made < 0) die("%s: no <|endoftext|> token to start an empty prompt", tokpath);
     double dt = now_seconds() - t0;
     printf("\n");
+    fflush(stdout);
     fprintf(stderr, "%ld tokens in %.2fs (%.1f tok/s, prompt included)\n", made, dt, (double)made / (dt > 0 ? dt : 1e-9));
     tokenizer_free(tok);
     falcon_free(&m);
