@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--train-mb", type=float, default=30)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", default="/tmp/tokenizer_bench")
+    ap.add_argument("--skip-train", action="store_true", help="reuse the 32k tokenizer.json of an earlier run")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     d = args.dir
@@ -93,6 +94,12 @@ def main():
 
     # ---- training
     c_json, hf_json = os.path.join(d, "c32k.json"), os.path.join(d, "hf32k.json")
+    if not args.skip_train:
+        train(args, train_txt, c_json, hf_json)
+    encode(args, hf_json, enc_txt, d)
+
+
+def train(args, train_txt, c_json, hf_json):
     t_c = []
     for _ in range(args.runs):
         t0 = time.perf_counter()
@@ -117,7 +124,9 @@ def main():
     print("  merges: %d vs %d, identical prefix %d; vocabulary overlap %d of %d (same id: %d)"
           % (len(mc), len(mh), k, len(set(vc) & set(vh)), len(vh), same_id))
 
-    # ---- encoding
+
+
+def encode(args, hf_json, enc_txt, d):
     bench = os.path.join(ROOT, "build", "bench_tokenizer")
     subprocess.run(["cc", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O3", "-march=native", "-o", bench,
                     os.path.join(ROOT, "bench", "bench_tokenizer.c"), os.path.join(ROOT, "tokenizer.c"),
