@@ -394,7 +394,7 @@ static const char *const falcon_specials[12] = {
 // The tokenizer: vocabulary, merges, added tokens, pre-tokenizer, and a cache of encoded words.
 
 typedef struct { uint64_t key; uint32_t rank; int32_t new_id; } MergeSlot;  // key = (a << 32 | b) + 1; 0 = empty
-typedef struct { char *s; size_t len; int32_t id; size_t json_at; } AddedToken;
+typedef struct { char *s; size_t len; int32_t id; int normalized; size_t json_at; } AddedToken;
 
 // Cache of encoded words: most words of a text repeat, so BPE runs once per distinct word.
 #define CACHE_MAX_WORD 48
@@ -409,7 +409,7 @@ struct Tokenizer {
     int32_t byte_id[256];         // the one-byte symbol of each byte, -1 if the vocabulary lacks it
     MergeSlot *merges; size_t merges_cap, n_merges;
     AddedToken *added; size_t n_added;
-    uint8_t added_first[256];     // 1 if some added token starts with this byte
+    uint8_t added_first[256];     // bit p set if an added token of pass p (see encode_added) starts with this byte
     int32_t unk_id; int fuse_unk, ignore_merges;
     PreTokenizer pre;
     void (*on_added)(const AddedToken *a);   // called for each added token found (the CLI's explain)
@@ -702,28 +702,35 @@ static void encode_piece(void *ctx, const uint8_t *s, size_t n) {
     t->cache_n++;
 }
 
-// Encoding: added tokens are found first (leftmost, then longest, as HF's matcher does); the text
-// between them goes through the pre-tokenizer and BPE.
-int tokenizer_encode(Tokenizer *t, const char *text, size_t len, TokenIds *out) {
-    const uint8_t *s = (const uint8_t *)text;
-    t->out = out;
-    t->oom = 0;
+// Encoding: added tokens are found first, as HF does it: the tokens marked "normalized": false first
+// (pass 0), then, in the text between them, those marked true (pass 1), each pass taking the leftmost
+// match and the longest on a tie. The text left between added tokens goes through the pre-tokenizer.
+static void encode_added(Tokenizer *t, const uint8_t *s, size_t len, int pass) {
+    if (pass == 2) { if (len) pretok_run(&t->pre, 0, s, len); return; }
     size_t start = 0;
+    uint8_t bit = (uint8_t)(1 << pass);
     for (size_t i = 0; i < len && !t->oom; i++) {
-        if (!t->added_first[s[i]]) continue;
+        if (!(t->added_first[s[i]] & bit)) continue;
         const AddedToken *best = NULL;
         for (size_t a = 0; a < t->n_added; a++) {
             const AddedToken *at = &t->added[a];
-            if (at->len <= len - i && memcmp(at->s, s + i, at->len) == 0 && (!best || at->len > best->len)) best = at;
+            if (at->normalized == pass && at->len <= len - i && memcmp(at->s, s + i, at->len) == 0 &&
+                (!best || at->len > best->len)) best = at;
         }
         if (!best) continue;
-        if (i > start) pretok_run(&t->pre, 0, s + start, i - start);
+        encode_added(t, s + start, i - start, pass + 1);
         if (t->on_added) t->on_added(best);
-        if (!t->oom && ids_push(out, best->id)) t->oom = 1;
+        if (!t->oom && ids_push(t->out, best->id)) t->oom = 1;
         start = i + best->len;
         i = start - 1;
     }
-    if (!t->oom && len > start) pretok_run(&t->pre, 0, s + start, len - start);
+    if (!t->oom) encode_added(t, s + start, len - start, pass + 1);
+}
+
+int tokenizer_encode(Tokenizer *t, const char *text, size_t len, TokenIds *out) {
+    t->out = out;
+    t->oom = 0;
+    encode_added(t, (const uint8_t *)text, len, 0);
     t->out = NULL;
     return t->oom ? -1 : 0;
 }
@@ -954,7 +961,8 @@ static int load_added(Loader *L, Tokenizer *t, const Json *added) {
         memcpy(at->s, content->str, content->len);
         at->len = content->len;
         at->id = id;
-        t->added_first[(uint8_t)content->str[0]] = 1;
+        if (get_bool(L, a, "normalized", 0, &at->normalized)) return -1;
+        t->added_first[(uint8_t)content->str[0]] |= (uint8_t)(1 << at->normalized);
         if ((size_t)id + 1 > t->n_ids) t->n_ids = (size_t)id + 1;
     }
     return 0;

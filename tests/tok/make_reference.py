@@ -80,7 +80,8 @@ def texts():
     t["specials"] = ("<|endoftext|>start>>TITLE<<mid>>ABSTRACT<<end<|endoftext|><|endoftext|> word<|endoftext|>word "
                      ">>TITLE< >TITLE<< >>>TITLE<<< <|endoftext|x <|endoftext|> >>PREFIX<<def f():>>SUFFIX<<\n"
                      ">>MIDDLE<<return 1>>QUESTION<<Why?>>ANSWER<<Because.>>COMMENT<<>>DOMAIN<<"
-                     ">>INTRODUCTION<<>>SUMMARY<< <|end <|endo >>TITLE<<>>x >>TITLE<<>>TITLE<<>>\n")
+                     ">>INTRODUCTION<<>>SUMMARY<< <|end <|endo >>TITLE<<>>x >>TITLE<<>>TITLE<<>>\n"
+                     "xyz>>TITLE<< yz>>TI yz>>TITLE<<>>\n")
     # a sample of the code points of every Unicode block, each in several contexts
     rng = random.Random(5)
     parts = []
@@ -118,10 +119,11 @@ def main():
                    check=True)
     j = json.load(open("tests/tok/hf_trained.json", encoding="utf-8"))
     j["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-    # two more added tokens, one a prefix of a special token, to test leftmost-longest matching
-    for i, content in enumerate(["<|end", ">>TITLE<<>>"]):
+    # more added tokens: one a prefix of a special token (leftmost-longest matching), and a "normalized"
+    # one, which HF looks for only in the text between the others
+    for i, (content, normalized) in enumerate([("<|end", False), (">>TITLE<<>>", False), ("yz>>TI", True)]):
         j["added_tokens"].append({"id": VOCAB + i, "content": content, "single_word": False, "lstrip": False,
-                                  "rstrip": False, "normalized": False, "special": True})
+                                  "rstrip": False, "normalized": normalized, "special": not normalized})
     json.dump(j, open("tests/tok/hf_bytelevel.json", "w", encoding="utf-8"), ensure_ascii=False, indent=1)
     for tk in ["hf_trained", "c_trained", "hf_bytelevel"]:
         tok = Tokenizer.from_file("tests/tok/%s.json" % tk)
