@@ -183,6 +183,8 @@ static int config_parse(Config *c, const char *text, size_t len, const char *pat
         errorf(e, "%s: byte %zu: model_type must be \"falcon\"", path, mt->start);
         goto done;
     }
+    // the first releases' files say model_type "RefinedWeb" (40B, grouped layout) or "RefinedWebModel" (7B)
+    int rw40 = mt && mt->type == JSON_STRING && !strcmp(mt->str, "RefinedWeb");
     long long V, C, L, NH, NKV, FF, maxT, bos, eos, nln;
     int mq, nda, par, bias, alibi, tie;
     if (cfg_int(&root, "vocab_size", NULL, LLONG_MIN, 1, 1LL << 31, &V, path, e) ||
@@ -195,7 +197,7 @@ static int config_parse(Config *c, const char *text, size_t len, const char *pat
         cfg_int(&root, "bos_token_id", NULL, 11, -1, V - 1, &bos, path, e) ||
         cfg_int(&root, "eos_token_id", NULL, 11, -1, V - 1, &eos, path, e) ||
         cfg_bool(&root, "multi_query", 1, &mq, path, e) ||
-        cfg_bool(&root, "new_decoder_architecture", 0, &nda, path, e) ||
+        cfg_bool(&root, "new_decoder_architecture", rw40, &nda, path, e) ||
         cfg_bool(&root, "parallel_attn", 1, &par, path, e) || cfg_bool(&root, "bias", 0, &bias, path, e) ||
         cfg_bool(&root, "alibi", 0, &alibi, path, e) || cfg_bool(&root, "tie_word_embeddings", 1, &tie, path, e) ||
         cfg_int(&root, "num_ln_in_parallel_attn", NULL, nda ? 2 : 1, 1, 2, &nln, path, e))
@@ -900,37 +902,38 @@ static void layernorm_forward(float *out, float *mean, float *rstd, const float 
 
 // With xhat = (x - mean) rstd and g = dout * w:
 //   dx = rstd (g - mean(g) - xhat mean(g xhat)),  dw += dout xhat,  db += dout
+// dw and db sum over rows; reading them row by row keeps memory in order: each of LN_CHUNKS fixed chunks of rows
+// sums into its own partial, and the partials are added in order at the end: the same sums in the same order
+// whatever the number of threads, so that runs repeat bit for bit.
+enum { LN_CHUNKS = 16 };
 static void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                                const float *mean, const float *rstd, size_t N, size_t C) {
+    float *part = xcalloc(LN_CHUNKS * 2 * C, sizeof(float));  // (LN_CHUNKS, 2, C): dw then db partials
     #pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < N; n++) {
-        const float *x = inp + n * C, *g = dout + n * C;
-        float m = mean[n], s = rstd[n], gm = 0.0f, gx = 0.0f;
-        for (size_t i = 0; i < C; i++) {
-            float xh = (x[i] - m) * s, gi = g[i] * w[i];
-            gm += gi;
-            gx += gi * xh;
-        }
-        gm /= (float)C;
-        gx /= (float)C;
-        float *dx = dinp + n * C;
-        for (size_t i = 0; i < C; i++) {
-            float xh = (x[i] - m) * s;
-            dx[i] += s * (g[i] * w[i] - gm - xh * gx);
+    for (size_t k = 0; k < LN_CHUNKS; k++) {
+        float *pw = part + k * 2 * C, *pb = pw + C;
+        for (size_t n = k * N / LN_CHUNKS; n < (k + 1) * N / LN_CHUNKS; n++) {
+            const float *x = inp + n * C, *g = dout + n * C;
+            float m = mean[n], s = rstd[n], gm = 0.0f, gx = 0.0f;
+            for (size_t i = 0; i < C; i++) {
+                float xh = (x[i] - m) * s, gi = g[i] * w[i];
+                gm += gi;
+                gx += gi * xh;
+                pw[i] += g[i] * xh;
+                pb[i] += g[i];
+            }
+            gm /= (float)C;
+            gx /= (float)C;
+            float *dx = dinp + n * C;
+            for (size_t i = 0; i < C; i++) dx[i] += s * (g[i] * w[i] - gm - (x[i] - m) * s * gx);
         }
     }
-    // parameter gradients reduce over rows: each thread owns a slice of channels
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < C; i++) {
-        float sw = 0.0f, sb = 0.0f;
-        for (size_t n = 0; n < N; n++) {
-            float xh = (inp[n * C + i] - mean[n]) * rstd[n];
-            sw += dout[n * C + i] * xh;
-            sb += dout[n * C + i];
+    for (size_t k = 0; k < LN_CHUNKS; k++)
+        for (size_t i = 0; i < C; i++) {
+            dw[i] += part[k * 2 * C + i];
+            db[i] += part[k * 2 * C + C + i];
         }
-        dw[i] += sw;
-        db[i] += sb;
-    }
+    free(part);
 }
 
 // Token embedding: out[b,t,:] = wte[inp[b,t], :]. No position embedding: positions enter through RoPE.
