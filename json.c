@@ -111,7 +111,10 @@ static int parse_string(Parser *p, char **out, size_t *len) {
             case 'r': simple = "\r"; break;
             case 't': simple = "\t"; break;
             case 'u': break;
-            default: free(b.b); return fail(p, esc, "invalid escape '\\%c'", e);
+            default:
+                free(b.b);
+                if ((unsigned char)e >= 0x20 && (unsigned char)e < 0x7f) return fail(p, esc, "invalid escape '\\%c'", e);
+                return fail(p, esc, "invalid escape: byte 0x%02x after a backslash", (unsigned char)e);
         }
         int rc;
         if (simple) {

@@ -22,6 +22,14 @@ for bin in ./falcon build/san/falcon; do
     check "$bin info falcon-40b: 41303293952 parameters" grep -q "parameters: 41303293952 (41.30B)" <<< "$out"
     out=$($bin info falcon-180b)
     check "$bin info falcon-180b: 178557088768 parameters" grep -q "parameters: 178557088768 (178.56B)" <<< "$out"
+    # the configuration files of the first releases: RW model types and n_head / n_layer / n_head_kv keys
+    mkdir -p "$tmp/rw7" "$tmp/rw40"
+    printf '{"model_type": "RefinedWebModel", "hidden_size": 4544, "n_head": 71, "n_layer": 32, "multi_query": true, "parallel_attn": true, "bias": false, "alibi": false, "vocab_size": 65024}' > "$tmp/rw7/config.json"
+    printf '{"model_type": "RefinedWeb", "hidden_size": 8192, "n_head": 128, "n_head_kv": 8, "n_layer": 60, "parallel_attn": true, "bias": false, "alibi": false, "vocab_size": 65024}' > "$tmp/rw40/config.json"
+    out=$($bin info "$tmp/rw7")
+    check "$bin info: an original Falcon-7B config.json (RefinedWebModel) is 6.92B" grep -q "parameters: 6921720704" <<< "$out"
+    out=$($bin info "$tmp/rw40")
+    check "$bin info: an original Falcon-40B config.json (RefinedWeb) is 41.30B" grep -q "parameters: 41303293952" <<< "$out"
     out=$($bin info tests/ref/gqa)
     check "$bin info DIR reads the checkpoint's config" grep -q "kv heads NKV=2" <<< "$out"
 
@@ -58,6 +66,12 @@ for bin in ./falcon build/san/falcon; do
     expect_error "$bin: negative epsilon" '"layer_norm_epsilon" = -1 is out of range' $bin info "$tmp/ck"
     fresh; head -c 100 tests/ref/mqa/config.json > "$tmp/ck/config.json"
     expect_error "$bin: truncated config.json" "config.json: byte [0-9]+:" $bin info "$tmp/ck"
+
+    # inputs the fuzzer (tests/fuzz/fuzz_falcon_load.c) once crashed or misreported on
+    for f in tests/fuzz/regressions_falcon/*; do
+        fresh; cp "$f" "$tmp/ck/config.json"
+        expect_error "$bin: fuzz regression $(basename "$f") as config.json" "config.json: byte [0-9]+:" $bin info "$tmp/ck"
+    done
 
     # safetensors problems
     fresh; sz=$(stat -c %s "$tmp/ck/model.safetensors"); head -c $((sz / 2)) tests/ref/mqa/model.safetensors > "$tmp/ck/model.safetensors"

@@ -41,6 +41,11 @@ check "--resume finishes the run" test $? -eq 0
 check "resume after Ctrl-C: the 24 losses equal the straight run's" test "$(losses "$tmp/a")" = "$(losses "$tmp/b")"
 expect_error "--resume refuses a changed batch size" "-B cannot change when resuming" ./falcon train --resume "$tmp/b" --data "$data" -B 4
 
+# a config.json trains from random weights
+sed 's/"vocab_size": 67/"vocab_size": 8192/' tests/ref/gqa/config.json > "$tmp/config.json"
+./falcon train --data "$data" --model "$tmp/config.json" -B 2 -T 32 --steps 2 --out "$tmp/c" > "$tmp/c.log" 2>&1
+check "train from a config.json (grouped K/V layout)" grep -q "NKV=2 V=8192" "$tmp/c.log"
+
 # 3. NaN guard
 ./falcon train "${opts[@]}" --steps 6 --poison 3 --out "$tmp/n" > "$tmp/n.log" 2>&1
 check "a planted NaN: run succeeds" test $? -eq 0
