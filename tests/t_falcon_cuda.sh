@@ -24,6 +24,16 @@ expect_error "rank outside the world" "FALCON_RANK='3' is not an integer in \[0,
 expect_error "rank without world size" "SLURM_PROCID is set but SLURM_NTASKS is not" \
     env -u SLURM_NTASKS SLURM_PROCID=0 $B check tests/ref/mqa
 
+if command -v mpicc >/dev/null 2>&1; then
+    # the MPI launch path (make falcon_cuda USE_MPI=1) compiles and links; its objects go to a temporary directory
+    tmp=$(mktemp -d)
+    check "USE_MPI build compiles and links" sh -c "cc -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -Wall -Wextra \
+        -x c -DFALCON_CUDA_MAIN -DFALCON_USE_MPI \$(mpicc --showme:compile) -c falcon_cuda.cu -o $tmp/host.o &&
+        cc -o $tmp/falcon_cuda_mpi $tmp/host.o build/cuda/dev.o build/cuda/lib_*.o -L${CUDA_HOME:-/usr/local/cuda}/lib64 \
+        -lcudart -lcublasLt -lnccl -lstdc++ -lm \$(mpicc --showme:link)"
+    rm -rf "$tmp"
+fi
+
 if nvidia-smi -L >/dev/null 2>&1; then
     # a GPU: the parity checks against HF transformers and falcon.c (fp32 and bf16) on every reference layout
     check "fp32 attention kernels = their host reference (tree masks, 71 heads, HS 128)" $B32 check-attention
