@@ -979,13 +979,17 @@ static void layernorm_forward(floatX *out, floatX *out2, float *mean, float *rst
 
 // The backward of y = xhat w + b is linear in dout w, so two LayerNorms of the same x back-propagate as one with
 // G = dout1 w1 + dout2 w2:  dx = dres + rstd (G - mean(G) - xhat mean(G xhat)), which also folds in the residual
-// (dx starts as dres). dw, db: each block sums its rows in shared memory, then adds once into the fp32 gradients.
+// (dx starts as dres). dw, db: each block sums its rows in shared memory, then adds once into the fp32 gradients;
+// when (4, C) floats do not fit in shared memory (Falcon-180B's C = 14848), it adds into them directly.
 __global__ void layernorm_backward_kernel(floatX *dx, float *dw, float *db, float *dw2, float *db2, const floatX *dres,
                                           const floatX *dout, const floatX *dout2, const floatX *inp, const floatX *w,
-                                          const floatX *w2, const float *mean, const float *rstd, size_t N, size_t C) {
+                                          const floatX *w2, const float *mean, const float *rstd, size_t N, size_t C,
+                                          int in_smem) {
     extern __shared__ float acc[];  // (4, C): dw, db, dw2, db2 of this block's rows
     int lane = threadIdx.x % 32, warps = blockDim.x / 32, nacc = dout2 ? 4 : 2;
-    for (size_t i = threadIdx.x; i < nacc * C; i += blockDim.x) acc[i] = 0.0f;
+    float *aw = in_smem ? acc : dw, *ab = in_smem ? acc + C : db;
+    float *aw2 = in_smem ? acc + 2 * C : dw2, *ab2 = in_smem ? acc + 3 * C : db2;
+    for (size_t i = threadIdx.x; in_smem && i < nacc * C; i += blockDim.x) acc[i] = 0.0f;
     __syncthreads();
     for (size_t row = (size_t)blockIdx.x * warps + threadIdx.x / 32; row < N; row += (size_t)gridDim.x * warps) {
         const floatX *x = inp + row * C, *g1 = dout + row * C, *g2 = dout2 ? dout2 + row * C : NULL;
@@ -1000,13 +1004,13 @@ __global__ void layernorm_backward_kernel(floatX *dx, float *dw, float *db, floa
         for (size_t i = lane; i < C; i += 32) {
             float xh = (ld(x[i]) - m) * r, G = ld(g1[i]) * ld(w[i]) + (g2 ? ld(g2[i]) * ld(w2[i]) : 0.0f);
             dx[row * C + i] = st(ld(dres[row * C + i]) + r * (G - gm - xh * gx));
-            atomicAdd(&acc[i], ld(g1[i]) * xh);
-            atomicAdd(&acc[C + i], ld(g1[i]));
-            if (g2) { atomicAdd(&acc[2 * C + i], ld(g2[i]) * xh); atomicAdd(&acc[3 * C + i], ld(g2[i])); }
+            atomicAdd(&aw[i], ld(g1[i]) * xh);
+            atomicAdd(&ab[i], ld(g1[i]));
+            if (g2) { atomicAdd(&aw2[i], ld(g2[i]) * xh); atomicAdd(&ab2[i], ld(g2[i])); }
         }
     }
     __syncthreads();
-    for (size_t i = threadIdx.x; i < C; i += blockDim.x) {
+    for (size_t i = threadIdx.x; in_smem && i < C; i += blockDim.x) {
         atomicAdd(&dw[i], acc[i]);
         atomicAdd(&db[i], acc[C + i]);
         if (dout2) { atomicAdd(&dw2[i], acc[2 * C + i]); atomicAdd(&db2[i], acc[3 * C + i]); }
@@ -1019,10 +1023,12 @@ static void layernorm_backward(floatX *dx, float *dw, float *db, float *dw2, flo
                                const floatX *dout, const floatX *dout2, const floatX *inp, const floatX *w,
                                const floatX *w2, const float *mean, const float *rstd, size_t N, size_t C) {
     size_t smem = (dout2 ? 4 : 2) * C * sizeof(float);
+    int in_smem = smem <= (size_t)max_smem;
+    if (!in_smem) smem = 0;
     cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int blocks = (int)(ceil_div(N, 8) < (size_t)num_sms * 2 ? ceil_div(N, 8) : (size_t)num_sms * 2);
     layernorm_backward_kernel<<<blocks, 256, smem, stream>>>(dx, dw, db, dw2, db2, dres, dout, dout2, inp, w, w2, mean,
-                                                             rstd, N, C);
+                                                             rstd, N, C, in_smem);
     cudaCheck(cudaGetLastError());
 }
 
@@ -1465,11 +1471,8 @@ static void falcon_set_params(GpuFalcon *g, const float *params) {
 static GpuFalcon *falcon_build(const GpuSpec *c, const float *params, const GpuDist *d) {
     GpuFalcon *g = (GpuFalcon *)calloc(1, sizeof(GpuFalcon));
     if (!g) die("out of memory");
-    // the kernels' limits: a lane holds at most FA_MAXD dimensions of a head; a LayerNorm backward block keeps
-    // four (C) sums in shared memory (Falcon-180B's C = 14848 needs a column-split that is not written yet)
+    // the attention kernels' limit: a lane holds at most FA_MAXD dimensions of a head
     if (c->HS > 32 * FA_MAXD) die("head size %zu: the attention kernels support at most %d", c->HS, 32 * FA_MAXD);
-    if ((c->num_ln == 2 ? 4 : 2) * c->C * sizeof(float) > (size_t)max_smem)
-        die("hidden size %zu: the LayerNorm backward kernel needs more shared memory than the GPU's %d bytes", c->C, max_smem);
     g->c = *c;
     g->rank = d->rank;
     g->world = d->world;
