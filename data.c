@@ -2587,16 +2587,16 @@ static void pipeline_result_free(PipelineResult *res, size_t n) {
 static void print_stats(FILE *f, const Corpus *c, const PipelineConfig *cfg, const PipelineResult *res) {
     fprintf(f, "read: %zu documents; skipped %zu malformed lines, %zu invalid UTF-8, %zu empty%s%s\n", c->n,
             c->bad_lines, c->bad_utf8, c->empty, c->example[0] ? "; first: " : "", c->example);
-    fprintf(f, "%-16s %9s %9s %9s %9s %12s %12s %10s %8s\n", "stage", "docs in", "removed", "edited", "kept", "words in",
+    fprintf(f, "%-16s %9s %9s %9s %9s %12s %12s %10s %9s\n", "stage", "docs in", "removed", "edited", "kept", "words in",
             "words cut", "MB in", "seconds");
     for (int s = 0; s < N_STAGES; s++) {
         const StageStats *st = &res->st[s];
         if (cfg->off[s]) { fprintf(f, "%-16s (off)\n", stage_names[s]); continue; }
-        fprintf(f, "%-16s %9zu %9zu %9zu %9zu %12zu %12zu %10.3f %8.3f%s\n", stage_names[s], st->docs_in, st->docs_removed,
+        fprintf(f, "%-16s %9zu %9zu %9zu %9zu %12zu %12zu %10.3f %9.4f%s\n", stage_names[s], st->docs_in, st->docs_removed,
                 st->docs_edited, st->docs_in - st->docs_removed, st->words_in, st->words_removed, (double)st->bytes_in / 1e6,
                 st->seconds, s == ST_EXACT ? "  (tokens)" : "");
     }
-    fprintf(f, "tokenise: %.3f s; %zu tokens kept\n", res->tokenise_seconds, res->tokens_out);
+    fprintf(f, "tokenise: %.4f s; %zu tokens kept\n", res->tokenise_seconds, res->tokens_out);
 }
 
 // Writes the kept documents: kept.jsonl (when asked) and, with a tokenizer, train_NNN.bin / val_NNN.bin shards.
