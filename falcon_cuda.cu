@@ -13,7 +13,8 @@ compiled twice.
     reference of the flash-attention tiling, and the training loop that drives the GPU.
   - as CUDA C++ by nvcc: PART 2, the device side: kernels, cuBLASLt, NCCL and the GPU model, exported to PART 1
     through the small C interface declared just below (the `cuda_*` functions).
-Build with `make falcon_cuda` (bf16) or `make falcon_cuda_fp32` (fp32 everywhere, for parity checks with falcon.c).
+Build with `make falcon_cuda` (bf16) or `make build/falcon_cuda_fp32` (fp32 everywhere, for parity checks with
+falcon.c).
 docs/gpu.md is the chapter that goes with this file: memory layout, the attention kernel tile by tile, and the
 multi-GPU data flow.
 */
@@ -826,7 +827,7 @@ int main(int argc, char **argv) {
 #include <string.h>
 
 // ----------------------------------------------------------------------------
-// Precision. floatX is the type of weights and activations: bf16 (default) or fp32 (make falcon_cuda_fp32, for
+// Precision. floatX is the type of weights and activations: bf16 (default) or fp32 (make build/falcon_cuda_fp32, for
 // parity with falcon.c). Master weights, weight gradients, AdamW moments, LayerNorm statistics, the softmax's
 // log-sum-exp and every accumulation are fp32 in both modes.
 #ifdef FALCON_FP32
