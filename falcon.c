@@ -57,7 +57,7 @@ static int errorf(Err *e, const char *fmt, ...) {
     return -1;
 }
 
-static void die(const char *fmt, ...) {
+static _Noreturn void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "falcon: ");
@@ -3086,18 +3086,23 @@ static void parse_train_args(int argc, char **argv, TrainOptions *o, int resumed
     }
 }
 
-static int cmd_train(int argc, char **argv) {
+// The options of `train`: the command line's, or with --resume the run's own and those that may change then.
+static TrainOptions train_options_from_args(int argc, char **argv) {
     TrainOptions o = train_defaults();
     parse_train_args(argc, argv, &o, 0);
     if (o.resume) {
-        // the run's own options, then those that may change on resume (the others are refused)
         char dir[4096];
         Err e = {{0}};
         resume_path(o.resume, dir, sizeof dir);
         o = train_defaults();
         if (train_options_load(dir, &o, &e)) die("%s", e.msg);
-        parse_train_args(argc, argv, &o, 1);
+        parse_train_args(argc, argv, &o, 1);  // refuses options that shape the run
     }
+    return o;
+}
+
+static int cmd_train(int argc, char **argv) {
+    TrainOptions o = train_options_from_args(argc, argv);
 #ifdef _OPENMP
     if (o.threads) omp_set_num_threads(o.threads);
 #endif

@@ -81,12 +81,7 @@ void cuda_falcon_free(GpuFalcon *g);
    ============================================================================================================ */
 #define FALCON_MAIN
 #define main falcon_cpu_main  // falcon.c's command line stays reachable (cmd_info) without clashing with ours
-// One warning that only the renaming causes: the renamed main ends in die(), which is not declared noreturn
-// (`main` alone may end without a return).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wreturn-type"
 #include "falcon.c"
-#pragma GCC diagnostic pop
 #undef main
 #ifdef FALCON_USE_MPI
 #include <mpi.h>
@@ -789,16 +784,8 @@ int main(int argc, char **argv) {
         die("unknown command '%s'; %s", argv[1], usage);
     TrainOptions o = train_defaults();
     if (!strcmp(argv[1], "train")) {
-        parse_train_args(argc, argv, &o, 0);  // bad options are reported before the GPU is looked for
+        o = train_options_from_args(argc, argv);  // bad options are reported before the GPU is looked for
         if (o.sample_every) die("train: --sample-every is not supported by falcon_cuda yet (./falcon sample reads its checkpoints)");
-        if (o.resume) {
-            char dir[4096];
-            Err e = {{0}};
-            resume_path(o.resume, dir, sizeof dir);
-            o = train_defaults();
-            if (train_options_load(dir, &o, &e)) die("%s", e.msg);
-            parse_train_args(argc, argv, &o, 1);
-        }
     }
     if (!strcmp(argv[1], "check") && argc != 3) die("usage: falcon_cuda check REFERENCE_DIR (tests/ref/mqa, ...)");
     Ranks r = {{0}, {0}};
