@@ -12,17 +12,7 @@
 // Prints the median of RUNS runs: tokens/s, the bound and the fraction of it reached.
 #pragma GCC diagnostic ignored "-Wunused-function"  // falcon.c is included for its internals
 #include "../falcon.c"
-
-static double bench_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "peak.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) die("usage: bench_sample_cpu GBS [THREADS] [TOKENS] [RUNS]");

@@ -10,18 +10,8 @@
 // falcon.c is included to reach its internals; the functions this program does not call are no warning here.
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "../falcon.c"
+#include "peak.h"
 #include <sys/resource.h>
-
-static double bench_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv) {
     if (argc < 5) die("usage: bench_train_cpu PRESET B T STEPS [THREADS]");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "peak.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -23,17 +24,6 @@
 #endif
 #define ACC 16  // independent chains per thread: latency 4 x 2 ports needs 8; 16 leaves margin
 typedef float vec __attribute__((vector_size(W * sizeof(float))));
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int max_threads(void) {
 #ifdef _OPENMP
@@ -61,20 +51,20 @@ static float fma_chains(long iters, float seed) {
 static double fma_gflops(int threads) {
     long iters = 20000000;
     volatile float sink = 0.0f;
-    double t0 = now();
+    double t0 = bench_now();
     #pragma omp parallel for num_threads(threads) reduction(+ : sink)
     for (int t = 0; t < threads; t++) sink += fma_chains(iters, 1.0f + (float)t);
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     return 2.0 * W * ACC * (double)iters * threads / dt / 1e9;
 }
 
 // GB/s of `threads` threads reading n floats.
 static double read_gbs(const float *x, size_t n, int threads) {
-    double t0 = now();
+    double t0 = bench_now();
     float s = 0.0f;
     #pragma omp parallel for simd num_threads(threads) reduction(+ : s) schedule(static)
     for (size_t i = 0; i < n; i++) s += x[i];
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     volatile float sink = s;
     (void)sink;
     return (double)n * sizeof(float) / dt / 1e9;
