@@ -513,16 +513,27 @@ static void test_make_task(void) {
     CHECK(items == 10 && good == 10, "make-task: %zu items, %zu whose labelled choice continues its context", items, good);
 }
 
+// Writes text to path, replacing what was there.
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f)) die("%s: cannot write", path);
+}
+
 // Reading a task file through a tokenizer, and its errors: they name the file and the line.
 static void test_task_file(void) {
     char task[512], terr[512];
     path_of(task, sizeof task, "%s/text_task.jsonl", tmpdir_root);
     Tokenizer *tok = tokenizer_load("tests/tok/c_trained.json", terr, sizeof terr);
     if (!tok) { CHECK(0, "tokenizer for the task test: %s", terr); return; }
-    FILE *f = fopen(task, "w");
-    fprintf(f, "{\"context\": \"The cat sat on the\", \"choices\": [\" mat.\", \" moon and stars.\"], \"label\": 0}\n\n");
-    fprintf(f, "{\"context\": \"One, two,\", \"choices\": [\" five\", \" three\", \" ten\"], \"label\": 1}\n");
-    fclose(f);
+    const char *good = "{\"context\": \"The cat sat on the\", \"choices\": [\" mat.\", \" moon and stars.\"], \"label\": 0}\n\n"
+                       "{\"context\": \"One, two,\", \"choices\": [\" five\", \" three\", \" ten\"], \"label\": 1}\n";
+    const char *bad[2][2] = {
+        {"{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"label\": 0}\n{\"context\": \"a\", \"choices\": [\" b\"], \"label\": 0}\n",
+         "text_task.jsonl: line 2: need"},
+        {"{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"label\": 0}\n{\"context\": \"a\", \"choi\n",
+         "text_task.jsonl: line 2: byte"},
+    };
+    write_text(task, good);
     Err e = {{0}};
     size_t n = 0;
     McItem *items = mctask_load(task, tok, tokenizer_vocab_size(tok), &n, &e);
@@ -530,18 +541,12 @@ static void test_task_file(void) {
           "a task file loads: %zu items (%s)", n, e.msg);
     for (size_t i = 0; items && i < n; i++) mcitem_free(&items[i]);
     free(items);
-    f = fopen(task, "w");
-    fprintf(f, "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"label\": 0}\n{\"context\": \"a\", \"choices\": [\" b\"], \"label\": 0}\n");
-    fclose(f);
-    e.msg[0] = 0;
-    items = mctask_load(task, tok, tokenizer_vocab_size(tok), &n, &e);
-    CHECK(!items && strstr(e.msg, "text_task.jsonl: line 2: need"), "a task with one choice is refused: %s", e.msg);
-    f = fopen(task, "w");
-    fprintf(f, "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"label\": 0}\n{\"context\": \"a\", \"choi\n");
-    fclose(f);
-    e.msg[0] = 0;
-    items = mctask_load(task, tok, tokenizer_vocab_size(tok), &n, &e);
-    CHECK(!items && strstr(e.msg, "text_task.jsonl: line 2: byte"), "a broken JSON line is refused: %s", e.msg);
+    for (int k = 0; k < 2; k++) {
+        write_text(task, bad[k][0]);
+        e.msg[0] = 0;
+        items = mctask_load(task, tok, tokenizer_vocab_size(tok), &n, &e);
+        CHECK(!items && strstr(e.msg, bad[k][1]), "a bad task file is refused with its line: %s", e.msg);
+    }
     tokenizer_free(tok);
 }
 
