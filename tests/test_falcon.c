@@ -18,17 +18,6 @@
 // bug (decay on the wrong tensors, a missing bias correction) moves weights by about lr = 1e-2.
 #define TOL_WEIGHTS 1e-4
 
-// Largest |a - b| relative to max(|b|) over n values.
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double d = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double x = fabs((double)a[i] - b[i]);
-        if (x > d || x != x) d = x;
-        if (fabs((double)b[i]) > s) s = fabs((double)b[i]);
-    }
-    return d / s;
-}
-
 // Reads an I32 or F32 tensor of the reference file as it is.
 static void *ref_raw(const SafeTensors *st, const char *name, size_t *numel) {
     const STensor *t = safetensors_find(st, name);
@@ -398,32 +387,6 @@ static void test_sampler(void) {
     CHECK(never, "sampler: top-p 0.6 keeps only the top token (its probability is 0.64)");
 }
 
-// The fast matrix products against their reference versions, on awkward shapes (sizes not multiples of the tiles).
-static void test_matmul_kernels(void) {
-    size_t shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {5, 17, 3}, {9, 64, 33}, {13, 100, 71}, {4, 8, 2}};
-    double worst_f = 0.0, worst_b = 0.0;
-    uint64_t rng = 21;
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        size_t N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
-        float *inp = xmalloc(N * IC * 4), *w = xmalloc(OC * IC * 4), *dout = xmalloc(N * OC * 4);
-        float *o1 = xmalloc(N * OC * 4), *o2 = xmalloc(N * OC * 4);
-        float *di1 = xcalloc(N * IC, 4), *di2 = xcalloc(N * IC, 4), *dw1 = xcalloc(OC * IC, 4), *dw2 = xcalloc(OC * IC, 4);
-        for (size_t i = 0; i < N * IC; i++) inp[i] = rng_normal(&rng);
-        for (size_t i = 0; i < OC * IC; i++) w[i] = rng_normal(&rng);
-        for (size_t i = 0; i < N * OC; i++) dout[i] = rng_normal(&rng);
-        for (size_t i = 0; i < N * IC; i++) di1[i] = di2[i] = 0.5f;  // backward accumulates: start from non-zero
-        matmul_forward_ref(o1, inp, w, N, IC, OC);
-        matmul_forward(o2, inp, w, N, IC, OC);
-        matmul_backward_ref(di1, dw1, dout, inp, w, N, IC, OC);
-        matmul_backward(di2, dw2, dout, inp, w, N, IC, OC);
-        worst_f = fmax(worst_f, rel_diff(o2, o1, N * OC));
-        worst_b = fmax(worst_b, fmax(rel_diff(di2, di1, N * IC), rel_diff(dw2, dw1, OC * IC)));
-        free(inp); free(w); free(dout); free(o1); free(o2); free(di1); free(di2); free(dw1); free(dw2);
-    }
-    CHECK(worst_f < 1e-5, "fast matmul forward == reference on awkward shapes (rel %.2e)", worst_f);
-    CHECK(worst_b < 1e-5, "fast matmul backward == reference on awkward shapes (rel %.2e)", worst_b);
-}
-
 // Multiple choice: each choice's log-likelihood against HF's, and the accuracies against those computed by hand
 // from HF's numbers (acc by the raw sum, acc_norm by the sum per unit of length; the length here is in tokens).
 static void test_multiple_choice(void) {
@@ -553,7 +516,6 @@ static void test_task_file(void) {
 int main(void) {
     const char *layouts[] = {"mqa", "gqa", "gqa1"};
     for (int i = 0; i < 3; i++) test_parity(layouts[i]);
-    test_matmul_kernels();
     test_zloss_gradient();
     test_accumulation();
     for (int i = 0; i < 3; i++) test_decoder(layouts[i]);

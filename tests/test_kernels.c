@@ -7,16 +7,6 @@
 #include "../falcon.c"
 #include "test.h"
 
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double d = 0.0, s = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double x = fabs((double)a[i] - b[i]);
-        if (x > d || x != x) d = x;
-        if (fabs((double)b[i]) > s) s = fabs((double)b[i]);
-    }
-    return d / s;
-}
-
 static float *randn(size_t n, uint64_t *rng) {
     float *x = xmalloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = rng_normal(rng);
