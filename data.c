@@ -1031,6 +1031,118 @@ static void synth_edge(Synth *s, size_t n, uint64_t seed) {
     free(line.s);
 }
 
+// Other kinds of documents for the data-mixture ablations (`./data synth --kind code|second-language`): code-like
+// pages (small functions in a Python-like or a C-like syntax, with names from the topics' words) and pages in a
+// second language (simple Spanish from its own templates and word lists). Neither is web junk: they carry no
+// planted defects, and their label is their kind.
+
+// A topic noun as an identifier: "the tomato plants" -> "tomato_plants".
+static void synth_ident(Buf *b, const char *noun) {
+    if (!strncmp(noun, "the ", 4)) noun += 4;
+    for (; *noun; noun++) buf_add(b, *noun == ' ' ? "_" : noun, 1);
+}
+
+static void synth_code_doc(Buf *b, Rng *r) {
+    const SynthTopic *tp = &synth_topics[rng_below(r, N_TOPICS)];
+    size_t funcs = 2 + rng_below(r, 3);
+    int clike = (int)rng_below(r, 2);
+    buf_printf(b, clike ? "/* %s helpers */\n" : "# %s helpers\n", tp->name);
+    for (size_t f = 0; f < funcs; f++) {
+        Buf a = {0}, c = {0};
+        synth_ident(&a, tp->noun[rng_below(r, 12)]);
+        synth_ident(&c, tp->noun[rng_below(r, 12)]);
+        const char *verb = tp->verb[rng_below(r, 8)], *adj = PICK(synth_adj);
+        size_t limit = 2 + rng_below(r, 98), shape = rng_below(r, 3);
+        buf_str(b, "\n");
+        if (clike) {
+            if (shape == 0) buf_printf(b, "int count_%s(const int *%s, int n) {\n    int total = 0;\n"
+                                          "    for (int i = 0; i < n; i++)\n        if (%s[i] > %zu) total++;\n"
+                                          "    return total;\n}\n", a.s, c.s, c.s, limit);
+            else if (shape == 1) buf_printf(b, "void %s_%s(struct %s *x) {\n    x->%s = %zu;\n    x->state = STATE_%s;\n}\n",
+                                            verb, a.s, a.s, c.s, limit, verb);
+            else buf_printf(b, "static int is_%s(int %s) {\n    return %s %% %zu == 0;\n}\n", adj, a.s, a.s, limit);
+        } else {
+            if (shape == 0) buf_printf(b, "def count_%s(%s):\n    total = 0\n    for x in %s:\n"
+                                          "        if x > %zu:\n            total += 1\n    return total\n",
+                                       a.s, c.s, c.s, limit);
+            else if (shape == 1) buf_printf(b, "def %s_%s(%s, %s_size=%zu):\n    %s.%s = %s_size\n    return %s\n", verb, a.s,
+                                            a.s, c.s, limit, a.s, c.s, c.s, a.s);
+            else buf_printf(b, "class %s_%s:\n    def __init__(self):\n        self.%s = []\n        self.limit = %zu\n",
+                            adj, a.s, c.s, limit);
+        }
+        free(a.s);
+        free(c.s);
+    }
+}
+
+// The second language: sentence templates with the slots of synth_templates (%M name, %N noun, %P place, %V verb,
+// %A adjective, %T time, %E people, %Y year, %D number), filled from Spanish lists.
+static const char *synth_es_templates[] = {
+    "%M %V %N en %P %T.", "%E %V %N, y fue un trabajo %A.", "En %Y, %N de %P fue %A por primera vez.",
+    "Si visitas %P, debes ver %N.", "%M dice que %N es %A %T.", "Hay %D razones para cuidar %N.",
+    "Nadie en %P esperaba que %N fuera tan %A.", "%T, %E %V %N cerca de %P.",
+    "Según %M, %N es muy %A.", "La historia de %N empieza en %P en %Y.",
+};
+static const char *synth_es_nouns[] = {
+    "el jardín", "la cocina", "el castillo", "el tren", "la canción", "el partido", "el ordenador", "el río",
+    "la playa", "el libro", "la montaña", "el mercado", "la ventana", "el barco", "la plaza", "el bosque"};
+static const char *synth_es_places[] = {
+    "el pueblo", "la ciudad", "la escuela", "el puerto", "la biblioteca", "el valle", "la isla", "el museo"};
+static const char *synth_es_verbs[] = {
+    "visitó", "pintó", "encontró", "describió", "cuidó", "compró", "estudió", "limpió", "abrió", "cerró"};
+static const char *synth_es_adj[] = {
+    "tranquilo", "antiguo", "nuevo", "pequeño", "grande", "famoso", "útil", "difícil", "bonito", "largo"};
+static const char *synth_es_time[] = {
+    "en primavera", "cada mañana", "el año pasado", "durante el verano", "por la noche", "después de la lluvia"};
+static const char *synth_es_people[] = {
+    "los vecinos", "los estudiantes", "la familia", "un agricultor", "los niños", "el maestro", "los visitantes"};
+
+static void synth_es_sentence(Buf *b, Rng *r) {
+    const char *t = PICK(synth_es_templates);
+    size_t start = b->len;
+    for (; *t; t++) {
+        if (*t != '%') { buf_add(b, t, 1); continue; }
+        switch (*++t) {
+        case 'M': buf_str(b, PICK(synth_names)); break;
+        case 'N': buf_str(b, PICK(synth_es_nouns)); break;
+        case 'P': buf_str(b, PICK(synth_es_places)); break;
+        case 'V': buf_str(b, PICK(synth_es_verbs)); break;
+        case 'A': buf_str(b, PICK(synth_es_adj)); break;
+        case 'T': buf_str(b, PICK(synth_es_time)); break;
+        case 'E': buf_str(b, PICK(synth_es_people)); break;
+        case 'Y': buf_printf(b, "%d", 1850 + (int)rng_below(r, 170)); break;
+        case 'D': buf_printf(b, "%d", 2 + (int)rng_below(r, 40)); break;
+        default: break;
+        }
+    }
+    b->s[start] = (char)toupper((unsigned char)b->s[start]);
+}
+
+static void synth_es_doc(Buf *b, Rng *r) {
+    buf_printf(b, "Notas sobre %s\n\n", PICK(synth_es_nouns));
+    size_t paras = 2 + rng_below(r, 4);
+    for (size_t p = 0; p < paras; p++) {
+        if (p) buf_str(b, "\n\n");
+        size_t n = 3 + rng_below(r, 3);
+        for (size_t i = 0; i < n; i++) {
+            if (i) buf_str(b, " ");
+            synth_es_sentence(b, r);
+        }
+    }
+}
+
+// n documents of one kind: "code" or "second_language".
+static void synth_kind(Synth *s, size_t n, uint64_t seed, int code) {
+    Rng rr = rng_seed(seed ^ (code ? 0xc0deu : 0xe5u)), *r = &rr;
+    Buf t = {0}, u = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (code) synth_code_doc(&t, r);
+        else synth_es_doc(&t, r);
+        buf_printf(&u, code ? "https://code.%s.org/snippet/%zu" : "https://www.%s.es/articulo/%zu", PICK(synth_sites), i);
+        synth_push(s, &t, &u, code ? "code" : "second_language");
+    }
+}
+
 static void synth_write(FILE *f, const Synth *s) {
     for (size_t i = 0; i < s->n; i++) {
         const SynthDoc *d = &s->doc[i];
@@ -2644,6 +2756,8 @@ static void usage(void) {
             "usage:\n"
             "  data synth [--docs N] [--seed S] [-o FILE]       synthetic web corpus with planted labels (JSONL)\n"
             "  data synth --edge N [--seed S] [-o FILE]          N documents close to the Gopher thresholds\n"
+            "  data synth --kind code|second-language [--docs N] [--seed S] [-o FILE]\n"
+            "                                                    code-like or Spanish pages (data-mixture ablations)\n"
             "  data prepare --out DIR [options] INPUT...         the pipeline: JSONL / text files / directories\n"
             "      --tokenizer tok.json   tokenise and write DIR/train_NNN.bin, DIR/val_NNN.bin\n"
             "      --jsonl                write the kept documents to DIR/kept.jsonl\n"
@@ -2680,16 +2794,20 @@ static int parse_size(const char *s, size_t *out) {
 
 static int cmd_synth(int argc, char **argv) {
     size_t n = 2000, seed = 1, edge = 0;
-    const char *out = NULL;
+    const char *out = NULL, *kind = "web";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--docs") && i + 1 < argc) { if (parse_size(argv[++i], &n) || n == 0) return fail("--docs: not a positive number: %s", argv[i]); }
         else if (!strcmp(argv[i], "--edge") && i + 1 < argc) { if (parse_size(argv[++i], &edge)) return fail("--edge: not a number: %s", argv[i]); }
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) { if (parse_size(argv[++i], &seed)) return fail("--seed: not a number: %s", argv[i]); }
         else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--kind") && i + 1 < argc) kind = argv[++i];
         else return fail("synth: unknown argument: %s", argv[i]);
     }
+    if (strcmp(kind, "web") && strcmp(kind, "code") && strcmp(kind, "second-language"))
+        return fail("--kind: expected web, code or second-language: %s", kind);
     Synth s = {0};
     if (edge) synth_edge(&s, edge, seed);
+    else if (strcmp(kind, "web")) synth_kind(&s, n, seed, !strcmp(kind, "code"));
     else synth_generate(&s, n, seed);
     Buf tmp = {0};
     FILE *f = stdout;

@@ -48,6 +48,7 @@ for bin in ./data build/san/data; do
     expect_error "$bin: no --out" "--out DIR is required" $bin prepare "$T/synth.jsonl"
     expect_error "$bin: bad --val-frac" "--val-frac: not a fraction" $bin prepare --out "$T/o" --val-frac 2 "$T/synth.jsonl"
     expect_error "$bin: bad tokenizer" "nothere.json" $bin prepare --out "$T/o" --tokenizer "$T/nothere.json" "$T/synth.jsonl"
+    expect_error "$bin: bad synth --kind" "--kind: expected web, code or second-language: poetry" $bin synth --kind poetry --docs 3
     expect_error "$bin: unknown command" "unknown command: frob" $bin frob
     expect_error "$bin: info on a text file" "plain.txt: byte 0: not a data shard" $bin info "$T/plain.txt"
     expect_error "$bin: bad --docs" "--docs: not a positive number" $bin synth --docs -3

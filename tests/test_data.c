@@ -53,6 +53,32 @@ static void test_synth(void) {
     synth_free(&s);
 }
 
+// The other kinds (`--kind code|second-language`): deterministic, labelled, and text that English web filtering
+// would drop (the Spanish pages have too few English stop words), which is why the ablations mix them in after
+// refinement.
+static void test_synth_kinds(void) {
+    for (int code = 0; code < 2; code++) {
+        Synth a = {0}, b = {0};
+        synth_kind(&a, 50, 7, code);
+        synth_kind(&b, 50, 7, code);
+        size_t same = a.n == b.n, labelled = 0, marked = 0, dropped = 0;
+        Scratch sc = {0};
+        for (size_t i = 0; i < a.n && i < b.n; i++) {
+            same &= a.doc[i].len == b.doc[i].len && !memcmp(a.doc[i].text, b.doc[i].text, a.doc[i].len);
+            labelled += !strcmp(a.doc[i].label, code ? "code" : "second_language");
+            marked += code ? strstr(a.doc[i].text, "return") != NULL || strstr(a.doc[i].text, "self.") != NULL
+                           : strstr(a.doc[i].text, " el ") != NULL || strstr(a.doc[i].text, " la ") != NULL;
+            dropped += !code && gopher_quality(&sc, a.doc[i].text, a.doc[i].len) != NULL;
+        }
+        scratch_free(&sc);
+        CHECK(a.n == 50 && same, "synth --kind %s: 50 documents, the same for the same seed", code ? "code" : "second-language");
+        CHECK(labelled == 50 && marked == 50, "synth --kind %s: %zu labelled, %zu look like their kind", code ? "code" : "second-language", labelled, marked);
+        if (!code) CHECK(dropped == 50, "synth --kind second-language: the Gopher quality filter drops %zu of 50", dropped);
+        synth_free(&a);
+        synth_free(&b);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The whole pipeline on the synthetic corpus: each stage against the planted labels.
 
@@ -634,6 +660,7 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_data.XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_synth();
+    test_synth_kinds();
     test_gopher_rules();
     test_split_words();
     test_band_keys();
