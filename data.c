@@ -2071,6 +2071,13 @@ static int shardwriter_close(ShardWriter *w, char *err, size_t errsize) {
     return rc;
 }
 
+// The bytes a shard with this header must have: ids, and for trees the per-token arrays and the message table.
+static uint64_t shard_bytes(const ShardInfo *info) {
+    uint64_t n = DATA_SHARD_HEADER + info->n_tokens * info->token_bytes;
+    if (info->version == DATA_SHARD_VERSION_TREES) n += info->n_tokens * 8 + info->n_messages * 16;
+    return n;
+}
+
 int shard_info(const char *path, ShardInfo *info, char *err, size_t errsize) {
     FILE *f = fopen(path, "rb");
     if (!f) { snprintf(err, errsize, "%s: cannot open: %s", path, strerror(errno)); return -1; }
@@ -2080,17 +2087,22 @@ int shard_info(const char *path, ShardInfo *info, char *err, size_t errsize) {
     int st_ok = fstat(fileno(f), &st) == 0;
     fclose(f);
     if (got < 8 || get_u32(h) != DATA_SHARD_MAGIC) { snprintf(err, errsize, "%s: byte 0: not a data shard (bad magic)", path); return -1; }
-    if (get_u32(h + 4) != DATA_SHARD_VERSION) { snprintf(err, errsize, "%s: byte 4: unsupported shard version %u", path, get_u32(h + 4)); return -1; }
+    info->version = get_u32(h + 4);
+    if (info->version != DATA_SHARD_VERSION && info->version != DATA_SHARD_VERSION_TREES) { snprintf(err, errsize, "%s: byte 4: unsupported shard version %u", path, info->version); return -1; }
     if (got < sizeof h) { snprintf(err, errsize, "%s: byte %zu: truncated header", path, got); return -1; }
     info->token_bytes = get_u32(h + 8);
     info->eot = get_u32(h + 12);
     info->n_tokens = get_u64(h + 16);
     info->n_docs = get_u64(h + 24);
     info->vocab_size = get_u32(h + 32);
+    info->context = get_u32(h + 36);
+    info->n_messages = get_u64(h + 40);
     if (info->token_bytes != 2 && info->token_bytes != 4) { snprintf(err, errsize, "%s: byte 8: token width %u is not 2 or 4", path, info->token_bytes); return -1; }
     if (info->vocab_size == 0 || info->eot >= info->vocab_size) { snprintf(err, errsize, "%s: byte 12: eot %u outside vocab %u", path, info->eot, info->vocab_size); return -1; }
-    if (!st_ok || info->n_tokens > ((uint64_t)1 << 40) ||
-        (uint64_t)st.st_size != DATA_SHARD_HEADER + info->n_tokens * info->token_bytes) {
+    int trees = info->version == DATA_SHARD_VERSION_TREES;
+    if (trees ? info->context == 0 || info->context > (1u << 24) : info->context != 0) { snprintf(err, errsize, "%s: byte 36: context %u does not fit version %u", path, info->context, info->version); return -1; }
+    if (trees ? info->n_messages > info->n_tokens : info->n_messages != 0) { snprintf(err, errsize, "%s: byte 40: %llu messages for %llu tokens", path, (unsigned long long)info->n_messages, (unsigned long long)info->n_tokens); return -1; }
+    if (!st_ok || info->n_tokens > ((uint64_t)1 << 40) || (uint64_t)st.st_size != shard_bytes(info)) {
         snprintf(err, errsize, "%s: byte %lld: truncated or oversized: header says %llu tokens", path,
                  st_ok ? (long long)st.st_size : 0LL, (unsigned long long)info->n_tokens);
         return -1;
@@ -2114,37 +2126,67 @@ struct DataLoader {
     LoaderShard *shard; size_t nshard;
     size_t B, T;
     uint64_t seed, windows, batches;
-    int rank, world, shuffle;
+    int rank, world, shuffle, trees;
     uint64_t epoch, batch, fingerprint;
     uint32_t vocab;
     unsigned bits; // of the Feistel domain
+    uint64_t *win; // the B windows of the batch being read
 };
+
+static uint32_t shard_token(const unsigned char *map, uint32_t width, uint64_t i) {
+    const unsigned char *p = map + DATA_SHARD_HEADER + i * width;
+    return width == 2 ? (uint32_t)(p[0] | (uint32_t)p[1] << 8) : get_u32(p);
+}
+// The version 2 arrays (data.h): a token's message and position, a message's parent, flags and subtree end.
+static const unsigned char *shard_msgs(const unsigned char *map, const ShardInfo *in) { return map + DATA_SHARD_HEADER + in->n_tokens * in->token_bytes; }
+static uint32_t shard_msg(const unsigned char *map, const ShardInfo *in, uint64_t i) { return get_u32(shard_msgs(map, in) + 4 * i); }
+static uint32_t shard_pos(const unsigned char *map, const ShardInfo *in, uint64_t i) { return get_u32(shard_msgs(map, in) + 4 * (in->n_tokens + i)); }
+static const unsigned char *shard_message(const unsigned char *map, const ShardInfo *in, uint32_t m) {
+    return shard_msgs(map, in) + 8 * in->n_tokens + 16 * (uint64_t)m;
+}
 
 // Checks a shard and maps it into memory. Returns 0, or -1 with err.
 static int shard_map(const char *path, ShardInfo *info, const unsigned char **map, size_t *len, char *err, size_t errsize) {
     if (shard_info(path, info, err, errsize) != 0) return -1;
     int fd = open(path, O_RDONLY);
-    *len = DATA_SHARD_HEADER + info->n_tokens * info->token_bytes;
+    *len = shard_bytes(info);
     void *m = fd >= 0 ? mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     if (fd >= 0) close(fd);
     if (m == MAP_FAILED) { snprintf(err, errsize, "%s: cannot map: %s", path, strerror(errno)); return -1; }
-    // every id must index the model's embedding table: one pass over the file, at memory speed
+    // every id must index the model's embedding table, every tree index its table: one pass, at memory speed
     const unsigned char *p = (const unsigned char *)m + DATA_SHARD_HEADER;
-    for (uint64_t i = 0; i < info->n_tokens; i++) {
+    uint64_t bad = UINT64_MAX;
+    const char *what = NULL;
+    uint32_t val = 0;
+    for (uint64_t i = 0; i < info->n_tokens && bad == UINT64_MAX; i++) {
         uint32_t id = info->token_bytes == 2 ? (uint32_t)(p[2 * i] | (uint32_t)p[2 * i + 1] << 8) : get_u32(p + 4 * i);
-        if (id >= info->vocab_size) {
-            snprintf(err, errsize, "%s: byte %llu: token id %u is not below the vocabulary size %u", path,
-                     (unsigned long long)(DATA_SHARD_HEADER + i * info->token_bytes), id, info->vocab_size);
-            munmap(m, *len);
-            return -1;
+        if (id >= info->vocab_size) { bad = DATA_SHARD_HEADER + i * info->token_bytes; what = "token id"; val = id; }
+    }
+    if (info->version == DATA_SHARD_VERSION_TREES) {
+        const unsigned char *q = shard_msgs(m, info);
+        for (uint64_t i = 0; i < info->n_tokens && bad == UINT64_MAX; i++) {
+            uint32_t msg = get_u32(q + 4 * i), pos = get_u32(q + 4 * (info->n_tokens + i));
+            if (msg < DATA_MSG_PLAIN && msg >= info->n_messages) { bad = (uint64_t)(q - p) + DATA_SHARD_HEADER + 4 * i; what = "message index"; val = msg; }
+            else if (pos >= info->context) { bad = (uint64_t)(q - p) + DATA_SHARD_HEADER + 4 * (info->n_tokens + i); what = "position id"; val = pos; }
         }
+        for (uint64_t k = 0; k < info->n_messages && bad == UINT64_MAX; k++) {
+            const unsigned char *e = shard_message(m, info, (uint32_t)k);
+            uint32_t parent = get_u32(e);
+            if (parent != DATA_NO_PARENT && parent >= k) { bad = (uint64_t)(e - (const unsigned char *)m); what = "parent"; val = parent; }
+            else if (get_u64(e + 8) >= info->n_tokens) { bad = (uint64_t)(e - (const unsigned char *)m) + 8; what = "subtree end"; val = (uint32_t)get_u64(e + 8); }
+        }
+    }
+    if (bad != UINT64_MAX) {
+        if (!strcmp(what, "token id"))
+            snprintf(err, errsize, "%s: byte %llu: token id %u is not below the vocabulary size %u", path,
+                     (unsigned long long)bad, val, info->vocab_size);
+        else
+            snprintf(err, errsize, "%s: byte %llu: %s %u out of range", path, (unsigned long long)bad, what, val);
+        munmap(m, *len);
+        return -1;
     }
     *map = m;
     return 0;
-}
-static uint32_t shard_token(const unsigned char *map, uint32_t width, uint64_t i) {
-    const unsigned char *p = map + DATA_SHARD_HEADER + i * width;
-    return width == 2 ? (uint32_t)(p[0] | (uint32_t)p[1] << 8) : get_u32(p);
 }
 
 // A bijection of [0, 2^bits) (bits even): four Feistel rounds on two halves, keyed by (seed, epoch, round).
@@ -2168,17 +2210,59 @@ static uint64_t loader_window(const DataLoader *dl, uint64_t i) {
     return x;
 }
 
-static void loader_read_window(const DataLoader *dl, uint64_t w, int32_t *out) {
-    size_t lo = 0, hi = dl->nshard; // the shard holding window w: the last with first_window <= w
+// The shard holding window w (the last with first_window <= w) and the shard index of the window's first token.
+static const LoaderShard *loader_locate(const DataLoader *dl, uint64_t w, uint64_t *start) {
+    size_t lo = 0, hi = dl->nshard;
     while (hi - lo > 1) { size_t mid = (lo + hi) / 2; if (dl->shard[mid].first_window <= w) lo = mid; else hi = mid; }
-    const LoaderShard *s = &dl->shard[lo];
-    uint64_t start = (w - s->first_window) * dl->T;
+    *start = (w - dl->shard[lo].first_window) * dl->T;
+    return &dl->shard[lo];
+}
+
+static void loader_read_window(const DataLoader *dl, uint64_t w, int32_t *out) {
+    uint64_t start;
+    const LoaderShard *s = loader_locate(dl, w, &start);
     for (size_t i = 0; i <= dl->T; i++) out[i] = (int32_t)shard_token(s->map, s->info.token_bytes, start + i);
+}
+
+// One window as the four rows of dataloader_next_batch. Plain shards: the next token, t, T-1. Tree shards: the
+// rules of data.h, from the token's message, the next token's message and the message table; span_end is clamped
+// to [t, T-1] so that a damaged shard can never hand the model a mask outside its row.
+static void loader_read_rows(const DataLoader *dl, uint64_t w, int32_t *in, int32_t *tg, int32_t *pos, int32_t *se) {
+    uint64_t start;
+    const LoaderShard *s = loader_locate(dl, w, &start);
+    const ShardInfo *fi = &s->info;
+    size_t T = dl->T;
+    int trees = fi->version == DATA_SHARD_VERSION_TREES;
+    uint32_t next = shard_token(s->map, fi->token_bytes, start), mnext = trees ? shard_msg(s->map, fi, start) : DATA_MSG_PLAIN;
+    for (size_t t = 0; t < T; t++) {
+        uint32_t id = next, m = mnext;
+        next = shard_token(s->map, fi->token_bytes, start + t + 1);
+        mnext = trees ? shard_msg(s->map, fi, start + t + 1) : DATA_MSG_PLAIN;
+        in[t] = (int32_t)id;
+        if (m == DATA_MSG_PLAIN) {
+            tg[t] = mnext == DATA_MSG_PLAIN ? (int32_t)next : DATA_IGNORE; // plain text never predicts into a tree
+            pos[t] = (int32_t)t;
+            se[t] = (int32_t)T - 1;
+        } else if (m == DATA_MSG_PAD) {
+            tg[t] = DATA_IGNORE;
+            pos[t] = 0;
+            se[t] = (int32_t)t;
+        } else {
+            const unsigned char *e = shard_message(s->map, fi, m);
+            if (mnext == m) tg[t] = get_u32(e + 4) & 1 ? DATA_IGNORE : (int32_t)next; // inside a message
+            else if (mnext < fi->n_messages && get_u32(shard_message(s->map, fi, mnext)) == m) tg[t] = (int32_t)next; // its first child
+            else tg[t] = (int32_t)fi->eot; // the last token of a leaf
+            pos[t] = (int32_t)shard_pos(s->map, fi, start + t);
+            uint64_t end = get_u64(e + 8);
+            se[t] = end < start + t ? (int32_t)t : end - start >= T ? (int32_t)T - 1 : (int32_t)(end - start);
+        }
+    }
 }
 
 static void dataloader_unmap(DataLoader *dl) {
     for (size_t i = 0; i < dl->nshard; i++) if (dl->shard[i].map) munmap((void *)dl->shard[i].map, dl->shard[i].map_len);
     free(dl->shard);
+    free(dl->win);
     free(dl);
 }
 
@@ -2189,17 +2273,26 @@ static DataLoader *loader_open(const char *const *paths, size_t npaths, size_t B
     if (world < 1 || rank < 0 || rank >= world) { snprintf(err, errsize, "data loader: rank %d outside world of %d", rank, world); return NULL; }
     DataLoader *dl = xcalloc(1, sizeof *dl);
     dl->shard = xcalloc(npaths, sizeof *dl->shard);
+    dl->win = xcalloc(B, sizeof *dl->win);
     dl->B = B; dl->T = T; dl->seed = seed; dl->rank = rank; dl->world = world; dl->shuffle = shuffle;
     uint64_t fp = mix64(B) ^ mix64(T * 3 + 1) ^ mix64(seed + 7) ^ mix64((uint64_t)rank * 131 + (uint64_t)world) ^ (uint64_t)shuffle;
     for (size_t i = 0; i < npaths; i++) {
         LoaderShard *s = &dl->shard[i];
         if (shard_map(paths[i], &s->info, &s->map, &s->map_len, err, errsize) != 0) { dataloader_unmap(dl); return NULL; }
         dl->nshard = i + 1;
+        if (s->info.version == DATA_SHARD_VERSION_TREES && s->info.context != T) {
+            snprintf(err, errsize, "%s: trees packed for context %u, the loader asks for T = %zu (prepare again with --context %zu)",
+                     paths[i], s->info.context, T, T);
+            dataloader_unmap(dl);
+            return NULL;
+        }
+        dl->trees |= s->info.version == DATA_SHARD_VERSION_TREES;
         s->windows = s->info.n_tokens > T ? (s->info.n_tokens - 1) / T : 0;
         s->first_window = dl->windows;
         dl->windows += s->windows;
         if (s->info.vocab_size > dl->vocab) dl->vocab = s->info.vocab_size;
         fp = mix64(fp ^ s->info.n_tokens ^ mix64(s->info.n_docs + i));
+        if (s->info.version == DATA_SHARD_VERSION_TREES) fp = mix64(fp ^ mix64(s->info.n_messages * 5 + s->info.context));
     }
     dl->fingerprint = fp;
     uint64_t per_batch = (uint64_t)B * (uint64_t)world;
@@ -2224,20 +2317,31 @@ DataLoader *dataloader_open_val(const char *const *paths, size_t npaths, size_t 
     return loader_open(paths, npaths, B, T, 0, rank, world, 0, err, errsize);
 }
 
-int dataloader_next(DataLoader *dl, int32_t *tokens) {
+// Advances to the next batch and names its B windows in dl->win. Returns 0 at the end of a validation pass.
+static int loader_advance(DataLoader *dl) {
     if (dl->batch >= dl->batches) {
         if (!dl->shuffle) return 0;
         dl->epoch++;
         dl->batch = 0;
     }
     uint64_t base = (dl->batch * (uint64_t)dl->world + (uint64_t)dl->rank) * dl->B;
-    for (size_t b = 0; b < dl->B; b++) {
-        int32_t *row = tokens + b * (dl->T + 1);
-        // validation: the last batch may run past the windows; its rows wrap to the start of the pass
-        uint64_t i = (base + b) % dl->windows;
-        loader_read_window(dl, loader_window(dl, i), row);
-    }
+    // validation: the last batch may run past the windows; its rows wrap to the start of the pass
+    for (size_t b = 0; b < dl->B; b++) dl->win[b] = loader_window(dl, (base + b) % dl->windows);
     dl->batch++;
+    return 1;
+}
+
+int dataloader_next_batch(DataLoader *dl, int32_t *inputs, int32_t *targets, int32_t *pos, int32_t *span_end) {
+    if (!loader_advance(dl)) return 0;
+    for (size_t b = 0; b < dl->B; b++) {
+        size_t o = b * dl->T;
+        loader_read_rows(dl, dl->win[b], inputs + o, targets + o, pos + o, span_end + o);
+    }
+    return 1;
+}
+int dataloader_next(DataLoader *dl, int32_t *tokens) {
+    if (!loader_advance(dl)) return 0;
+    for (size_t b = 0; b < dl->B; b++) loader_read_window(dl, dl->win[b], tokens + b * (dl->T + 1));
     return 1;
 }
 
@@ -2255,6 +2359,7 @@ int dataloader_seek(DataLoader *dl, DataPos pos, char *err, size_t errsize) {
 void dataloader_rewind(DataLoader *dl) { dl->epoch = 0; dl->batch = 0; }
 size_t dataloader_batches_per_epoch(const DataLoader *dl) { return (size_t)dl->batches; }
 uint32_t dataloader_vocab_size(const DataLoader *dl) { return dl->vocab; }
+int dataloader_has_trees(const DataLoader *dl) { return dl->trees; }
 void dataloader_close(DataLoader *dl) { if (dl) dataloader_unmap(dl); }
 
 // ---------------------------------------------------------------------------------------------------------------

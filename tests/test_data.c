@@ -483,6 +483,30 @@ static void test_loader(void) {
     CHECK(rows_ok == 64, "loader: every row is T+1 consecutive tokens of one shard (%zu of 64)", rows_ok);
     DataPos pos = dataloader_tell(dl);
     CHECK(pos.epoch == 0 && pos.batch == 16, "loader: position after one epoch is (0, 16)");
+    // dataloader_next_batch on plain shards: the same windows as dataloader_next, targets the next token,
+    // positions t, span_end T-1 (causal)
+    {
+        DataLoader *x = dataloader_open(paths, 2, B, T, 42, 0, 1, err, sizeof err);
+        DataLoader *y = dataloader_open(paths, 2, B, T, 42, 0, 1, err, sizeof err);
+        int32_t *in = xmalloc(4 * B * T * sizeof *in), *tg = in + B * T, *ps = tg + B * T, *se = ps + B * T;
+        size_t same = 0, rows = 0;
+        for (int k = 0; k < 20; k++) { // past the end of epoch 0
+            dataloader_next(x, batch);
+            dataloader_next_batch(y, in, tg, ps, se);
+            for (size_t b = 0; b < B; b++, rows++) {
+                int ok = 1;
+                for (size_t t = 0; t < T; t++)
+                    ok &= in[b * T + t] == batch[b * (T + 1) + t] && tg[b * T + t] == batch[b * (T + 1) + t + 1] &&
+                          ps[b * T + t] == (int32_t)t && se[b * T + t] == (int32_t)T - 1;
+                same += ok;
+            }
+        }
+        CHECK(same == rows && !dataloader_has_trees(y), "loader: next_batch on plain text = next's windows, pos t, span_end T-1 (%zu of %zu rows)", same, rows);
+        CHECK(dataloader_tell(x).batch == dataloader_tell(y).batch &&
+              dataloader_tell(x).fingerprint == pos.fingerprint, "loader: next and next_batch advance alike");
+        free(in);
+        dataloader_close(x); dataloader_close(y);
+    }
     // resume: the batches after a saved position are the same bit for bit
     int32_t *ref = xmalloc(5 * B * (T + 1) * sizeof *ref), *again = xmalloc(5 * B * (T + 1) * sizeof *again);
     for (int k = 0; k < 3; k++) dataloader_next(dl, batch);
