@@ -1002,22 +1002,38 @@ static void rope_backward(float *dqkv, const int *pos, const float *cosb, const 
 }
 
 // Causal self-attention with NKV key/value heads shared by groups of NH/NKV query heads (multi-query when NKV = 1).
-//   att[b,h,t,:] = softmax_{t2 <= t}(q_t . k_t2 / sqrt(HS)),   out[b,t,h,:] = sum_t2 att[b,h,t,t2] v_t2
-// The reference versions compute it as written, keeping the probabilities att (B, NH, T, T): O(T^2) memory.
-// qkv (B, T, QKV) already rotated, out (B, T, C) with heads in order.
-static REFERENCE void attention_forward_ref(float *out, float *att, const float *qkv, const Config *c, size_t B,
-                                            size_t T) {
+//   att[b,h,t,:] = softmax_{t2 visible from t}(q_t . k_t2 / sqrt(HS)),   out[b,t,h,:] = sum_t2 att[b,h,t,t2] v_t2
+// Which keys are visible. Plain text: every t2 <= t (causal). Conversation trees (docs/trees.md): a row holds
+// trees of messages packed depth first, so the subtree of a message (it and all its replies, replies to them, ...)
+// is one contiguous range of positions. span_end (B, T) gives, per token t2, the last position of the subtree of
+// t2's message, and
+//   t2 is visible from t   iff   t2 <= t <= span_end[t2]
+// i.e. t lies after t2 in t2's own message or in one of its descendants: a message sees itself causally and its
+// ancestors, never a sibling branch or another tree. One int per token, so a tile of keys needs only its spans to
+// decide whether it is wholly visible, wholly hidden or mixed; no (T, T) mask exists. span_end = NULL is plain
+// causal attention (the special case span_end = T - 1 everywhere), and costs nothing.
+static REFERENCE int attn_visible(size_t t, size_t t2, const int *span_end_row) {
+    return t2 <= t && (!span_end_row || (int)t <= span_end_row[t2]);
+}
+
+// The reference versions compute it as written, keeping the probabilities att (B, NH, T, T): O(T^2) memory,
+// with att = 0 wherever a key is not visible. qkv (B, T, QKV) already rotated, out (B, T, C) with heads in order.
+static REFERENCE void attention_forward_ref(float *out, float *att, const float *qkv, const int *span_end,
+                                            const Config *c, size_t B, size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH;
     float scale = 1.0f / sqrtf((float)HS);
     #pragma omp parallel for collapse(2) schedule(static)
     for (size_t b = 0; b < B; b++) {
         for (size_t h = 0; h < NH; h++) {
             size_t g = h / (NH / c->NKV);
+            const int *se = span_end ? span_end + b * T : NULL;
             for (size_t t = 0; t < T; t++) {
                 const float *q = qkv + (b * T + t) * QKV + q_off(c, h);
                 float *a = att + ((b * NH + h) * T + t) * T;
                 float mx = -INFINITY;
-                for (size_t t2 = 0; t2 <= t; t2++) {
+                for (size_t t2 = 0; t2 < T; t2++) {
+                    a[t2] = -INFINITY;
+                    if (!attn_visible(t, t2, se)) continue;
                     const float *k = qkv + (b * T + t2) * QKV + k_off(c, g);
                     float s = 0.0f;
                     for (size_t i = 0; i < HS; i++) s += q[i] * k[i];
@@ -1025,12 +1041,11 @@ static REFERENCE void attention_forward_ref(float *out, float *att, const float 
                     if (a[t2] > mx) mx = a[t2];
                 }
                 float sum = 0.0f;
-                for (size_t t2 = 0; t2 <= t; t2++) {
-                    a[t2] = expf(a[t2] - mx);
+                for (size_t t2 = 0; t2 < T; t2++) {
+                    a[t2] = a[t2] == -INFINITY ? 0.0f : expf(a[t2] - mx);
                     sum += a[t2];
                 }
-                for (size_t t2 = 0; t2 <= t; t2++) a[t2] /= sum;
-                for (size_t t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
+                for (size_t t2 = 0; t2 < T; t2++) a[t2] /= sum;
                 float *o = out + (b * T + t) * C + h * HS;
                 for (size_t i = 0; i < HS; i++) o[i] = 0.0f;
                 for (size_t t2 = 0; t2 <= t; t2++) {
@@ -1043,8 +1058,8 @@ static REFERENCE void attention_forward_ref(float *out, float *att, const float 
 }
 
 // With p = att and s the scaled scores: dv += p^T dout, dp = dout v^T, ds = p (dp - sum(p dp)),
-// dq += ds k / sqrt(HS), dk += ds^T q / sqrt(HS). The query heads of a group write the same dk, dv:
-// parallelising over (batch, group) keeps those sums race-free.
+// dq += ds k / sqrt(HS), dk += ds^T q / sqrt(HS). A hidden key has p = 0, hence ds = 0: att carries the mask.
+// The query heads of a group write the same dk, dv: parallelising over (batch, group) keeps those sums race-free.
 static REFERENCE void attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
                                              const Config *c, size_t B, size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, qpk = NH / c->NKV;
@@ -1096,6 +1111,8 @@ static REFERENCE void attention_backward_ref(float *dqkv, const float *dout, con
 // A tile of queries holds every query head of one K/V group (qpk heads x n positions: row r is head r / n at
 // position t0 + r % n), so each key and value loaded serves all the heads that share it: all NH of them for
 // multi-query. A key tile that lies wholly in a row's future is skipped; the diagonal tile is masked per row.
+// Trees add one test per tile (att_tile_kind): a key tile is skipped when no query of the tile sees any of its keys,
+// taken whole when the causal test alone decides, and masked per (query, key) only when it is mixed.
 enum { ATT_BK = 64, ATT_ROWS = 64 };  // keys per tile; query rows per tile (fewer positions when qpk is large)
 
 // e^x in arithmetic the compiler vectorises (libm's expf is a call per element): x = n ln2 + f
@@ -1143,6 +1160,27 @@ static size_t att_tile_positions(const Config *c) {
     return qpk >= ATT_ROWS ? 1 : ATT_ROWS / qpk;
 }
 
+// How the keys [s0, s0 + nk) of a tile look from its queries [t0, t1], given the spans se of the row (NULL:
+// causal). ATT_HIDDEN: every key's subtree ends before t0, no query sees any of them. ATT_CAUSAL: every key's
+// subtree reaches t1, so the causal test alone decides. ATT_MIXED: some pairs need the span test (att_mask_row).
+enum { ATT_HIDDEN, ATT_CAUSAL, ATT_MIXED };
+static int att_tile_kind(const int *se, size_t s0, size_t nk, size_t t0, size_t t1) {
+    if (!se) return ATT_CAUSAL;
+    int lo = INT_MAX, hi = INT_MIN;
+    for (size_t j = s0; j < s0 + nk; j++) {
+        lo = se[j] < lo ? se[j] : lo;
+        hi = se[j] > hi ? se[j] : hi;
+    }
+    return hi < (int)t0 ? ATT_HIDDEN : lo < (int)t1 ? ATT_MIXED : ATT_CAUSAL;
+}
+
+// In a mixed tile, the scores s of the first jn keys (spans se) of query t: those not visible become -inf, so
+// that exp_fast gives them 2^-126, a weight below float resolution next to the row's largest, which is 1.
+static void att_mask_row(float *s, const int *se, size_t t, size_t jn) {
+    for (size_t j = 0; j < jn; j++)
+        if (se[j] < (int)t) s[j] = -INFINITY;
+}
+
 // s (R, ATT_BK) = q (R, HS) k^T for the nk keys starting at k (rows QKV apart): the scores of a whole tile.
 static void att_scores(float *s, const float *q, const float *k, size_t R, size_t nk, size_t HS, size_t QKV,
                        float *pack) {
@@ -1150,8 +1188,10 @@ static void att_scores(float *s, const float *q, const float *k, size_t R, size_
     gemm_serial(s, ATT_BK, q, HS, 1, k, 1, QKV, R, nk, HS, pack, pack + MR * KC);
 }
 
-// qkv (B, T, QKV) already rotated; out (B, T, C) with heads in order; lse (B, NH, T) kept for the backward.
-static void attention_forward(float *out, float *lse, const float *qkv, const Config *c, size_t B, size_t T) {
+// qkv (B, T, QKV) already rotated; span_end (B, T) or NULL; out (B, T, C) with heads in order; lse (B, NH, T)
+// kept for the backward.
+static void attention_forward(float *out, float *lse, const float *qkv, const int *span_end, const Config *c, size_t B,
+                              size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, NKV = c->NKV, qpk = NH / NKV;
     size_t bq = att_tile_positions(c), tiles = (T + bq - 1) / bq;
     float scale = 1.0f / sqrtf((float)HS);
@@ -1164,6 +1204,7 @@ static void attention_forward(float *out, float *lse, const float *qkv, const Co
             size_t b = u / (NKV * tiles), g = u / tiles % NKV, t0 = u % tiles * bq;
             size_t n = T - t0 < bq ? T - t0 : bq, R = qpk * n;
             const float *x = qkv + b * T * QKV;  // this sequence
+            const int *se = span_end ? span_end + b * T : NULL;
             for (size_t r = 0; r < R; r++) {
                 const float *q = x + (t0 + r % n) * QKV + q_off(c, g * qpk + r / n);
                 for (size_t d = 0; d < HS; d++) {
@@ -1175,11 +1216,15 @@ static void attention_forward(float *out, float *lse, const float *qkv, const Co
             }
             for (size_t s0 = 0; s0 < t0 + n; s0 += ATT_BK) {
                 size_t nk = t0 + n - s0 < ATT_BK ? t0 + n - s0 : ATT_BK;
+                int kind = att_tile_kind(se, s0, nk, t0, t0 + n - 1);
+                if (kind == ATT_HIDDEN) continue;
                 att_scores(w.s, w.q, x + s0 * QKV + k_off(c, g), R, nk, HS, QKV, w.pack);
                 for (size_t r = 0; r < R; r++) {
                     size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;  // keys it may see
                     float *s = w.s + r * ATT_BK, *o = w.o + r * HS, mx = w.m[r], sum = 0.0f;
+                    if (kind == ATT_MIXED) att_mask_row(s, se + s0, t, jn);
                     for (size_t j = 0; j < jn; j++) mx = s[j] > mx ? s[j] : mx;
+                    if (mx == -INFINITY) jn = 0;  // nothing visible so far: the row's tree starts further on
                     #pragma omp simd reduction(+ : sum)
                     for (size_t j = 0; j < jn; j++) {
                         s[j] = exp_fast(s[j] - mx);
@@ -1212,7 +1257,7 @@ static void attention_forward(float *out, float *lse, const float *qkv, const Co
 // matrix product over the tile. The query heads of a group write the same dk, dv, so the threads take whole
 // (batch, group) pairs and every sum stays race-free.
 static void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
-                               const Config *c, size_t B, size_t T) {
+                               const int *span_end, const Config *c, size_t B, size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, NKV = c->NKV, qpk = NH / NKV;
     size_t bq = att_tile_positions(c);
     float scale = 1.0f / sqrtf((float)HS);
@@ -1225,6 +1270,7 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
         for (size_t u = 0; u < B * NKV; u++) {
             size_t b = u / NKV, g = u % NKV;
             const float *x = qkv + b * T * QKV;
+            const int *se = span_end ? span_end + b * T : NULL;
             float *dx = dqkv + b * T * QKV;
             for (size_t t0 = 0; t0 < T; t0 += bq) {
                 size_t n = T - t0 < bq ? T - t0 : bq, R = qpk * n;
@@ -1244,12 +1290,15 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                 }
                 for (size_t s0 = 0; s0 < t0 + n; s0 += ATT_BK) {
                     size_t nk = t0 + n - s0 < ATT_BK ? t0 + n - s0 : ATT_BK;
+                    int kind = att_tile_kind(se, s0, nk, t0, t0 + n - 1);
+                    if (kind == ATT_HIDDEN) continue;
                     const float *k0 = x + s0 * QKV + k_off(c, g), *v0 = x + s0 * QKV + v_off(c, g);
                     att_scores(w.s, w.q, k0, R, nk, HS, QKV, w.pack);
                     att_scores(w.dp, w.dout, v0, R, nk, HS, QKV, w.pack);
                     for (size_t r = 0; r < R; r++) {
                         size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;
                         float *s = w.s + r * ATT_BK, *dp = w.dp + r * ATT_BK;
+                        if (kind == ATT_MIXED) att_mask_row(s, se + s0, t, jn);
                         for (size_t j = 0; j < jn; j++) {
                             s[j] = exp_fast(s[j] - w.m[r]);    // the probability
                             dp[j] = s[j] * (dp[j] - w.l[r]);  // ds
@@ -1390,6 +1439,8 @@ typedef struct {
     float *gacts_memory;
     float *scratch;                // (B, T, C) output of a projection before it joins the residual stream
     int *inputs, *targets, *pos;   // (B, T) copies of the batch
+    int *span_end;                 // (B, T) the batch's tree spans, when masked (see attn_visible)
+    int masked;                    // 0: plain causal attention (no spans given, or every span ends at T - 1)
     float loss_ce, loss_z;         // last forward: mean cross-entropy and mean z-loss
     float zloss_coef;              // z-loss coefficient (0 = off; the paper uses 1e-4)
 } Falcon;
@@ -1412,8 +1463,9 @@ static void falcon_free_acts(Falcon *m) {
     free(m->inputs);
     free(m->targets);
     free(m->pos);
+    free(m->span_end);
     m->acts_memory = m->gacts_memory = m->scratch = NULL;
-    m->inputs = m->targets = m->pos = NULL;
+    m->inputs = m->targets = m->pos = m->span_end = NULL;
     m->B = m->T = 0;
 }
 
@@ -1474,22 +1526,29 @@ static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
     m->inputs = xmalloc(N * sizeof(int));
     m->targets = xmalloc(N * sizeof(int));
     m->pos = xmalloc(N * sizeof(int));
+    m->span_end = xmalloc(N * sizeof(int));
     m->B = B;
     m->T = T;
 }
 
 // The forward pass. inputs (B, T) token ids; targets (B, T) the next tokens, -100 = not counted, or NULL for
-// logits only; pos (B, T) position ids, or NULL for 0..T-1 in every row. Returns the mean loss (cross-entropy
+// logits only; pos (B, T) position ids, or NULL for 0..T-1 in every row; span_end (B, T) the conversation-tree
+// mask of attention (attn_visible), or NULL for plain causal attention. Returns the mean loss (cross-entropy
 // plus z-loss), or -1 without targets. Logits stay in acts[A_LOGITS].
-static float falcon_forward(Falcon *m, const int *inputs, const int *targets, const int *pos, size_t B, size_t T) {
+static float falcon_forward(Falcon *m, const int *inputs, const int *targets, const int *pos, const int *span_end,
+                            size_t B, size_t T) {
     const Config *c = &m->config;
     size_t C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF;
+    int masked = 0;
     for (size_t n = 0; n < N; n++) {
         if (inputs[n] < 0 || (size_t)inputs[n] >= c->V) die("token id %d at position %zu is outside [0, %zu)", inputs[n], n, c->V);
         if (targets && targets[n] != -100 && (targets[n] < 0 || (size_t)targets[n] >= c->V))
             die("target id %d at position %zu is outside [0, %zu) and is not -100", targets[n], n, c->V);
         int p = pos ? pos[n] : (int)(n % T);
         if (p < 0 || (size_t)p >= c->maxT) die("position %d is outside [0, %zu) (max_position_embeddings)", p, c->maxT);
+        if (span_end && (span_end[n] < (int)(n % T) || span_end[n] >= (int)T))
+            die("span_end %d at position %zu is outside [t, T) = [%zu, %zu)", span_end[n], n, n % T, T);
+        masked |= span_end && span_end[n] != (int)T - 1;
     }
     falcon_ensure_acts(m, B, T);
     memcpy(m->inputs, inputs, N * sizeof(int));
@@ -1497,6 +1556,9 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
         m->targets[n] = targets ? targets[n] : -100;
         m->pos[n] = pos ? pos[n] : (int)(n % T);
     }
+    m->masked = masked;
+    if (masked) memcpy(m->span_end, span_end, N * sizeof(int));
+    const int *se = masked ? m->span_end : NULL;
     float **a = m->acts;
     float *const *p = m->params.t;
     encoder_forward(a[A_ENCODED], inputs, p[P_WTE], N, C);
@@ -1516,7 +1578,7 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
         // attention branch
         matmul_forward(qkv, ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
         rope_forward(qkv, m->pos, m->rope_cos, m->rope_sin, c, N, 1.0f);
-        attention_forward(atty, att_lse, qkv, c, B, T);
+        attention_forward(atty, att_lse, qkv, se, c, B, T);
         matmul_forward(m->scratch, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
         for (size_t i = 0; i < N * C; i++) res[i] = x[i] + m->scratch[i];
         // MLP branch, in parallel with attention: both read the block's input, both add to the residual
@@ -1579,7 +1641,7 @@ static void falcon_backward(Falcon *m, float dloss) {
         matmul_backward(dln2, dp[P_FCW] + l * FF * C, g[G_DFCH], ln2, p[P_FCW] + l * FF * C, N, C, FF);
         // attention branch
         matmul_backward(g[G_DATTY], dp[P_ATTPROJW] + l * C * C, dres, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
-        attention_backward(g[G_DQKV], g[G_DATTY], qkv, atty, att_lse, c, B, T);
+        attention_backward(g[G_DQKV], g[G_DATTY], qkv, atty, att_lse, m->masked ? m->span_end : NULL, c, B, T);
         rope_backward(g[G_DQKV], m->pos, m->rope_cos, m->rope_sin, c, N);
         matmul_backward(dln1, dp[P_QKVW] + l * QKV * C, g[G_DQKV], ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
         // LayerNorms back into the block input
@@ -2085,7 +2147,7 @@ static double loglikelihood(Falcon *m, const int *ctx, size_t nctx, const int *c
     for (size_t t = 0; t < T; t++) tg[t] = (t + 1 >= nctx && t + 1 < T) ? seq[t + 1] : -100;
     float zc = m->zloss_coef;
     m->zloss_coef = 0.0f;
-    falcon_forward(m, seq + skip, tg + skip, NULL, 1, T - skip);
+    falcon_forward(m, seq + skip, tg + skip, NULL, NULL, 1, T - skip);
     m->zloss_coef = zc;
     size_t counted = 0;
     for (size_t t = skip; t < T; t++) counted += tg[t] >= 0;
@@ -2576,7 +2638,7 @@ static float evaluate(Falcon *m, DataLoader *val, size_t B, size_t T, size_t bat
     m->zloss_coef = 0.0f;
     while (n < batches && dataloader_next(val, tok)) {
         batch_split(tok, in, tg, B, T);
-        falcon_forward(m, in, tg, NULL, B, T);
+        falcon_forward(m, in, tg, NULL, NULL, B, T);
         sum += m->loss_ce;
         n++;
     }
@@ -2876,7 +2938,7 @@ static int train_run(TrainOptions *o) {
         for (size_t k = 0; k < accum; k++) {
             dataloader_next(r.train, r.tok);
             batch_split(r.tok, r.in, r.tg, B, T);
-            loss += falcon_forward(&r.m, r.in, r.tg, NULL, B, T) / (float)accum;
+            loss += falcon_forward(&r.m, r.in, r.tg, NULL, NULL, B, T) / (float)accum;
             falcon_backward(&r.m, 1.0f / (float)accum);
         }
         if (r.ts.step + 1 >= o->poison_from && r.ts.step + 1 <= o->poison_to) r.m.grads_memory[0] = NAN;
@@ -2992,7 +3054,7 @@ static int cmd_score(int argc, char **argv) {
         if ((size_t)ids[t] >= m.config.V) die("stdin: token %zu: id %d is outside the vocabulary [0, %zu)", t, ids[t], m.config.V);
     int *targets = xmalloc(T * sizeof(int));
     for (size_t t = 0; t < T; t++) targets[t] = t + 1 < T ? ids[t + 1] : -100;
-    float loss = falcon_forward(&m, ids, targets, NULL, 1, T);
+    float loss = falcon_forward(&m, ids, targets, NULL, NULL, 1, T);
     printf("%.6f\n", loss);
     if (dump) {
         float *fid = xmalloc(T * sizeof(float));

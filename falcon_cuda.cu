@@ -190,14 +190,9 @@ static GpuDist zero_shard(size_t n, int world, int rank) {
 // softmax, no T x T matrix), in fp32 C, so that make test checks the algorithm, its masks and its backward pass
 // against falcon.c's attention on a machine without a GPU (tests/test_falcon_cuda.c).
 //
-// Masks. Key t2 is visible from query t when t2 <= t (causal) and t <= span_end[t2]. span_end (B, T) describes a
-// conversation tree packed in depth-first order: the subtree of token t2 is the contiguous range
-// [t2, span_end[t2]], so t2 is an ancestor of t exactly when t lies in that range. NULL means plain causal
-// (span_end = T - 1 everywhere); documents packed back to back are the tree whose spans end at their document end.
-
-static REFERENCE int attn_visible(size_t t, size_t t2, const int *span_end_row) {
-    return t2 <= t && (!span_end_row || (int)t <= span_end_row[t2]);
-}
+// Masks: falcon.c's attn_visible. Key t2 is visible from query t when t2 <= t <= span_end[t2]: span_end (B, T)
+// describes conversation trees packed in depth-first order, NULL means plain causal (span_end = T - 1 everywhere);
+// documents packed back to back are the trees whose spans end at their document end.
 
 // A batch of conversation trees packed depth first, for the tests: a root prompt of 3 to 6 tokens, then replies
 // of 5 tokens: 3 in a chain, then two alternative 1-token continuations. A reply sees its prompt and its own
@@ -620,7 +615,7 @@ static int cmd_check(const char *dir, const Ranks *r) {
     cuda_falcon_backward(g, 1.0f);
     cuda_falcon_grad_norm(g);
     cuda_falcon_gather(g, NULL, grads, NULL, NULL);
-    float cpu_loss = falcon_forward(&m, ids, targets, NULL, B, T);
+    float cpu_loss = falcon_forward(&m, ids, targets, NULL, NULL, B, T);
     falcon_zero_grad(&m);
     falcon_backward(&m, 1.0f);
     float *want_logits = ref_tensor(&ref, "logits"), *want_loss = ref_tensor(&ref, "loss");
@@ -1084,7 +1079,7 @@ static void rope_backward(floatX *dqkv, const int *pos, const float *cosb, const
 
 struct FaShape {
     size_t T, NH, NKV, HS, QKV, C, qpk, hb;  // hb = heads per block (a power of two dividing FA_ROWS)
-    const int *span_end;                     // (B, T) or NULL: see attn_visible in PART 1
+    const int *span_end;                     // (B, T) or NULL: see attn_visible in falcon.c
 };
 
 static __device__ __forceinline__ bool fa_visible(size_t t, size_t t2, const int *se) {

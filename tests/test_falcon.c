@@ -73,7 +73,7 @@ static void test_parity(const char *layout) {
     int32_t *ids = ref_raw(&ref, "input_ids", NULL), *labels = ref_raw(&ref, "labels", NULL);
     int *targets = xmalloc(B * T * sizeof(int));
     labels_to_targets(targets, labels, B, T);
-    float loss = falcon_forward(&m, ids, targets, NULL, B, T);
+    float loss = falcon_forward(&m, ids, targets, NULL, NULL, B, T);
     float *want_logits = ref_raw(&ref, "logits", &n), *want_loss = ref_raw(&ref, "loss", NULL);
     CHECK(n == B * T * V, "%s: logits shape", layout);
     double dl = rel_diff(m.acts[A_LOGITS], want_logits, B * T * V);
@@ -99,7 +99,7 @@ static void test_parity(const char *layout) {
     double worst_loss = 0.0, worst_lr = 0.0, worst_norm = 0.0;
     for (size_t s = 0; s < 10; s++) {
         labels_to_targets(targets, tlabels + s * B * T, B, T);
-        float l = falcon_forward(&m, tids + s * B * T, targets, NULL, B, T);
+        float l = falcon_forward(&m, tids + s * B * T, targets, NULL, NULL, B, T);
         falcon_zero_grad(&m);
         falcon_backward(&m, 1.0f);
         float lr = adamw_lr(&opt, s);
@@ -161,14 +161,14 @@ static void test_accumulation(void) {
     uint64_t rng = 3;
     for (size_t i = 0; i < B * T; i++) { in[i] = (int)(rng_next(&rng) % V); tg[i] = (int)(rng_next(&rng) % V); }
     m.zloss_coef = 1e-4f;
-    falcon_forward(&m, in, tg, NULL, B, T);
+    falcon_forward(&m, in, tg, NULL, NULL, B, T);
     falcon_zero_grad(&m);
     falcon_backward(&m, 1.0f);
     float *full = xmalloc(np * sizeof(float));
     memcpy(full, m.grads_memory, np * sizeof(float));
     falcon_zero_grad(&m);
     for (size_t b = 0; b < B; b++) {
-        falcon_forward(&m, in + b * T, tg + b * T, NULL, 1, T);
+        falcon_forward(&m, in + b * T, tg + b * T, NULL, NULL, 1, T);
         falcon_backward(&m, 0.5f);
     }
     double d = rel_diff(m.grads_memory, full, np);
@@ -188,7 +188,7 @@ static void test_decoder(const char *layout) {
     int in[12];
     uint64_t rng = 11;
     for (size_t t = 0; t < T; t++) in[t] = (int)(rng_next(&rng) % V);
-    falcon_forward(&m, in, NULL, NULL, 1, T);
+    falcon_forward(&m, in, NULL, NULL, NULL, 1, T);
     Decoder d;
     decoder_build(&d, &m);
     double worst = 0.0;
@@ -206,14 +206,14 @@ static void test_positions(void) {
     falcon_load(&m, REF "/mqa", &e);
     int in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, pos[8], tg[8];
     for (int i = 0; i < 8; i++) { pos[i] = i < 4 ? i : i + 6; tg[i] = (i * 7) % 61; }
-    float a = falcon_forward(&m, in, tg, pos, 1, 8);
-    float b = falcon_forward(&m, in, tg, NULL, 1, 8);
+    float a = falcon_forward(&m, in, tg, pos, NULL, 1, 8);
+    float b = falcon_forward(&m, in, tg, NULL, NULL, 1, 8);
     CHECK(fabsf(a - b) > 1e-4f, "position ids with a gap change the loss (%.6f vs %.6f at 0..7)", a, b);
     for (int i = 0; i < 8; i++) pos[i] = 10 + i;
     float *keep = xmalloc(8 * m.config.V * sizeof(float));
-    falcon_forward(&m, in, tg, pos, 1, 8);
+    falcon_forward(&m, in, tg, pos, NULL, 1, 8);
     memcpy(keep, m.acts[A_LOGITS], 8 * m.config.V * sizeof(float));
-    falcon_forward(&m, in, tg, NULL, 1, 8);
+    falcon_forward(&m, in, tg, NULL, NULL, 1, 8);
     double d = rel_diff(m.acts[A_LOGITS], keep, 8 * m.config.V);
     CHECK(d < 1e-4, "RoPE: a constant shift of all positions leaves the logits unchanged (rel %.2e)", d);
     free(keep);

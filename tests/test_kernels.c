@@ -6,6 +6,7 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "../falcon.c"
 #include "test.h"
+#include "trees.h"
 
 static float *randn(size_t n, uint64_t *rng) {
     float *x = xmalloc(n * sizeof(float));
@@ -37,7 +38,9 @@ static void test_matmul(void) {
     }
 }
 
-// Flash attention against the O(T^2) reference: outputs, and the input gradients accumulated onto non-zero ones.
+// Flash attention against the O(T^2) reference: outputs, and the input gradients accumulated onto non-zero ones;
+// plain causal, then with conversation trees of every shape packed into the rows (tests/trees.h), whose tiles
+// are hidden, causal or mixed.
 static void test_attention(void) {
     size_t shapes[][5] = {
         // B, T, NH, NKV, HS
@@ -48,6 +51,8 @@ static void test_attention(void) {
         {1, 9, 130, 2, 4},   // 65 query heads per group: more than a tile's rows
         {3, 1, 2, 1, 6},     // a single position
         {1, 64, 7, 7, 3},    // exactly one key tile
+        {4, 300, 4, 2, 8},   // long rows: whole key tiles of other trees are skipped
+        {32, 7, 2, 1, 4},    // many short rows: a subtree ending at every position of a tile
     };
     uint64_t rng = 5;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -58,16 +63,23 @@ static void test_attention(void) {
         float *qkv = randn(N * QKV, &rng), *dout = randn(N * c.C, &rng);
         float *o1 = xmalloc(N * c.C * 4), *o2 = xmalloc(N * c.C * 4);
         float *att = xmalloc(B * c.NH * T * T * 4), *lse = xmalloc(B * c.NH * T * 4);
-        float *d1 = randn(N * QKV, &rng), *d2 = xmalloc(N * QKV * 4);
-        memcpy(d2, d1, N * QKV * 4);
-        attention_forward_ref(o1, att, qkv, &c, B, T);
-        attention_forward(o2, lse, qkv, &c, B, T);
-        attention_backward_ref(d1, dout, qkv, att, &c, B, T);
-        attention_backward(d2, dout, qkv, o2, lse, &c, B, T);
-        double df = rel_diff(o2, o1, N * c.C), db = rel_diff(d2, d1, N * QKV);
-        CHECK(df < 1e-5 && db < 1e-5, "attention B=%zu T=%zu NH=%zu NKV=%zu HS=%zu: out %.1e dqkv %.1e", B, T, c.NH,
-              c.NKV, c.HS, df, db);
-        free(qkv); free(dout); free(o1); free(o2); free(att); free(lse); free(d1); free(d2);
+        float *d1 = xmalloc(N * QKV * 4), *d2 = xmalloc(N * QKV * 4);
+        int *pos = xmalloc(N * sizeof(int)), *span = xmalloc(N * sizeof(int));
+        TreeRow row;
+        for (size_t b = 0; b < B; b++)
+            tree_row_make(&row, pos + b * T, span + b * T, T, (TreeShape)((s + b) % TREE_SHAPES), 1 + s % 9, &rng);
+        for (int masked = 0; masked < 2; masked++) {
+            const int *se = masked ? span : NULL;
+            for (size_t i = 0; i < N * QKV; i++) d1[i] = d2[i] = rng_normal(&rng);
+            attention_forward_ref(o1, att, qkv, se, &c, B, T);
+            attention_forward(o2, lse, qkv, se, &c, B, T);
+            attention_backward_ref(d1, dout, qkv, att, &c, B, T);
+            attention_backward(d2, dout, qkv, o2, lse, se, &c, B, T);
+            double df = rel_diff(o2, o1, N * c.C), db = rel_diff(d2, d1, N * QKV);
+            CHECK(df < 1e-5 && db < 1e-5, "attention B=%zu T=%zu NH=%zu NKV=%zu HS=%zu%s: out %.1e dqkv %.1e", B, T,
+                  c.NH, c.NKV, c.HS, masked ? ", trees" : "", df, db);
+        }
+        free(qkv); free(dout); free(o1); free(o2); free(att); free(lse); free(d1); free(d2); free(pos); free(span);
     }
 }
 
