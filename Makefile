@@ -29,7 +29,7 @@ JSON = json.c json.h
 
 # ---------------------------------------------------------------- falcon.c: the model
 # falcon links tokenizer.c (sampling from text) and data.c (the shard loader) as libraries.
-FALCON_SRC = falcon.c data.c data.h tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+FALCON_SRC = falcon.c data.c data.h tokenizer.c tokenizer.h unicode_tables.h progress.h $(JSON)
 FALCON_LINK = data.c tokenizer.c json.c
 falcon: $(FALCON_SRC)
 	$(CC) $(CFLAGS) $(OPT) $(OMP) -DFALCON_MAIN -o $@ falcon.c $(FALCON_LINK) $(LDLIBS)
@@ -52,7 +52,7 @@ TESTS += $(B)/test_kernels $(B)/test_kernels_portable $(B)/san/test_kernels
 TEST_DEPS += falcon $(B)/san/falcon
 
 # ---------------------------------------------------------------- tokenizer.c
-TOK_SRC = tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+TOK_SRC = tokenizer.c tokenizer.h unicode_tables.h progress.h $(JSON)
 tokenizer: $(TOK_SRC)
 	$(CC) $(CFLAGS) $(OPT) -DTOKENIZER_MAIN -o $@ tokenizer.c json.c $(LDLIBS)
 $(B)/san/tokenizer: $(TOK_SRC) | $(B)/san
@@ -65,7 +65,7 @@ TESTS += $(B)/test_tokenizer $(B)/san/test_tokenizer tests/t_tokenizer.sh
 TEST_DEPS += tokenizer $(B)/san/tokenizer
 
 # ---------------------------------------------------------------- data.c
-DATA_SRC = data.c data.h tokenizer.c tokenizer.h unicode_tables.h $(JSON)
+DATA_SRC = data.c data.h tokenizer.c tokenizer.h unicode_tables.h progress.h $(JSON)
 data: $(DATA_SRC)
 	$(CC) $(CFLAGS) $(OPT) $(OMP) -DDATA_MAIN -o $@ data.c tokenizer.c json.c $(LDLIBS)
 $(B)/san/data: $(DATA_SRC) | $(B)/san
@@ -76,6 +76,15 @@ $(B)/san/test_data: tests/test_data.c tests/test.h $(DATA_SRC) | $(B)/san
 	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_data.c tokenizer.c json.c $(LDLIBS)
 TESTS += $(B)/test_data $(B)/san/test_data tests/t_data_cli.sh
 TEST_DEPS += data tokenizer $(B)/san/data
+
+# ---------------------------------------------------------------- progress.h: the progress line of the long steps
+# a header of static functions, included by tokenizer.c and data.c: nothing to add to their link lines
+$(B)/test_progress: tests/test_progress.c tests/test.h progress.h | $(B)
+	$(CC) $(CFLAGS) $(OPT) -o $@ tests/test_progress.c $(LDLIBS)
+$(B)/san/test_progress: tests/test_progress.c tests/test.h progress.h | $(B)/san
+	$(CC) $(CFLAGS) $(SAN) -o $@ tests/test_progress.c $(LDLIBS)
+TESTS += $(B)/test_progress $(B)/san/test_progress tests/t_progress.sh
+TEST_DEPS += tokenizer data
 
 # ---------------------------------------------------------------- falcon_cuda.cu: the GPU trainer
 # falcon_cuda.cu is compiled twice: as C by $(CC) (its host half, which includes falcon.c) and as CUDA C++ by

@@ -36,6 +36,7 @@
 
 #include "data.h"
 #include "json.h"
+#include "progress.h"
 #include "tokenizer.h"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -244,6 +245,7 @@ typedef struct {
     // what the reader skipped, with one example
     size_t bad_lines, bad_utf8, empty;
     char example[256];
+    Progress *progress;      // while reading: bytes read (NULL: no progress line)
 } Corpus;
 
 static void corpus_free(Corpus *c) {
@@ -288,7 +290,9 @@ static void note_skip(Corpus *c, size_t *counter, const char *fmt, ...) {
 // counted, and the first one is named in c->example; empty texts are counted as empty.
 static void corpus_add_jsonl(Corpus *c, const char *path, const char *buf, size_t n) {
     size_t line = 0;
+    double base = c->progress ? c->progress->done : 0;
     for (size_t i = 0; i < n;) {
+        if (c->progress) progress_update(c->progress, base + (double)i);
         const char *s = buf + i;
         const char *e = memchr(s, '\n', n - i);
         size_t len = e ? (size_t)(e - s) : n - i;
@@ -339,8 +343,9 @@ static int has_suffix(const char *s, const char *suf) {
 }
 
 // Reads a file (.jsonl / .json: JSONL; anything else: one plain-text document per file) or a directory (every
-// file below it, in sorted order so that runs are reproducible). Returns 0, or -1 with err.
-static int corpus_read(Corpus *c, const char *path, char *err, size_t errsize) {
+// file below it, in sorted order so that runs are reproducible). Returns 0, or -1 with err. With c == NULL it
+// reads nothing and adds the sizes of the files to *bytes instead (the total of the progress line).
+static int corpus_read(Corpus *c, const char *path, double *bytes, char *err, size_t errsize) {
     struct stat st;
     if (stat(path, &st) != 0) { snprintf(err, errsize, "%s: cannot open: %s", path, strerror(errno)); return -1; }
     if (S_ISDIR(st.st_mode)) {
@@ -352,7 +357,7 @@ static int corpus_read(Corpus *c, const char *path, char *err, size_t errsize) {
             if (!rc && names[i]->d_name[0] != '.') {
                 Buf sub = {0};
                 buf_printf(&sub, "%s/%s", path, names[i]->d_name);
-                rc = corpus_read(c, sub.s, err, errsize);
+                rc = corpus_read(c, sub.s, bytes, err, errsize);
                 free(sub.s);
             }
             free(names[i]);
@@ -360,6 +365,8 @@ static int corpus_read(Corpus *c, const char *path, char *err, size_t errsize) {
         free(names);
         return rc;
     }
+    if (!c) { *bytes += (double)st.st_size; return 0; }
+    double base = c->progress ? c->progress->done : 0;
     char *text;
     size_t len;
     char rerr[256];
@@ -377,7 +384,22 @@ static int corpus_read(Corpus *c, const char *path, char *err, size_t errsize) {
         corpus_add(c, text, len, "", "");
     }
     free(text);
+    if (c->progress) progress_update(c->progress, base + (double)len);
     return 0;
+}
+
+// Reads the inputs (files or directories) in order, with one progress line for all of them.
+static int corpus_read_all(Corpus *c, const char *const *paths, size_t n, char *err, size_t errsize) {
+    double bytes = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) rc = corpus_read(NULL, paths[i], &bytes, err, errsize);
+    Progress p;
+    progress_start(&p, "reading", bytes, "MB", 1e6);
+    c->progress = &p;
+    for (size_t i = 0; i < n && !rc; i++) rc = corpus_read(c, paths[i], NULL, err, errsize);
+    progress_finish(&p);
+    c->progress = NULL;
+    return rc;
 }
 
 // Writes one document as a JSON line: text, url, then the carried members.
@@ -839,7 +861,9 @@ static void synth_generate(Synth *s, size_t n, uint64_t seed) {
     planted = 0;
     for (size_t k = 0; k < N_SHARES; k++) planted += count[k];
     size_t n_good = n > planted ? n - planted : 0;
-    for (size_t i = 0; i < n_good; i++) synth_fresh(s, r, "good", i);
+    Progress p;
+    progress_start(&p, "synth", (double)(n_good + planted), "docs", 1);
+    for (size_t i = 0; i < n_good; i++) { synth_fresh(s, r, "good", i); progress_update(&p, (double)s->n); }
     size_t base = 0; // next good document to derive from
     Buf t = {0}, u = {0}, passage = {0};
     size_t group = 0;
@@ -847,6 +871,7 @@ static void synth_generate(Synth *s, size_t n, uint64_t seed) {
         const char *label = synth_shares[k].label;
         for (size_t i = 0; i < count[k]; i++) {
             size_t id = s->n;
+            progress_update(&p, (double)id);
             if (k == 0 || k == 1) { // exact and near duplicates of distinct good documents
                 size_t src = n_good ? base++ % n_good : 0;
                 if (!n_good) { synth_fresh(s, r, label, id); continue; }
@@ -934,6 +959,8 @@ static void synth_generate(Synth *s, size_t n, uint64_t seed) {
             }
         }
     }
+    progress_update(&p, (double)s->n);
+    progress_finish(&p);
     free(passage.s);
     free(t.s);
     free(u.s);
@@ -1755,12 +1782,18 @@ static int mhd_cluster(MinHashDedup *m, uint32_t *parent, char *err, size_t errs
     if (group > MH_BANDS) group = MH_BANDS;
     KeyDoc *pairs = xmalloc(group * m->n * sizeof *pairs);
     uint64_t *row = xmalloc(MH_BANDS * sizeof *row);
+    // progress in band keys, MH_BANDS per document; reading a group's keys counts as half of its work, sorting
+    // and joining them as the other half
+    Progress p;
+    progress_start(&p, "minhash bands", (double)MH_BANDS * (double)m->n, "M keys", 1e6);
     for (size_t g = 0; g < MH_BANDS; g += group) {
         size_t ge = g + group < MH_BANDS ? g + group : MH_BANDS, np = 0;
         if (fseek(m->keys, 0, SEEK_SET) != 0) break;
         for (size_t d = 0; d < m->n; d++) {
+            progress_update(&p, (double)g * (double)m->n + 0.5 * (double)(ge - g) * (double)d);
             if (fread(row, sizeof *row, MH_BANDS, m->keys) != MH_BANDS) {
                 snprintf(err, errsize, "minhash: cannot read back band keys: %s", strerror(errno));
+                progress_finish(&p);
                 free(pairs); free(row);
                 return -1;
             }
@@ -1770,7 +1803,9 @@ static int mhd_cluster(MinHashDedup *m, uint32_t *parent, char *err, size_t errs
         radix_sort_keys(pairs, np);
         for (size_t i = 1; i < np; i++)
             if (pairs[i].key == pairs[i - 1].key) uf_union(parent, pairs[i - 1].doc, pairs[i].doc);
+        progress_update(&p, (double)ge * (double)m->n);
     }
+    progress_finish(&p);
     free(pairs);
     free(row);
     for (size_t i = 0; i < m->n; i++) parent[i] = uf_find(parent, (uint32_t)i);
@@ -1788,8 +1823,11 @@ static int mhd_cluster(MinHashDedup *m, uint32_t *parent, char *err, size_t errs
 //
 // Suffix array: prefix doubling (Manber and Myers) with counting sorts, O(n log L) for repeats of length L;
 // LCP: Kasai et al.'s O(n) scan.
+//
+// Progress: the suffixes told apart so far (distinct ranks) of all n. Every round costs the same, but the early
+// rounds tell most suffixes apart and the last ones only the long repeats, so the ETA is optimistic.
 
-static void suffix_array(const uint32_t *s, size_t n, size_t alphabet, uint32_t *sa, uint32_t *rk) {
+static void suffix_array(const uint32_t *s, size_t n, size_t alphabet, uint32_t *sa, uint32_t *rk, Progress *prog) {
     uint32_t *tmp = xmalloc(n * sizeof *tmp);
     size_t m = alphabet > n ? alphabet : n;
     size_t *cnt = xmalloc((m + 1) * sizeof *cnt);
@@ -1817,6 +1855,7 @@ static void suffix_array(const uint32_t *s, size_t n, size_t alphabet, uint32_t 
             tmp[b] = r;
         }
         memcpy(rk, tmp, n * sizeof *rk);
+        progress_update(prog, (double)r + 1);
         if ((size_t)r + 1 == n) break;
     }
     free(tmp);
@@ -1828,7 +1867,9 @@ static void repeated_spans(const uint32_t *s, size_t n, size_t alphabet, size_t 
     memset(cut, 0, n);
     if (n < 2) return;
     uint32_t *sa = xmalloc(n * sizeof *sa), *rk = xmalloc(n * sizeof *rk);
-    suffix_array(s, n, alphabet, sa, rk); // rk is now the inverse of sa
+    Progress p;
+    progress_start(&p, "suffix array", (double)n, "M suffixes", 1e6);
+    suffix_array(s, n, alphabet, sa, rk, &p); // rk is now the inverse of sa
     int32_t *diff = xcalloc(n + 1, sizeof *diff);
     size_t h = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1840,6 +1881,8 @@ static void repeated_spans(const uint32_t *s, size_t n, size_t alphabet, size_t 
     }
     int32_t run = 0;
     for (size_t i = 0; i < n; i++) { run += diff[i]; cut[i] = run > 0; }
+    progress_update(&p, (double)n);
+    progress_finish(&p);
     free(diff); free(sa); free(rk);
 }
 
@@ -2455,6 +2498,10 @@ static int mix_sources(MixSource *src, size_t ns, uint64_t total, double max_rep
     int32_t *ids = NULL;
     size_t idcap = 0;
     int rc = 0;
+    double want = 0;
+    for (size_t s = 0; s < ns; s++) want += (double)src[s].target;
+    Progress p;
+    progress_start(&p, "mix", want, "M tokens", 1e6);
     for (;;) {
         // the source furthest below its share: smallest used / target among those with tokens left to give
         size_t pick = ns;
@@ -2473,7 +2520,9 @@ static int mix_sources(MixSource *src, size_t ns, uint64_t total, double max_rep
         for (uint64_t i = 0; i < len; i++) ids[i] = (int32_t)shard_token(m->map[f], m->info[f].token_bytes, m->doc_start[d] + i);
         if ((rc = shardwriter_add(&w, ids, len, err, errsize)) != 0) break;
         m->used += len + 1;
+        progress_update(&p, (double)w.total_tokens);
     }
+    progress_finish(&p);
     free(ids);
     char later[256];
     if (shardwriter_close(&w, rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
@@ -2533,12 +2582,6 @@ static void pipeline_config_default(PipelineConfig *c) {
     c->seed = 1;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // Removed-document files, one per stage, opened on first use.
 typedef struct { FILE *f[N_STAGES], *edits[N_STAGES]; const char *dir; } RemovedFiles;
 
@@ -2582,6 +2625,10 @@ static int thread_id(void) {
 #endif
 }
 
+// Documents per parallel pass of a stage: small enough for a live progress line, large enough that starting the
+// threads of a pass costs nothing measurable.
+#define PROGRESS_CHUNK 4096
+
 // Runs one per-document stage over the kept documents.
 static void run_doc_stage(Corpus *c, int stage, const PipelineConfig *cfg, StageStats *st, RemovedFiles *rf) {
     double t0 = now_seconds();
@@ -2591,23 +2638,30 @@ static void run_doc_stage(Corpus *c, int stage, const PipelineConfig *cfg, Stage
     Buf *cut = xcalloc((size_t)nt, sizeof *cut);
     char **cut_text = xcalloc(c->n, sizeof *cut_text);
     long n = (long)c->n;
+    Progress p;
+    progress_start(&p, stage_names[stage], (double)n, "docs", 1);
+    for (long a = 0; a < n; a += PROGRESS_CHUNK) { // parallel chunks, the progress line between them
+        long e = a + PROGRESS_CHUNK < n ? a + PROGRESS_CHUNK : n;
 #ifdef _OPENMP
-    #pragma omp parallel for schedule(dynamic, 16)
+        #pragma omp parallel for schedule(dynamic, 16)
 #endif
-    for (long i = 0; i < n; i++) {
-        Doc *d = &c->doc[i];
-        if (d->removed_by) continue;
-        Scratch *s = &sc[thread_id()];
-        if (stage == ST_URL) d->removed_by = url_filter(&cfg->url, d->url);
-        else if (stage == ST_REP) d->removed_by = gopher_repetition(s, d->text, d->len);
-        else if (stage == ST_QUAL) d->removed_by = gopher_quality(s, d->text, d->len);
-        else {
-            Buf *b = &cut[thread_id()];
-            size_t before = d->len;
-            d->removed_by = linewise(d, b);
-            if (!d->removed_by && d->len != before) { edited[i] = 1; cut_text[i] = xstrndup(b->s, b->len); }
+        for (long i = a; i < e; i++) {
+            Doc *d = &c->doc[i];
+            if (d->removed_by) continue;
+            Scratch *s = &sc[thread_id()];
+            if (stage == ST_URL) d->removed_by = url_filter(&cfg->url, d->url);
+            else if (stage == ST_REP) d->removed_by = gopher_repetition(s, d->text, d->len);
+            else if (stage == ST_QUAL) d->removed_by = gopher_quality(s, d->text, d->len);
+            else {
+                Buf *b = &cut[thread_id()];
+                size_t before = d->len;
+                d->removed_by = linewise(d, b);
+                if (!d->removed_by && d->len != before) { edited[i] = 1; cut_text[i] = xstrndup(b->s, b->len); }
+            }
         }
+        progress_update(&p, (double)e);
     }
+    progress_finish(&p);
     st->seconds += now_seconds() - t0;
     for (size_t i = 0; i < c->n; i++) {
         if (edited[i]) {
@@ -2671,6 +2725,8 @@ static int pipeline_run(Corpus *c, const PipelineConfig *cfg, PipelineResult *re
         int nt = nthreads();
         MinHashDedup *local = xcalloc((size_t)nt, sizeof *local);
         for (int t = 0; t < nt; t++) { local[t].hasher = m.hasher; local[t].sig = xmalloc(MH_HASHES * sizeof(uint32_t)); }
+        Progress p;
+        progress_start(&p, "minhash signatures", (double)nk, "docs", 1);
         for (size_t a = 0; a < nk && !rc; a += chunk) {
             long e = (long)(a + chunk < nk ? a + chunk : nk);
 #ifdef _OPENMP
@@ -2686,7 +2742,9 @@ static int pipeline_run(Corpus *c, const PipelineConfig *cfg, PipelineResult *re
                     rc = -1;
                     break;
                 }
+            progress_update(&p, (double)e);
         }
+        progress_finish(&p);
         for (int t = 0; t < nt; t++) { free(local[t].norm.s); free(local[t].sh); free(local[t].sig); }
         free(local);
         free(keys);
@@ -2708,13 +2766,17 @@ static int pipeline_run(Corpus *c, const PipelineConfig *cfg, PipelineResult *re
         double t0 = now_seconds();
         HashSet seen = {0};
         hs_clear(&seen, c->n);
+        Progress p;
+        progress_start(&p, stage_names[ST_URLDEDUP], (double)c->n, "docs", 1);
         for (size_t i = 0; i < c->n; i++) {
             Doc *d = &c->doc[i];
+            progress_update(&p, (double)(i + 1));
             if (d->removed_by || !d->url[0]) continue;
             int fresh;
             hs_add(&seen, url_key(d->url), &fresh);
             if (!fresh) d->removed_by = "duplicate URL";
         }
+        progress_finish(&p);
         hs_free(&seen);
         st->seconds = now_seconds() - t0;
         stage_end(c, ST_URLDEDUP, kept, st, &rf);
@@ -2722,6 +2784,8 @@ static int pipeline_run(Corpus *c, const PipelineConfig *cfg, PipelineResult *re
     // tokenisation: the tokenizer's ids, or word tokens
     double t0 = now_seconds();
     res->toks = xcalloc(c->n ? c->n : 1, sizeof *res->toks);
+    Progress p;
+    progress_start(&p, "tokenise", (double)c->n, "docs", 1);
     if (cfg->tokenizer) {
         int nt = nthreads();
         Tokenizer **tk = xcalloc((size_t)nt, sizeof *tk);
@@ -2731,24 +2795,31 @@ static int pipeline_run(Corpus *c, const PipelineConfig *cfg, PipelineResult *re
             res->vocab = tokenizer_vocab_size(tk[0]);
             long n = (long)c->n;
             int fail = 0;
+            for (long a = 0; a < n && !fail; a += PROGRESS_CHUNK) {
+                long e = a + PROGRESS_CHUNK < n ? a + PROGRESS_CHUNK : n;
 #ifdef _OPENMP
-            #pragma omp parallel for schedule(dynamic, 16) reduction(|:fail)
+                #pragma omp parallel for schedule(dynamic, 16) reduction(|:fail)
 #endif
-            for (long i = 0; i < n; i++)
-                if (!c->doc[i].removed_by) fail |= bpe_tokenise(tk[thread_id()], c->doc[i].text, c->doc[i].len, &res->toks[i]) != 0;
+                for (long i = a; i < e; i++)
+                    if (!c->doc[i].removed_by) fail |= bpe_tokenise(tk[thread_id()], c->doc[i].text, c->doc[i].len, &res->toks[i]) != 0;
+                progress_update(&p, (double)e);
+            }
             if (fail) { snprintf(err, errsize, "%s: tokenisation failed (out of memory)", cfg->tokenizer); rc = -1; }
         }
         for (int t = 0; t < nt; t++) if (tk[t]) tokenizer_free(tk[t]);
         free(tk);
-        if (rc) return -1;
+        if (rc) { progress_finish(&p); return -1; }
     } else {
         WordVocab v;
         wordvocab_build(&v);
-        for (size_t i = 0; i < c->n; i++)
+        for (size_t i = 0; i < c->n; i++) {
             if (!c->doc[i].removed_by) word_tokenise(&v, c->doc[i].text, c->doc[i].len, &res->toks[i]);
+            progress_update(&p, (double)(i + 1));
+        }
         res->vocab = v.next;
         wordvocab_free(&v);
     }
+    progress_finish(&p);
     res->tokenise_seconds = now_seconds() - t0;
     if (!cfg->off[ST_EXACT]) {
         StageStats *st = &res->st[ST_EXACT];
@@ -2837,11 +2908,16 @@ static int write_outputs(const Corpus *c, const PipelineResult *res, const char 
     shardwriter_build(&tw, dir, "train", eot, (uint32_t)res->vocab, shard_tokens);
     shardwriter_build(&vw, dir, "val", eot, (uint32_t)res->vocab, shard_tokens);
     int rc = 0;
+    Progress p;
+    progress_start(&p, "shards", (double)res->tokens_out, "M tokens", 1e6);
+    double written = 0;
     for (size_t i = 0; i < c->n && !rc; i++) {
         if (c->doc[i].removed_by) continue;
         int val = (double)(mix64(seed ^ mix64(i)) >> 11) / 9007199254740992.0 < val_frac;
         rc = shardwriter_add(val ? &vw : &tw, res->toks[i].ids, res->toks[i].n, err, errsize);
+        progress_update(&p, written += (double)res->toks[i].n);
     }
+    progress_finish(&p);
     char later[256]; // a second error is not reported over the first
     if (shardwriter_close(&tw, rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
     if (shardwriter_close(&vw, rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
@@ -2990,8 +3066,7 @@ static int cmd_prepare(int argc, char **argv) {
             tokenizer_free(tk);
         }
     }
-    for (size_t i = 0; i < inputs.n && !rc; i++)
-        if (corpus_read(&c, inputs.s[i], err, sizeof err) != 0) rc = fail("%s", err);
+    if (!rc && corpus_read_all(&c, (const char *const *)inputs.s, inputs.n, err, sizeof err) != 0) rc = fail("%s", err);
     PipelineResult res = {0};
     if (!rc && pipeline_run(&c, &cfg, &res, err, sizeof err) != 0) rc = fail("%s", err);
     if (!rc) {
@@ -3077,7 +3152,7 @@ static int cmd_gopher(int argc, char **argv) {
     if (argc != 3) return fail("gopher: expected one JSONL file");
     Corpus c = {0};
     char err[512];
-    if (corpus_read(&c, argv[2], err, sizeof err) != 0) return fail("%s", err);
+    if (corpus_read_all(&c, (const char *const *)argv + 2, 1, err, sizeof err) != 0) return fail("%s", err);
     Scratch sc = {0};
     for (size_t i = 0; i < c.n; i++) {
         const char *r = gopher_repetition(&sc, c.doc[i].text, c.doc[i].len);

@@ -12,6 +12,7 @@
 // docs/tokenizer.md explains all of this with worked examples.
 #include "tokenizer.h"
 #include "json.h"
+#include "progress.h"
 #include "unicode_tables.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // ----------------------------------------------------------------------------------------------------
@@ -1173,10 +1175,12 @@ int bpe_trainer_add_text(BpeTrainer *tr, const char *text, size_t len) {
     return tr->oom ? -1 : 0;
 }
 
-int bpe_trainer_add_file(BpeTrainer *tr, const char *path, char *err, size_t errsize) {
+// Reads one file into the trainer; the progress line counts its bytes on from what it shows done.
+static int add_file(BpeTrainer *tr, const char *path, Progress *p, char *err, size_t errsize) {
     char *text, ferr[160];
     size_t len;
     if (read_file(path, &text, &len, ferr, sizeof ferr)) { set_err(err, errsize, "%s: %s", path, ferr); return -1; }
+    double base = p->done;
     size_t plen = strlen(path);
     int jsonl = plen >= 6 && strcmp(path + plen - 6, ".jsonl") == 0, rc = 0;
     size_t line = 0;
@@ -1204,9 +1208,26 @@ int bpe_trainer_add_file(BpeTrainer *tr, const char *path, char *err, size_t err
         }
         if (rc && tr->oom) set_err(err, errsize, "%s: out of memory", path);
         i = end;
+        progress_update(p, base + (double)end);
     }
     free(text);
     return rc;
+}
+
+int bpe_trainer_add_files(BpeTrainer *tr, const char *const *paths, size_t n, char *err, size_t errsize) {
+    double total = 0;
+    struct stat st;
+    for (size_t i = 0; i < n; i++) if (stat(paths[i], &st) == 0) total += (double)st.st_size;
+    Progress p;
+    progress_start(&p, "reading", total, "MB", 1e6);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) rc = add_file(tr, paths[i], &p, err, errsize);
+    progress_finish(&p);
+    return rc;
+}
+
+int bpe_trainer_add_file(BpeTrainer *tr, const char *path, char *err, size_t errsize) {
+    return bpe_trainer_add_files(tr, &path, 1, err, errsize);
 }
 
 // Replaces every a b by c in word w[0, *n) (left to right, like HF's Word::merge) and reports the pair
@@ -1348,6 +1369,7 @@ int bpe_trainer_write(BpeTrainer *tr, const TrainConfig *cfg, const char *out_pa
     uint32_t (*merges)[3] = NULL;
     size_t n_merges = 0, merges_cap = 0;
     int rc = -1, oom = 0;
+    Progress prog = {0};
     ch.pairs = &pairs;
     // 1. special tokens, 2. the alphabet: all 256 byte characters, in code point order (as HF sorts)
     for (size_t i = 0; i < n_spec_in; i++) {
@@ -1391,6 +1413,8 @@ int bpe_trainer_write(BpeTrainer *tr, const TrainConfig *cfg, const char *out_pa
         for (uint32_t k = 0; k + 1 < wlen[w]; k++) change(&ch, sym[wstart[w] + k], sym[wstart[w] + k + 1], +1, wcount[w], w);
     if (ch.oom || drain_changes(&ch, &q, &qn, &qcap)) { oom = 1; goto done; }
     // 5. merges
+    size_t n0 = V.n; // progress: tokens added of those asked for (one per merge, unless a merge makes a known token)
+    progress_start(&prog, "merging", cfg->vocab_size > n0 ? (double)(cfg->vocab_size - n0) : 0, "merges", 1);
     while (V.n < cfg->vocab_size && qn) {
         QueueEntry top = queue_pop(q, &qn);
         PairSlot *p = pair_slot(&pairs, top.key);
@@ -1418,7 +1442,9 @@ int bpe_trainer_write(BpeTrainer *tr, const TrainConfig *cfg, const char *out_pa
         }
         free(top.pos.w);
         if (ch.oom || drain_changes(&ch, &q, &qn, &qcap)) { oom = 1; goto done; }
+        progress_update(&prog, (double)(V.n - n0));
     }
+    progress_finish(&prog);
     // a pair merged twice keeps only its last rank (HF stores merges in a map, then sorts by rank)
     {
         PairMap last = {0};
@@ -1437,6 +1463,7 @@ int bpe_trainer_write(BpeTrainer *tr, const TrainConfig *cfg, const char *out_pa
     }
     rc = write_tokenizer_json(out_path, &V.pool, V.off, V.n, n_special, (const uint32_t(*)[3])merges, n_merges, err, errsize);
 done:
+    progress_finish(&prog); // ends the line when a failure left it open
     if (oom) set_err(err, errsize, "%s: out of memory while training", out_path);
     for (size_t i = 0; i < qn; i++) free(q[i].pos.w);
     for (size_t i = 0; i < ch.n_lists; i++) free(ch.lists[i].w);
@@ -1527,8 +1554,10 @@ static int cmd_train(int argc, char **argv) {
     char err[512];
     int rc = tr ? 0 : 1;
     if (!tr) fprintf(stderr, "tokenizer: out of memory\n");
-    for (int i = first_file; i < argc && rc == 0; i++)
-        if (bpe_trainer_add_file(tr, argv[i], err, sizeof err)) { fprintf(stderr, "%s\n", err); rc = 1; }
+    if (rc == 0 && bpe_trainer_add_files(tr, (const char *const *)argv + first_file, (size_t)(argc - first_file), err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        rc = 1;
+    }
     if (rc == 0 && bpe_trainer_write(tr, &cfg, out, err, sizeof err)) { fprintf(stderr, "%s\n", err); rc = 1; }
     bpe_trainer_free(tr);
     free(specials_buf);

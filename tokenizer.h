@@ -61,7 +61,10 @@ int bpe_trainer_add_text(BpeTrainer *tr, const char *text, size_t len);
 // sequence per line, line ending included (as HF's Tokenizer.train(files) reads them).
 // Returns 0, or -1 with a one-line message in err.
 int bpe_trainer_add_file(BpeTrainer *tr, const char *path, char *err, size_t errsize);
-// Learns the merges and writes an HF-format tokenizer.json atomically (temp file + rename).
+// Adds files in order, with one progress line for all of them (progress.h: bytes read, MB/s, ETA).
+int bpe_trainer_add_files(BpeTrainer *tr, const char *const *paths, size_t n, char *err, size_t errsize);
+// Learns the merges (with a progress line: merges done of vocab_size minus the specials and the 256 bytes)
+// and writes an HF-format tokenizer.json atomically (temp file + rename).
 // Returns 0, or -1 with a one-line message in err.
 int bpe_trainer_write(BpeTrainer *tr, const TrainConfig *cfg, const char *out_path, char *err, size_t errsize);
 

@@ -1,6 +1,7 @@
 # Shared helpers for the shell tests. Source it, call check/expect_error, end with summary.
 PASS=0
 FAIL=0
+unset FALCON_PROGRESS   # the progress lines of the long steps (progress.h) stay off unless a test asks for them
 ok()  { PASS=$((PASS + 1)); echo "ok - $*"; }
 bad() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
 
