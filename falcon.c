@@ -2620,25 +2620,46 @@ static size_t accum_at(const TrainOptions *o, uint64_t tokens) {
     return a < o->accum ? a : o->accum;
 }
 
-// Splits a loader batch (B rows of T+1 tokens) into inputs and targets (B, T).
-static void batch_split(const int32_t *tok, int *inputs, int *targets, size_t B, size_t T) {
-    for (size_t b = 0; b < B; b++)
-        for (size_t t = 0; t < T; t++) {
-            inputs[b * T + t] = tok[b * (T + 1) + t];
-            targets[b * T + t] = tok[b * (T + 1) + t + 1];
-        }
+// One batch as the loader gives it (data.h's dataloader_next_batch), four (B, T) arrays: the token ids, the id
+// each position predicts (-100: none), RoPE position ids and the attention spans. Plain text is the special case
+// targets = the next token, pos = t, span_end = T - 1; packed conversation trees use all four (docs/trees.md).
+typedef struct {
+    int32_t *inputs, *targets, *pos, *span_end;
+    int32_t *mem;
+    size_t B, T;
+} Batch;
+
+static void batch_build(Batch *b, size_t B, size_t T) {
+    b->mem = xmalloc(4 * B * T * sizeof(int32_t));
+    b->inputs = b->mem;
+    b->targets = b->inputs + B * T;
+    b->pos = b->targets + B * T;
+    b->span_end = b->pos + B * T;
+    b->B = B;
+    b->T = T;
+}
+
+static void batch_free(Batch *b) { free(b->mem); }
+
+// The next batch of dl into b; 0 at the end of a validation pass.
+static int batch_next(Batch *b, DataLoader *dl) {
+    return dataloader_next_batch(dl, b->inputs, b->targets, b->pos, b->span_end);
+}
+
+// The forward pass of the model on a batch; returns its loss.
+static float falcon_forward_batch(Falcon *m, const Batch *b) {
+    return falcon_forward(m, b->inputs, b->targets, b->pos, b->span_end, b->B, b->T);
 }
 
 // Mean cross-entropy over (up to) `batches` validation batches, the reader rewound first.
-static float evaluate(Falcon *m, DataLoader *val, size_t B, size_t T, size_t batches, int32_t *tok, int *in, int *tg) {
+static float evaluate(Falcon *m, DataLoader *val, size_t batches, Batch *bt) {
     dataloader_rewind(val);
     double sum = 0.0;
     size_t n = 0;
     float zc = m->zloss_coef;
     m->zloss_coef = 0.0f;
-    while (n < batches && dataloader_next(val, tok)) {
-        batch_split(tok, in, tg, B, T);
-        falcon_forward(m, in, tg, NULL, NULL, B, T);
+    while (n < batches && batch_next(bt, val)) {
+        falcon_forward_batch(m, bt);
         sum += m->loss_ce;
         n++;
     }
@@ -2670,15 +2691,14 @@ static void free_list(char **l, size_t n) {
 
 // The entropy (nats) of the token frequencies of a pass over the validation data: the loss of the best model that
 // ignores context. A model that has learnt anything beyond word frequencies ends clearly below it.
-static double unigram_entropy(DataLoader *val, size_t V, size_t B, size_t T, int32_t *tok) {
+static double unigram_entropy(DataLoader *val, size_t V, Batch *bt) {
     double *count = xcalloc(V, sizeof(double)), total = 0.0, h = 0.0;
     dataloader_rewind(val);
-    while (dataloader_next(val, tok))
-        for (size_t b = 0; b < B; b++)
-            for (size_t t = 1; t <= T; t++) {  // the targets of the batch
-                int32_t id = tok[b * (T + 1) + t];
-                if (id >= 0 && (size_t)id < V) { count[id] += 1.0; total += 1.0; }
-            }
+    while (batch_next(bt, val))
+        for (size_t i = 0; i < bt->B * bt->T; i++) {  // the targets of the batch
+            int32_t id = bt->targets[i];
+            if (id >= 0 && (size_t)id < V) { count[id] += 1.0; total += 1.0; }
+        }
     for (size_t v = 0; v < V; v++)
         if (count[v] > 0) h -= count[v] / total * log(count[v] / total);
     free(count);
@@ -2717,8 +2737,7 @@ typedef struct {
     Tokenizer *tokenizer;             // for samples during training (--sample-every)
     FILE *log;                        // RUN/log.jsonl
     char logpath[4200];
-    int32_t *tok;                     // (B, T+1) one loader batch
-    int *in, *tg;                     // (B, T) its inputs and targets
+    Batch batch;                      // one loader batch
     double flops_per_token;
     double t_start;
     uint64_t tokens_start;
@@ -2807,9 +2826,7 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
     if (mkdir_p(o->out, &e)) die("%s", e.msg);
     path_of(r->logpath, sizeof r->logpath, "%s/log.jsonl", o->out);
     if (!(r->log = fopen(r->logpath, o->resume ? "a" : "w"))) die("%s: cannot open: %s", r->logpath, strerror(errno));
-    r->tok = xmalloc(o->B * (o->T + 1) * sizeof(int32_t));
-    r->in = xmalloc(o->B * o->T * sizeof(int));
-    r->tg = xmalloc(o->B * o->T * sizeof(int));
+    batch_build(&r->batch, o->B, o->T);
     r->flops_per_token = flops_per_token(&r->m, o->T);
     const Config *c = &r->m.config;
     printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", r->m.num_params, c->L,
@@ -2858,7 +2875,7 @@ static void trainrun_step_done(TrainRun *r, float loss, float lr, float norm, si
                     "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
             ts->step, (unsigned long long)ts->tokens, loss, lr, norm, tps, mfu);
     if (r->val && o->eval_every && (ts->step % o->eval_every == 0 || ts->step == o->steps)) {
-        r->val_loss = evaluate(&r->m, r->val, o->B, o->T, o->eval_batches, r->tok, r->in, r->tg);
+        r->val_loss = evaluate(&r->m, r->val, o->eval_batches, &r->batch);
         r->evaluated_at = ts->step;
         printf("step %5zu: val loss %.4f\n", ts->step, r->val_loss);
         fprintf(r->log, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts->step,
@@ -2901,8 +2918,8 @@ static void trainrun_finish(TrainRun *r, int failed) {
     printf("final train loss %.4f", r->loss);
     if (r->val) {
         if (r->evaluated_at != ts->step)
-            r->val_loss = evaluate(&r->m, r->val, o->B, o->T, o->eval_batches, r->tok, r->in, r->tg);
-        double h = unigram_entropy(r->val, r->m.config.V, o->B, o->T, r->tok);
+            r->val_loss = evaluate(&r->m, r->val, o->eval_batches, &r->batch);
+        double h = unigram_entropy(r->val, r->m.config.V, &r->batch);
         printf(", val loss %.4f (perplexity %.2f); unigram entropy of the val data %.4f nats", r->val_loss,
                exp(r->val_loss), h);
     }
@@ -2911,9 +2928,7 @@ static void trainrun_finish(TrainRun *r, int failed) {
 
 static void trainrun_close(TrainRun *r) {
     fclose(r->log);
-    free(r->tok);
-    free(r->in);
-    free(r->tg);
+    batch_free(&r->batch);
     if (r->tokenizer) tokenizer_free(r->tokenizer);
     free_list(r->train_files, r->ntrain);
     free_list(r->val_files, r->nval);
@@ -2936,9 +2951,8 @@ static int train_run(TrainOptions *o) {
         falcon_zero_grad(&r.m);
         float loss = 0.0f;
         for (size_t k = 0; k < accum; k++) {
-            dataloader_next(r.train, r.tok);
-            batch_split(r.tok, r.in, r.tg, B, T);
-            loss += falcon_forward(&r.m, r.in, r.tg, NULL, NULL, B, T) / (float)accum;
+            batch_next(&r.batch, r.train);
+            loss += falcon_forward_batch(&r.m, &r.batch) / (float)accum;
             falcon_backward(&r.m, 1.0f / (float)accum);
         }
         if (r.ts.step + 1 >= o->poison_from && r.ts.step + 1 <= o->poison_to) r.m.grads_memory[0] = NAN;
@@ -3241,12 +3255,12 @@ static int cmd_eval(int argc, char **argv) {
         if (!files) die("%s", e.msg);
         DataLoader *val = dataloader_open_val((const char *const *)files, nval, B, T, 0, 1, derr, sizeof derr);
         if (!val) die("%s", derr);
-        int32_t *tok = xmalloc(B * (T + 1) * sizeof(int32_t));
-        int *in = xmalloc(B * T * sizeof(int)), *tg = xmalloc(B * T * sizeof(int));
-        float loss = evaluate(&m, val, B, T, batches, tok, in, tg);
+        Batch bt;
+        batch_build(&bt, B, T);
+        float loss = evaluate(&m, val, batches, &bt);
         printf("val loss %.4f  perplexity %.2f  (%zu batches of %zu x %zu)\n", loss, exp(loss),
                batches < dataloader_batches_per_epoch(val) ? batches : dataloader_batches_per_epoch(val), B, T);
-        free(tok); free(in); free(tg);
+        batch_free(&bt);
         free_list(files, nval);
         dataloader_close(val);
     }

@@ -381,16 +381,13 @@ static void gpu_checkpoint(GpuFalcon *g, Falcon *m, const TrainOptions *o, Train
 }
 
 // Mean validation loss over (up to) `batches` batches of every rank: falcon.c's evaluate on the GPU.
-static float gpu_evaluate(GpuFalcon *g, DataLoader *val, size_t B, size_t T, size_t batches, int32_t *tok, int *in,
-                          int *tg) {
+static float gpu_evaluate(GpuFalcon *g, DataLoader *val, size_t batches, Batch *bt) {
     dataloader_rewind(val);
     double sum = 0.0;
     size_t n = 0;
     float lz;
-    for (; n < batches && dataloader_next(val, tok); n++) {
-        batch_split(tok, in, tg, B, T);
-        sum += cuda_falcon_forward(g, in, tg, NULL, NULL, B, T, 0.0f, &lz);
-    }
+    for (; n < batches && batch_next(bt, val); n++)
+        sum += cuda_falcon_forward(g, bt->inputs, bt->targets, bt->pos, bt->span_end, bt->B, bt->T, 0.0f, &lz);
     return cuda_mean_over_ranks(g, n ? (float)(sum / (double)n) : NAN);
 }
 
@@ -453,8 +450,8 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         if (!(logf = fopen(logpath, o->resume ? "a" : "w"))) die("%s: cannot open: %s", logpath, strerror(errno));
     }
     size_t B = o->B, T = o->T;
-    int32_t *tok = xmalloc(B * (T + 1) * sizeof(int32_t));
-    int *in = xmalloc(B * T * sizeof(int)), *tg = xmalloc(B * T * sizeof(int));
+    Batch bt;
+    batch_build(&bt, B, T);
     double fpt = flops_per_token(&m, T);
     if (rank == 0) {
         printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", m.num_params,
@@ -474,10 +471,9 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         cuda_falcon_zero_grad(g);
         loss = 0.0f;
         for (size_t k = 0; k < accum; k++) {
-            dataloader_next(train, tok);
-            batch_split(tok, in, tg, B, T);
+            batch_next(&bt, train);
             float lz;
-            loss += cuda_falcon_forward(g, in, tg, NULL, NULL, B, T, o->zloss, &lz) / (float)accum;
+            loss += cuda_falcon_forward(g, bt.inputs, bt.targets, bt.pos, bt.span_end, B, T, o->zloss, &lz) / (float)accum;
             cuda_falcon_backward(g, 1.0f / (float)accum);
         }
         loss = cuda_mean_over_ranks(g, loss);
@@ -508,7 +504,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
                           "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
                     ts.step, (unsigned long long)ts.tokens, loss, lr, norm, tps, mfu);
         if (val && o->eval_every && (ts.step % o->eval_every == 0 || ts.step == o->steps)) {
-            val_loss = gpu_evaluate(g, val, B, T, o->eval_batches, tok, in, tg);
+            val_loss = gpu_evaluate(g, val, o->eval_batches, &bt);
             evaluated_at = ts.step;
             if (rank == 0) printf("step %5zu: val loss %.4f\n", ts.step, val_loss);
             if (logf) fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts.step, (unsigned long long)ts.tokens, val_loss);
@@ -517,7 +513,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         if (o->save_every && ts.step % o->save_every == 0 && ts.step < o->steps) gpu_checkpoint(g, &m, o, &ts, &opt, train, rank);
     }
     if (rc == 0) gpu_checkpoint(g, &m, o, &ts, &opt, train, rank);
-    if (val && evaluated_at != ts.step) val_loss = gpu_evaluate(g, val, B, T, o->eval_batches, tok, in, tg);
+    if (val && evaluated_at != ts.step) val_loss = gpu_evaluate(g, val, o->eval_batches, &bt);
     double elapsed = now_seconds() - t_start;
     if (rank == 0) {
         // the summary falcon.c prints, and its loss plot of log.jsonl
@@ -532,7 +528,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         if (val) printf(", val loss %.4f (perplexity %.2f)", val_loss, exp(val_loss));
         printf("\ncheckpoint %s/latest\nlog        %s\nplot       %s\n", o->out, logpath, plot);
     }
-    free(tok); free(in); free(tg);
+    batch_free(&bt);
     free_list(train_files, ntrain);
     free_list(val_files, nval);
     dataloader_close(train);
@@ -1574,6 +1570,7 @@ static float falcon_forward(GpuFalcon *g, const int *inputs, const int *targets,
     int *hp = (int *)malloc(2 * N * sizeof(int));
     if (!hp) die("out of memory");
     size_t counted = 0;
+    int masked = 0;  // as in falcon.c: spans that all end at T - 1 are plain causal attention
     for (size_t n = 0; n < N; n++) {
         if (inputs[n] < 0 || (size_t)inputs[n] >= c->V) die("token id %d at position %zu is outside [0, %zu)", inputs[n], n, c->V);
         hp[n] = pos ? pos[n] : (int)(n % T);
@@ -1583,13 +1580,14 @@ static float falcon_forward(GpuFalcon *g, const int *inputs, const int *targets,
             die("target id %d at position %zu is outside [0, %zu) and is not -100", hp[N + n], n, c->V);
         if (span_end && (span_end[n] < (int)(n % T) || span_end[n] >= (int)T))
             die("span_end %d at position %zu is outside [t, T) = [%zu, %zu)", span_end[n], n, n % T, T);
+        masked |= span_end && span_end[n] != (int)T - 1;
         counted += hp[N + n] >= 0;
     }
     cudaCheck(cudaMemcpyAsync(g->inputs, inputs, N * sizeof(int), cudaMemcpyHostToDevice, stream));
     cudaCheck(cudaMemcpyAsync(g->pos, hp, N * sizeof(int), cudaMemcpyHostToDevice, stream));
     cudaCheck(cudaMemcpyAsync(g->targets, hp + N, N * sizeof(int), cudaMemcpyHostToDevice, stream));
-    if (span_end) cudaCheck(cudaMemcpyAsync(g->span_end, span_end, N * sizeof(int), cudaMemcpyHostToDevice, stream));
-    const int *se = span_end ? g->span_end : NULL;
+    if (masked) cudaCheck(cudaMemcpyAsync(g->span_end, span_end, N * sizeof(int), cudaMemcpyHostToDevice, stream));
+    const int *se = masked ? g->span_end : NULL;
     floatX **a = g->acts;
     float **f = g->facts;
     encoder_forward(a[A_ENCODED], g->inputs, P(g, P_WTE), N, C);
@@ -1615,7 +1613,7 @@ static float falcon_forward(GpuFalcon *g, const int *inputs, const int *targets,
     layernorm_forward(a[A_LNF], NULL, f[A_LNF_MEAN], f[A_LNF_RSTD], xL, P(g, P_LNFW), P(g, P_LNFB), NULL, NULL, N, C, c->eps);
     g->counted = counted;
     g->zloss = zc;
-    g->masked = span_end != NULL;
+    g->masked = masked;
     classifier(g, 0, zc, 0.0f, counted, NULL);
     cudaCheck(cudaMemcpyAsync(g->host_losses, f[A_LOSSES], 2 * N * sizeof(float), cudaMemcpyDeviceToHost, stream));
     cudaCheck(cudaStreamSynchronize(stream));
