@@ -2043,6 +2043,12 @@ typedef struct {
     uint64_t n_tokens, n_docs;          // in the open file
     uint64_t total_tokens, total_docs;  // over all files
     StrList written;
+    // version 2 (trees): the context, and the per-token arrays and message table of the open file, appended
+    // after its ids when the file is finished
+    uint32_t context;
+    uint32_t *msg, *pos; size_t tok_cap;
+    unsigned char *table; size_t table_cap;
+    uint64_t n_messages;
 } ShardWriter;
 
 static void shardwriter_build(ShardWriter *w, const char *dir, const char *prefix, uint32_t eot, uint32_t vocab,
@@ -2056,12 +2062,35 @@ static void shardwriter_build(ShardWriter *w, const char *dir, const char *prefi
     w->max_tokens = max_tokens ? max_tokens : 100000000;
 }
 
+static int shardwriter_write_ids(ShardWriter *w, const int32_t *ids, size_t n, int eot_first, char *err, size_t errsize);
+
+// A tree file ends with one padding token (so that its last window has its T+1), then its per-token arrays and
+// message table.
+static int shardwriter_finish_trees(ShardWriter *w) {
+    int32_t pad = (int32_t)w->eot;
+    char e[8];
+    if (shardwriter_write_ids(w, &pad, 1, 0, e, sizeof e) != 0) return -1;
+    w->msg[w->n_tokens] = DATA_MSG_PAD;
+    w->pos[w->n_tokens] = 0;
+    w->n_tokens++;
+    w->total_tokens++;
+    unsigned char b[4];
+    for (int a = 0; a < 2; a++)
+        for (uint64_t i = 0; i < w->n_tokens; i++) {
+            put_u32(b, a ? w->pos[i] : w->msg[i]);
+            if (fwrite(b, 1, 4, w->f) != 4) return -1;
+        }
+    return fwrite(w->table, 1, 16 * w->n_messages, w->f) == 16 * w->n_messages ? 0 : -1;
+}
+
 static int shardwriter_finish_file(ShardWriter *w, char *err, size_t errsize) {
     if (!w->f) return 0;
+    int bad = w->context ? shardwriter_finish_trees(w) != 0 : 0;
     unsigned char h[DATA_SHARD_HEADER] = {0};
-    put_u32(h, DATA_SHARD_MAGIC); put_u32(h + 4, DATA_SHARD_VERSION); put_u32(h + 8, w->width);
+    put_u32(h, DATA_SHARD_MAGIC); put_u32(h + 4, w->context ? DATA_SHARD_VERSION_TREES : DATA_SHARD_VERSION); put_u32(h + 8, w->width);
     put_u32(h + 12, w->eot); put_u64(h + 16, w->n_tokens); put_u64(h + 24, w->n_docs); put_u32(h + 32, w->vocab);
-    int bad = fseek(w->f, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, w->f) != sizeof h;
+    put_u32(h + 36, w->context); put_u64(h + 40, w->n_messages);
+    bad |= fseek(w->f, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, w->f) != sizeof h;
     bad |= fclose(w->f) != 0;
     w->f = NULL;
     if (bad || rename(w->tmp_path, w->path) != 0) {
@@ -2073,9 +2102,9 @@ static int shardwriter_finish_file(ShardWriter *w, char *err, size_t errsize) {
     return 0;
 }
 
-// Appends one document: EOT, then its ids.
-static int shardwriter_add(ShardWriter *w, const int32_t *ids, size_t n, char *err, size_t errsize) {
-    if (w->f && w->n_tokens + n + 1 > w->max_tokens && w->n_docs > 0)
+// Starts a new file when the open one would grow past max_tokens with `more` tokens (and holds something).
+static int shardwriter_room(ShardWriter *w, size_t more, char *err, size_t errsize) {
+    if (w->f && w->n_tokens + more > w->max_tokens && w->n_tokens > 0)
         if (shardwriter_finish_file(w, err, errsize) != 0) return -1;
     if (!w->f) {
         Buf p = {0}, t = {0};
@@ -2088,19 +2117,30 @@ static int shardwriter_add(ShardWriter *w, const int32_t *ids, size_t n, char *e
         if (!w->f) { snprintf(err, errsize, "%s: cannot create: %s", w->tmp_path, strerror(errno)); return -1; }
         unsigned char h[DATA_SHARD_HEADER] = {0};
         if (fwrite(h, 1, sizeof h, w->f) != sizeof h) { snprintf(err, errsize, "%s: cannot write", w->tmp_path); return -1; }
-        w->n_tokens = w->n_docs = 0;
+        w->n_tokens = w->n_docs = w->n_messages = 0;
     }
+    return 0;
+}
+
+// Writes ids (after one EOT when eot_first) in the file's width; counts nothing.
+static int shardwriter_write_ids(ShardWriter *w, const int32_t *ids, size_t n, int eot_first, char *err, size_t errsize) {
     unsigned char buf[4096];
-    size_t fill = 0;
-    for (size_t i = 0; i <= n; i++) {
-        uint32_t id = i == 0 ? w->eot : (uint32_t)ids[i - 1];
+    size_t fill = 0, total = n + (eot_first ? 1 : 0);
+    for (size_t i = 0; i < total; i++) {
+        uint32_t id = eot_first ? (i == 0 ? w->eot : (uint32_t)ids[i - 1]) : (uint32_t)ids[i];
         if (w->width == 2) { buf[fill] = (unsigned char)id; buf[fill + 1] = (unsigned char)(id >> 8); fill += 2; }
         else { put_u32(buf + fill, id); fill += 4; }
-        if (fill + 4 > sizeof buf || i == n) {
+        if (fill + 4 > sizeof buf || i + 1 == total) {
             if (fwrite(buf, 1, fill, w->f) != fill) { snprintf(err, errsize, "%s: cannot write: %s", w->tmp_path, strerror(errno)); return -1; }
             fill = 0;
         }
     }
+    return 0;
+}
+
+// Appends one document: EOT, then its ids.
+static int shardwriter_add(ShardWriter *w, const int32_t *ids, size_t n, char *err, size_t errsize) {
+    if (shardwriter_room(w, n + 1, err, errsize) != 0 || shardwriter_write_ids(w, ids, n, 1, err, errsize) != 0) return -1;
     w->n_tokens += n + 1;
     w->n_docs++;
     w->total_tokens += n + 1;
@@ -2110,7 +2150,10 @@ static int shardwriter_add(ShardWriter *w, const int32_t *ids, size_t n, char *e
 static int shardwriter_close(ShardWriter *w, char *err, size_t errsize) {
     int rc = shardwriter_finish_file(w, err, errsize);
     free(w->dir); free(w->prefix); free(w->path); free(w->tmp_path);
+    free(w->msg); free(w->pos); free(w->table);
     w->dir = w->prefix = w->path = w->tmp_path = NULL;
+    w->msg = w->pos = NULL;
+    w->table = NULL;
     return rc;
 }
 
@@ -2292,9 +2335,9 @@ static void loader_read_rows(const DataLoader *dl, uint64_t w, int32_t *in, int3
             se[t] = (int32_t)t;
         } else {
             const unsigned char *e = shard_message(s->map, fi, m);
-            if (mnext == m) tg[t] = get_u32(e + 4) & 1 ? DATA_IGNORE : (int32_t)next; // inside a message
+            if (mnext == m) tg[t] = get_u32(e + 4) & DATA_MSG_REPEATED ? DATA_IGNORE : (int32_t)next; // inside a message
             else if (mnext < fi->n_messages && get_u32(shard_message(s->map, fi, mnext)) == m) tg[t] = (int32_t)next; // its first child
-            else tg[t] = (int32_t)fi->eot; // the last token of a leaf
+            else tg[t] = get_u32(e + 4) & DATA_MSG_CUT ? DATA_IGNORE : (int32_t)fi->eot; // a leaf's last token, unless cut
             pos[t] = (int32_t)shard_pos(s->map, fi, start + t);
             uint64_t end = get_u64(e + 8);
             se[t] = end < start + t ? (int32_t)t : end - start >= T ? (int32_t)T - 1 : (int32_t)(end - start);
@@ -2404,6 +2447,764 @@ size_t dataloader_batches_per_epoch(const DataLoader *dl) { return (size_t)dl->b
 uint32_t dataloader_vocab_size(const DataLoader *dl) { return dl->vocab; }
 int dataloader_has_trees(const DataLoader *dl) { return dl->trees; }
 void dataloader_close(DataLoader *dl) { if (dl) dataloader_unmap(dl); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Conversation trees (docs/trees.md). A thread whose replies branch is packed into one sequence in depth-first
+// order, so that every message's subtree is a contiguous range; the attention mask then needs one number per
+// token, span_end (data.h), and RoPE gets each token's position on its own root-to-leaf path. Reading: JSONL, a
+// tree per line (nested "replies" or "children") or a message per line ("id", "parent", "text", "author").
+// Packing: trees into windows of T tokens, several per window, never across two; a tree longer than T is split
+// into pieces that repeat the ancestors of what they carry.
+
+typedef struct {
+    char *text, *author;  // author NULL when absent
+    size_t len, alen;
+    uint32_t parent;      // forest index of the parent (always smaller), DATA_NO_PARENT for a root
+    uint32_t depth;       // 0 for a root
+} TreeMsg;
+
+typedef struct {
+    TreeMsg *msg; size_t n, cap;              // every tree's messages depth first, one tree after the other
+    size_t *tree; size_t ntrees, tree_cap;    // tree k is messages [tree[k], tree[k+1]) (the last one up to n)
+    // what the reader skipped, in messages (lines for bad_lines), with the first example
+    size_t bad_lines, bad_msgs, dup_ids, orphans, cycles;
+    char example[256];
+} Forest;
+
+static void forest_free(Forest *f) {
+    for (size_t i = 0; i < f->n; i++) { free(f->msg[i].text); free(f->msg[i].author); }
+    free(f->msg); free(f->tree);
+    memset(f, 0, sizeof *f);
+}
+static size_t forest_tree_end(const Forest *f, size_t k) { return k + 1 < f->ntrees ? f->tree[k + 1] : f->n; }
+
+static void forest_note(Forest *f, size_t *counter, size_t count, const char *fmt, ...) {
+    *counter += count;
+    if (!f->example[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(f->example, sizeof f->example, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void forest_push(Forest *f, const char *text, size_t len, const char *author, size_t alen, uint32_t parent) {
+    grow((void **)&f->msg, &f->cap, f->n + 1, sizeof *f->msg);
+    TreeMsg *m = &f->msg[f->n];
+    m->text = xstrndup(text, len); m->len = len;
+    m->author = author ? xstrndup(author, alen) : NULL; m->alen = author ? alen : 0;
+    m->parent = parent;
+    m->depth = parent == DATA_NO_PARENT ? 0 : f->msg[parent].depth + 1;
+    if (parent == DATA_NO_PARENT) {
+        grow((void **)&f->tree, &f->tree_cap, f->ntrees + 1, sizeof *f->tree);
+        f->tree[f->ntrees++] = f->n;
+    }
+    f->n++;
+}
+
+// A message's text and author from its JSON object, or NULL with *why set.
+static const Json *tree_text(const Json *o, const Json **author, const char **why) {
+    const Json *t = json_get(o, "text");
+    *author = json_get(o, "author");
+    if (*author && (*author)->type == JSON_NULL) *author = NULL;
+    if (!t || t->type != JSON_STRING) { *why = "no \"text\" string"; return NULL; }
+    if (!utf8_valid(t->str, t->len)) { *why = "text is not valid UTF-8"; return NULL; }
+    if (*author && ((*author)->type != JSON_STRING || !utf8_valid((*author)->str, (*author)->len))) { *why = "\"author\" is not a UTF-8 string"; return NULL; }
+    return t;
+}
+
+// The replies of a nested message: "replies" or "children", NULL when it has none; *bad when not an array.
+static const Json *tree_replies(const Json *o, int *bad) {
+    const Json *r = json_get(o, "replies");
+    if (!r) r = json_get(o, "children");
+    *bad = r && r->type != JSON_ARRAY && r->type != JSON_NULL;
+    return r && r->type == JSON_ARRAY ? r : NULL;
+}
+
+// Messages in a nested subtree (a reply that is not an object counts as one).
+static size_t nested_count(const Json *o) {
+    size_t n = 1;
+    int bad;
+    const Json *r = o->type == JSON_OBJECT ? tree_replies(o, &bad) : NULL;
+    for (size_t i = 0; r && i < r->count; i++) n += nested_count(&r->items[i]);
+    return n;
+}
+
+// Appends a nested tree depth first. A message without a valid text is dropped with its replies. (Recursion is
+// bounded by json.c's nesting limit of 512.)
+static void nested_add(Forest *f, const Json *o, uint32_t parent, const char *path, size_t line) {
+    const Json *author;
+    const char *why = "not a JSON object";
+    int bad_replies = 0;
+    const Json *t = o->type == JSON_OBJECT ? tree_text(o, &author, &why) : NULL;
+    const Json *r = o->type == JSON_OBJECT ? tree_replies(o, &bad_replies) : NULL;
+    if (t && bad_replies) { t = NULL; why = "\"replies\" is not an array"; }
+    if (!t) {
+        size_t below = nested_count(o) - 1;
+        forest_note(f, &f->bad_msgs, 1, "%s:%zu: byte %zu: message dropped: %s", path, line, o->start, why);
+        f->orphans += below;
+        return;
+    }
+    uint32_t me = (uint32_t)f->n;
+    forest_push(f, t->str, t->len, author ? author->str : NULL, author ? author->len : 0, parent);
+    for (size_t i = 0; r && i < r->count; i++) nested_add(f, &r->items[i], me, path, line);
+}
+
+// Message-per-line input, gathered over one file and linked at its end.
+typedef struct {
+    char *id, *pid;             // pid NULL for a root
+    char *text, *author; size_t len, alen;
+    size_t line;
+    int bad;                    // no valid text: dropped, its replies become orphans
+} FlatMsg;
+
+static int flat_cmp_id(const void *a, const void *b, void *ctx) {
+    const FlatMsg *m = ctx;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(m[i].id, m[j].id);
+    return c ? c : (i > j) - (i < j);
+}
+// qsort_r is not in C11 or POSIX: a small merge sort of indices with a context.
+static void sort_idx(size_t *v, size_t n, size_t *tmp, int (*cmp)(const void *, const void *, void *), void *ctx) {
+    if (n < 2) return;
+    size_t h = n / 2;
+    sort_idx(v, h, tmp, cmp, ctx);
+    sort_idx(v + h, n - h, tmp, cmp, ctx);
+    size_t a = 0, b = h, k = 0;
+    while (a < h || b < n) tmp[k++] = b == n || (a < h && cmp(&v[a], &v[b], ctx) <= 0) ? v[a++] : v[b++];
+    memcpy(v, tmp, n * sizeof *v);
+}
+
+// The JSON value of an id or parent as a string key ("7" and 7 are the same id), or NULL if of another type.
+static char *flat_key(const Json *v) {
+    if (v->type == JSON_STRING) return xstrndup(v->str, v->len);
+    if (v->type != JSON_NUMBER) return NULL;
+    char b[40];
+    snprintf(b, sizeof b, "%.17g", v->number);
+    return xstrndup(b, strlen(b));
+}
+
+// Links the messages of one file into trees and appends them depth first (children in file order, trees in the
+// order of their roots). Messages that no root reaches are counted: orphans (a parent id that is missing or was
+// dropped, and everything below) or cycles (on or below a loop of parents).
+static void flat_link(Forest *f, FlatMsg *m, size_t n, const char *path) {
+    if (!n) return;
+    size_t *byid = xmalloc(n * sizeof *byid), *tmp = xmalloc(n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) byid[i] = i;
+    sort_idx(byid, n, tmp, flat_cmp_id, m);
+    enum { UNSEEN, REACHED, ORPHAN, CYCLE, WALKING, DUP };
+    unsigned char *state = xcalloc(n, 1);
+    for (size_t k = 1; k < n; k++)
+        if (!strcmp(m[byid[k]].id, m[byid[k - 1]].id)) {
+            state[byid[k]] = DUP;
+            forest_note(f, &f->dup_ids, 1, "%s:%zu: duplicate id \"%s\" (first on line %zu)", path, m[byid[k]].line, m[byid[k]].id, m[byid[k - 1]].line);
+        }
+    // parent of each message (its first holder of the id), SIZE_MAX for a root or a missing id
+    size_t *parent = xmalloc(n * sizeof *parent), *nchild = xcalloc(n + 1, sizeof *nchild);
+    for (size_t i = 0; i < n; i++) {
+        parent[i] = SIZE_MAX;
+        if (!m[i].pid) continue;
+        size_t lo = 0, hi = n; // first index in byid with id >= pid
+        while (lo < hi) { size_t mid = (lo + hi) / 2; if (strcmp(m[byid[mid]].id, m[i].pid) < 0) lo = mid + 1; else hi = mid; }
+        if (lo < n && !strcmp(m[byid[lo]].id, m[i].pid)) { parent[i] = byid[lo]; nchild[byid[lo]]++; }
+    }
+    // children lists (CSR), in file order
+    size_t *first = xcalloc(n + 1, sizeof *first), *child = xmalloc(n * sizeof *child), *fill = xcalloc(n, sizeof *fill);
+    for (size_t i = 0; i < n; i++) first[i + 1] = first[i] + nchild[i];
+    for (size_t i = 0; i < n; i++) if (parent[i] != SIZE_MAX) child[first[parent[i]] + fill[parent[i]]++] = i;
+    // depth first from every root, with an explicit stack (a thread may be a chain of any depth)
+    size_t *stack = xmalloc(n * sizeof *stack), *at = xmalloc(n * sizeof *at);
+    uint32_t *fidx = xmalloc(n * sizeof *fidx);
+    for (size_t r = 0; r < n; r++) {
+        if (m[r].pid || m[r].bad || state[r] == DUP) continue;
+        size_t sp = 0;
+        stack[sp++] = r;
+        state[r] = REACHED;
+        fidx[r] = (uint32_t)f->n;
+        forest_push(f, m[r].text, m[r].len, m[r].author, m[r].alen, DATA_NO_PARENT);
+        at[r] = 0;
+        while (sp) {
+            size_t top = stack[sp - 1];
+            if (at[top] == nchild[top]) { sp--; continue; }
+            size_t c = child[first[top] + at[top]++];
+            if (m[c].bad || state[c] != UNSEEN) continue;
+            state[c] = REACHED;
+            fidx[c] = (uint32_t)f->n;
+            forest_push(f, m[c].text, m[c].len, m[c].author, m[c].alen, fidx[top]);
+            at[c] = 0;
+            stack[sp++] = c;
+        }
+    }
+    // the unreached: walk up the parents; the walk ends at a dropped or missing parent (orphan), at a message
+    // already classified (same class), or back on the walk itself (a cycle)
+    for (size_t i = 0; i < n; i++) {
+        if (state[i] != UNSEEN || m[i].bad) continue;
+        size_t sp = 0, c = i;
+        unsigned char cls;
+        for (;;) {
+            if (state[c] == WALKING) { cls = CYCLE; break; }
+            if (state[c] == ORPHAN || state[c] == CYCLE) { cls = state[c]; break; }
+            state[c] = WALKING;
+            stack[sp++] = c;
+            size_t p = parent[c];
+            if (p == SIZE_MAX || m[p].bad || state[p] == DUP || state[p] == REACHED) { cls = ORPHAN; break; }
+            c = p;
+        }
+        for (size_t k = 0; k < sp; k++) state[stack[k]] = cls;
+        if (cls == ORPHAN) forest_note(f, &f->orphans, sp, "%s:%zu: message \"%s\": parent \"%s\" missing or dropped", path, m[stack[sp - 1]].line, m[stack[sp - 1]].id, m[stack[sp - 1]].pid);
+        else forest_note(f, &f->cycles, sp, "%s:%zu: message \"%s\" is in a cycle of parents", path, m[stack[sp - 1]].line, m[stack[sp - 1]].id);
+    }
+    // replies of dropped messages that were never reached above are orphans too (counted there); the dropped
+    // messages themselves were counted when read
+    free(byid); free(tmp); free(state); free(parent); free(nchild); free(first); free(child); free(fill);
+    free(stack); free(at); free(fidx);
+}
+
+// Reads one JSONL buffer of trees. Lines with a "parent" member are messages (linked when the buffer ends); other
+// object lines are whole nested trees. Malformed lines are skipped and counted, the first named.
+static void forest_add_jsonl(Forest *f, const char *path, const char *buf, size_t n) {
+    FlatMsg *flat = NULL;
+    size_t nflat = 0, flat_cap = 0, line = 0;
+    for (size_t i = 0; i < n;) {
+        const char *s = buf + i;
+        const char *e = memchr(s, '\n', n - i);
+        size_t len = e ? (size_t)(e - s) : n - i;
+        i += len + 1;
+        line++;
+        size_t k = 0;
+        while (k < len && isspace((unsigned char)s[k])) k++;
+        if (k == len) continue;
+        Json j;
+        char err[128];
+        if (json_parse(s, len, &j, err, sizeof err) != 0) { forest_note(f, &f->bad_lines, 1, "%s:%zu: %s", path, line, err); continue; }
+        const Json *pj = json_get(&j, "parent");
+        if (j.type != JSON_OBJECT) forest_note(f, &f->bad_lines, 1, "%s:%zu: not a JSON object", path, line);
+        else if (!pj) nested_add(f, &j, DATA_NO_PARENT, path, line);
+        else {
+            const Json *idj = json_get(&j, "id"), *author;
+            char *id = idj ? flat_key(idj) : NULL, *pid = pj->type == JSON_NULL ? NULL : flat_key(pj);
+            const char *why = NULL;
+            const Json *t = tree_text(&j, &author, &why);
+            if (!id) forest_note(f, &f->bad_lines, 1, "%s:%zu: \"id\" missing or not a string or number", path, line);
+            else if (pj->type != JSON_NULL && !pid) forest_note(f, &f->bad_lines, 1, "%s:%zu: \"parent\" is not null, a string or a number", path, line);
+            else {
+                grow((void **)&flat, &flat_cap, nflat + 1, sizeof *flat);
+                FlatMsg *fm = &flat[nflat++];
+                memset(fm, 0, sizeof *fm);
+                fm->id = id; fm->pid = pid; fm->line = line;
+                id = pid = NULL;
+                if (t) {
+                    fm->text = xstrndup(t->str, t->len); fm->len = t->len;
+                    if (author) { fm->author = xstrndup(author->str, author->len); fm->alen = author->len; }
+                } else {
+                    fm->bad = 1;
+                    forest_note(f, &f->bad_msgs, 1, "%s:%zu: message \"%s\" dropped: %s", path, line, fm->id, why);
+                }
+            }
+            free(id); free(pid);
+        }
+        json_free(&j);
+    }
+    flat_link(f, flat, nflat, path);
+    for (size_t i = 0; i < nflat; i++) { free(flat[i].id); free(flat[i].pid); free(flat[i].text); free(flat[i].author); }
+    free(flat);
+}
+
+static int forest_read(Forest *f, const char *path, char *err, size_t errsize) {
+    char *text, rerr[160];
+    size_t len;
+    if (read_file(path, &text, &len, rerr, sizeof rerr) != 0) {
+        Buf b = {0};
+        buf_printf(&b, "%s: %s", path, rerr);
+        size_t k = b.len < errsize ? b.len : errsize - 1;
+        memcpy(err, b.s, k);
+        err[k] = 0;
+        free(b.s);
+        return -1;
+    }
+    forest_add_jsonl(f, path, text, len);
+    free(text);
+    return 0;
+}
+
+// How a message becomes text before tokenisation: "author: text\n", or "text\n" without an author. The newline
+// ends every message, so a message boundary is always a token boundary of the tokenizer's choosing.
+static void tree_render(Buf *b, const TreeMsg *m) {
+    b->len = 0;
+    if (m->author) { buf_add(b, m->author, m->alen); buf_str(b, ": "); }
+    buf_add(b, m->text, m->len);
+    buf_str(b, "\n");
+}
+
+// Tokens of every message (without the EOT that opens a tree): with the tokenizer, or word tokens (tests).
+static int forest_tokenise(const Forest *f, Tokenizer *tk, WordVocab *wv, TokDoc *toks, char *err, size_t errsize) {
+    Buf b = {0};
+    int rc = 0;
+    for (size_t i = 0; i < f->n && !rc; i++) {
+        tree_render(&b, &f->msg[i]);
+        if (tk) { if (bpe_tokenise(tk, b.s, b.len, &toks[i]) != 0) { snprintf(err, errsize, "tokenisation failed (out of memory)"); rc = -1; } }
+        else word_tokenise(wv, b.s, b.len, &toks[i]);
+    }
+    free(b.s);
+    return rc;
+}
+
+// Packing. A piece is what one window holds of a tree: its messages in depth-first order, each with the number
+// of its tokens kept and flags (TREE_REPEATED: an ancestor already trained on in an earlier piece, carried as
+// context; TREE_CUT: its tokens or its replies were cut, so its last token predicts nothing).
+enum { TREE_REPEATED = DATA_MSG_REPEATED, TREE_CUT = DATA_MSG_CUT };
+typedef struct { uint32_t msg, ntok, flags; } PieceMsg;
+
+typedef struct {
+    size_t T;
+    PieceMsg *e; size_t n, cap;                          // the entries of every piece
+    size_t *start, *ntok, *tree; size_t npieces, pcap;   // piece p: entries [start[p], start[p+1]), tokens, tree
+    // per message of the tree being split: tokens (with the root's EOT), subtree tokens and messages
+    size_t *len, *sub, *cnt;
+    unsigned char *emitted;
+    PieceMsg *chain; size_t nchain;                      // the ancestors of the subtree being split
+    // statistics
+    size_t trees, split_trees, truncated, tokens_dropped, tokens;
+} Packer;
+
+static void packer_free(Packer *p) {
+    free(p->e); free(p->start); free(p->ntok); free(p->tree);
+    free(p->len); free(p->sub); free(p->cnt); free(p->emitted); free(p->chain);
+    memset(p, 0, sizeof *p);
+}
+
+static void piece_entry(Packer *p, uint32_t msg, uint32_t ntok, uint32_t flags) {
+    grow((void **)&p->e, &p->cap, p->n + 1, sizeof *p->e);
+    p->e[p->n++] = (PieceMsg){msg, ntok, flags};
+}
+
+// Closes the piece whose entries start at entry `from`, marking its messages as trained on.
+static void piece_close(Packer *p, size_t from, size_t tree) {
+    size_t tok = 0;
+    for (size_t i = from; i < p->n; i++) { tok += p->e[i].ntok; p->emitted[p->e[i].msg] = 1; }
+    grow((void **)&p->start, &p->pcap, p->npieces + 2, sizeof *p->start);
+    p->ntok = xrealloc(p->ntok, p->pcap * sizeof *p->ntok);
+    p->tree = xrealloc(p->tree, p->pcap * sizeof *p->tree);
+    p->start[p->npieces] = from;
+    p->ntok[p->npieces] = tok;
+    p->tree[p->npieces] = tree;
+    p->npieces++;
+    p->start[p->npieces] = p->n;
+    p->tokens += tok;
+}
+
+// Opens a piece: the current chain of ancestors, flagged repeated where already trained on.
+static size_t piece_open(Packer *p) {
+    size_t from = p->n;
+    for (size_t i = 0; i < p->nchain; i++)
+        piece_entry(p, p->chain[i].msg, p->chain[i].ntok, p->chain[i].flags | (p->emitted[p->chain[i].msg] ? TREE_REPEATED : 0));
+    return from;
+}
+static size_t chain_tokens(const Packer *p) {
+    size_t t = 0;
+    for (size_t i = 0; i < p->nchain; i++) t += p->chain[i].ntok;
+    return t;
+}
+static void piece_subtree(Packer *p, size_t c) {
+    for (size_t k = c; k < c + p->cnt[c]; k++) piece_entry(p, (uint32_t)k, (uint32_t)p->len[k], 0);
+}
+
+// Splits the subtree of message n (an index within the tree), which does not fit in one
+// window with the chain of its ancestors. The children's subtrees are grouped greedily, in order, into pieces
+// that each repeat the chain and n; a child whose subtree does not fit alone is split the same way, one level
+// down. A path longer than T is cut at T tokens (what follows on it is dropped and counted).
+static void tree_split(Packer *p, size_t n, size_t tree) {
+    size_t ct = chain_tokens(p);
+    if (ct + p->len[n] >= p->T) { // no reply of n fits: the path is cut here
+        size_t keep = p->T - ct;
+        size_t from = piece_open(p);
+        piece_entry(p, (uint32_t)n, (uint32_t)keep, TREE_CUT);
+        piece_close(p, from, tree);
+        p->truncated++;
+        p->tokens_dropped += p->sub[n] - keep;
+        return;
+    }
+    p->chain = xrealloc(p->chain, (p->nchain + 1) * sizeof *p->chain);
+    p->chain[p->nchain++] = (PieceMsg){(uint32_t)n, (uint32_t)p->len[n], 0};
+    size_t base = ct + p->len[n], size = base, from = SIZE_MAX;
+    for (size_t c = n + 1; c < n + p->cnt[n]; c += p->cnt[c]) {
+        if (base + p->sub[c] <= p->T) {
+            if (from != SIZE_MAX && size + p->sub[c] > p->T) { piece_close(p, from, tree); from = SIZE_MAX; }
+            if (from == SIZE_MAX) { from = piece_open(p); size = base; }
+            piece_subtree(p, c);
+            size += p->sub[c];
+        } else {
+            if (from != SIZE_MAX) { piece_close(p, from, tree); from = SIZE_MAX; }
+            tree_split(p, c, tree);
+        }
+    }
+    if (from != SIZE_MAX) piece_close(p, from, tree);
+    p->nchain--;
+}
+
+// Cuts tree k of the forest into pieces of at most T tokens (one piece when it fits). Entry msg fields are
+// forest indices.
+static void packer_add_tree(Packer *p, const Forest *f, const TokDoc *toks, size_t k) {
+    size_t a = f->tree[k], b = forest_tree_end(f, k), n = b - a;
+    p->len = xrealloc(p->len, n * sizeof *p->len);
+    p->sub = xrealloc(p->sub, n * sizeof *p->sub);
+    p->cnt = xrealloc(p->cnt, n * sizeof *p->cnt);
+    p->emitted = xrealloc(p->emitted, n);
+    memset(p->emitted, 0, n);
+    for (size_t i = 0; i < n; i++) { p->len[i] = toks[a + i].n + (i == 0); p->sub[i] = p->len[i]; p->cnt[i] = 1; }
+    for (size_t i = n; i-- > 1;) { size_t q = f->msg[a + i].parent - a; p->sub[q] += p->sub[i]; p->cnt[q] += p->cnt[i]; }
+    size_t e0 = p->n;
+    p->trees++;
+    if (p->sub[0] <= p->T) {
+        size_t from = p->n;
+        piece_subtree(p, 0);
+        piece_close(p, from, k);
+    } else {
+        p->nchain = 0;
+        tree_split(p, 0, k);
+        p->split_trees++;
+    }
+    for (size_t i = e0; i < p->n; i++) p->e[i].msg += (uint32_t)a;
+}
+
+// A window of T tokens as a version 2 shard stores it, with message indices and subtree ends relative to the
+// window (the writer rebases them to the file).
+typedef struct {
+    size_t T, n;                                      // tokens filled so far
+    int32_t *ids; uint32_t *msg, *pos;
+    uint32_t *parent, *flags; uint64_t *end; size_t nmsg;
+    size_t docs, pad;                                 // trees (pieces) and padding tokens in it
+} TreeWindow;
+
+static void treewin_build(TreeWindow *w, size_t T) {
+    memset(w, 0, sizeof *w);
+    w->T = T;
+    w->ids = xmalloc(T * sizeof *w->ids); w->msg = xmalloc(T * sizeof *w->msg); w->pos = xmalloc(T * sizeof *w->pos);
+    w->parent = xmalloc(T * sizeof *w->parent); w->flags = xmalloc(T * sizeof *w->flags); w->end = xmalloc(T * sizeof *w->end);
+}
+static void treewin_free(TreeWindow *w) {
+    free(w->ids); free(w->msg); free(w->pos); free(w->parent); free(w->flags); free(w->end);
+    memset(w, 0, sizeof *w);
+}
+static void treewin_pad(TreeWindow *w, uint32_t eot) {
+    for (; w->n < w->T; w->n++, w->pad++) { w->ids[w->n] = (int32_t)eot; w->msg[w->n] = DATA_MSG_PAD; w->pos[w->n] = 0; }
+}
+
+// Appends a piece: its tokens (a root's first token is EOT), each message's parent in the window, the position
+// of each token on its path (a message starts where its parent ends), and every subtree's last token.
+static void treewin_add_piece(TreeWindow *w, const Packer *p, size_t piece, const Forest *f, const TokDoc *toks, uint32_t eot) {
+    size_t m0 = w->nmsg, sp = 0;
+    struct { uint32_t msg, wi, pos_end; } *stack = xmalloc((p->start[piece + 1] - p->start[piece]) * sizeof *stack);
+    for (size_t i = p->start[piece]; i < p->start[piece + 1]; i++) {
+        const PieceMsg *e = &p->e[i];
+        const TreeMsg *tm = &f->msg[e->msg];
+        while (sp && stack[sp - 1].msg != tm->parent) sp--; // the path from the root down to this message's parent
+        uint32_t wi = (uint32_t)w->nmsg++, p0 = sp ? stack[sp - 1].pos_end : 0;
+        w->parent[wi] = sp ? stack[sp - 1].wi : DATA_NO_PARENT;
+        w->flags[wi] = e->flags;
+        int root = tm->parent == DATA_NO_PARENT;
+        for (uint32_t t = 0; t < e->ntok; t++) {
+            w->ids[w->n] = root && t == 0 ? (int32_t)eot : toks[e->msg].ids[t - (uint32_t)root];
+            w->msg[w->n] = wi;
+            w->pos[w->n] = p0 + t;
+            w->n++;
+        }
+        w->end[wi] = w->n - 1;
+        stack[sp].msg = e->msg; stack[sp].wi = wi; stack[sp].pos_end = p0 + e->ntok;
+        sp++;
+    }
+    for (size_t wi = w->nmsg; wi-- > m0 + 1;)  // a subtree ends where its last descendant ends
+        if (w->end[wi] > w->end[w->parent[wi]]) w->end[w->parent[wi]] = w->end[wi];
+    w->docs++;
+    free(stack);
+}
+
+// Places the pieces in windows: each goes to the first of the last 32 windows with room for it (first fit over a
+// bounded list: linear time, nearly as tight as first fit over all), or opens a new window. Returns the pieces
+// grouped by window, window w holding order[wstart[w], wstart[w+1]).
+static size_t *pack_windows(const Packer *p, size_t *nwin, size_t **wstart) {
+    size_t *win = xmalloc((p->npieces ? p->npieces : 1) * sizeof *win), *used = NULL, cap = 0, nw = 0;
+    for (size_t k = 0; k < p->npieces; k++) {
+        size_t w = nw > 32 ? nw - 32 : 0;
+        while (w < nw && used[w] + p->ntok[k] > p->T) w++;
+        if (w == nw) { grow((void **)&used, &cap, nw + 1, sizeof *used); used[nw++] = 0; }
+        used[w] += p->ntok[k];
+        win[k] = w;
+    }
+    size_t *start = xcalloc(nw + 1, sizeof *start), *order = xmalloc((p->npieces ? p->npieces : 1) * sizeof *order);
+    for (size_t k = 0; k < p->npieces; k++) start[win[k] + 1]++;
+    for (size_t w = 0; w < nw; w++) start[w + 1] += start[w];
+    size_t *fill = xcalloc(nw + 1, sizeof *fill);
+    for (size_t k = 0; k < p->npieces; k++) order[start[win[k]] + fill[win[k]]++] = k;
+    free(win); free(used); free(fill);
+    *nwin = nw;
+    *wstart = start;
+    return order;
+}
+
+// Appends a full window (n == T) to a version 2 shard, rebasing its message indices and subtree ends.
+static int shardwriter_add_window(ShardWriter *sw, const TreeWindow *w, char *err, size_t errsize) {
+    if (shardwriter_room(sw, w->T + 1, err, errsize) != 0 || shardwriter_write_ids(sw, w->ids, w->T, 0, err, errsize) != 0) return -1;
+    uint64_t at = sw->n_tokens;
+    grow((void **)&sw->msg, &sw->tok_cap, at + w->T + 1, sizeof *sw->msg);
+    sw->pos = xrealloc(sw->pos, sw->tok_cap * sizeof *sw->pos);
+    for (size_t t = 0; t < w->T; t++) {
+        sw->msg[at + t] = w->msg[t] >= DATA_MSG_PLAIN ? w->msg[t] : w->msg[t] + (uint32_t)sw->n_messages;
+        sw->pos[at + t] = w->pos[t];
+    }
+    grow((void **)&sw->table, &sw->table_cap, 16 * (sw->n_messages + w->nmsg), 1);
+    for (size_t m = 0; m < w->nmsg; m++) {
+        unsigned char *e = sw->table + 16 * (sw->n_messages + m);
+        put_u32(e, w->parent[m] == DATA_NO_PARENT ? DATA_NO_PARENT : w->parent[m] + (uint32_t)sw->n_messages);
+        put_u32(e + 4, w->flags[m]);
+        put_u64(e + 8, w->end[m] + at);
+    }
+    sw->n_tokens += w->T; sw->total_tokens += w->T;
+    sw->n_docs += w->docs; sw->total_docs += w->docs;
+    sw->n_messages += w->nmsg;
+    return 0;
+}
+
+// Packs the pieces into windows and writes them. *pad receives the padding tokens written, *nwin the windows.
+static int packer_write(const Packer *p, const Forest *f, const TokDoc *toks, ShardWriter *sw, size_t *pad,
+                        uint64_t *nwin, char *err, size_t errsize) {
+    size_t nw, *wstart, *order = pack_windows(p, &nw, &wstart);
+    *nwin = nw;
+    TreeWindow w;
+    treewin_build(&w, p->T);
+    int rc = 0;
+    *pad = 0;
+    for (size_t k = 0; k < nw && !rc; k++) {
+        w.n = w.nmsg = w.docs = w.pad = 0;
+        for (size_t i = wstart[k]; i < wstart[k + 1]; i++) treewin_add_piece(&w, p, order[i], f, toks, sw->eot);
+        treewin_pad(&w, sw->eot);
+        *pad += w.pad;
+        rc = shardwriter_add_window(sw, &w, err, errsize);
+    }
+    treewin_free(&w);
+    free(order); free(wstart);
+    return rc;
+}
+
+// The unrolled alternative: every root-to-leaf path of tree k as a plain document (the same tokens a path has in
+// the packed tree; the shard's EOT before each document is the root's EOT). Returns the paths written.
+static int tree_unroll(const Forest *f, const TokDoc *toks, size_t k, ShardWriter *sw, size_t *paths, char *err, size_t errsize) {
+    size_t a = f->tree[k], b = forest_tree_end(f, k);
+    int32_t *ids = NULL;
+    size_t cap = 0;
+    uint32_t *chain = xmalloc((b - a) * sizeof *chain);
+    int rc = 0;
+    for (size_t i = a; i < b && !rc; i++) {
+        if (i + 1 < b && f->msg[i + 1].parent == i) continue; // not a leaf
+        size_t depth = 0, n = 0;
+        for (uint32_t m = (uint32_t)i; m != DATA_NO_PARENT; m = f->msg[m].parent) chain[depth++] = m;
+        for (size_t d = depth; d-- > 0;) {
+            grow((void **)&ids, &cap, n + toks[chain[d]].n, sizeof *ids);
+            memcpy(ids + n, toks[chain[d]].ids, toks[chain[d]].n * sizeof *ids);
+            n += toks[chain[d]].n;
+        }
+        rc = shardwriter_add(sw, ids, n, err, errsize);
+        (*paths)++;
+    }
+    free(ids); free(chain);
+    return rc;
+}
+
+// Writing trees: train (and val) shards of packed trees, and optionally the unrolled paths as plain shards.
+typedef struct {
+    size_t T, shard_tokens;
+    uint32_t eot, vocab;
+    double val_frac;
+    uint64_t seed;
+    const char *out, *unroll;   // directories; unroll NULL: no unrolled shards
+} TreeConfig;
+
+typedef struct {
+    Packer pk[2];               // train, val: the pieces and the split statistics
+    size_t pad[2];              // padding tokens written
+    uint64_t windows[2];
+    size_t paths;               // unrolled paths
+    uint64_t unrolled_tokens;   // their tokens, one EOT each included
+} TreeStats;
+
+static void tree_stats_free(TreeStats *st) { packer_free(&st->pk[0]); packer_free(&st->pk[1]); }
+
+static int trees_write(const Forest *f, const TokDoc *toks, const TreeConfig *c, TreeStats *st, char *err, size_t errsize) {
+    memset(st, 0, sizeof *st);
+    const char *names[2] = {"train", "val"};
+    ShardWriter unroll[2];
+    for (int s = 0; s < 2; s++) {
+        st->pk[s].T = c->T;
+        if (c->unroll) shardwriter_build(&unroll[s], c->unroll, names[s], c->eot, c->vocab, c->shard_tokens);
+    }
+    int rc = 0;
+    for (size_t k = 0; k < f->ntrees && !rc; k++) { // a tree goes to validation when a hash of (seed, k) falls below val_frac
+        int val = (double)(mix64(c->seed ^ mix64(k)) >> 11) / 9007199254740992.0 < c->val_frac;
+        packer_add_tree(&st->pk[val], f, toks, k);
+        if (c->unroll) rc = tree_unroll(f, toks, k, &unroll[val], &st->paths, err, errsize);
+    }
+    for (int s = 0; s < 2; s++) {
+        char later[256];
+        if (c->unroll) {
+            if (shardwriter_close(&unroll[s], rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
+            st->unrolled_tokens += unroll[s].total_tokens;
+            strlist_free(&unroll[s].written);
+        }
+        if (rc || !st->pk[s].npieces) continue;
+        ShardWriter sw;
+        size_t max = c->shard_tokens > c->T ? c->shard_tokens : c->T + 1;
+        shardwriter_build(&sw, c->out, names[s], c->eot, c->vocab, (max - 1) / c->T * c->T + 1);
+        sw.context = (uint32_t)c->T;
+        rc = packer_write(&st->pk[s], f, toks, &sw, &st->pad[s], &st->windows[s], err, errsize);
+        if (shardwriter_close(&sw, rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
+        strlist_free(&sw.written);
+    }
+    return rc;
+}
+
+static void tree_report(FILE *out, const Forest *f, const TreeStats *st, size_t T, int unroll) {
+    fprintf(out, "read: %zu trees, %zu messages; skipped %zu malformed lines, %zu bad messages, %zu duplicate ids, "
+            "%zu orphans, %zu in cycles%s%s\n", f->ntrees, f->n, f->bad_lines, f->bad_msgs, f->dup_ids, f->orphans,
+            f->cycles, f->example[0] ? "; first: " : "", f->example);
+    for (int s = 0; s < 2; s++) {
+        const Packer *p = &st->pk[s];
+        if (!p->trees) continue;
+        uint64_t all = st->windows[s] * T;
+        fprintf(out, "%s: %zu trees in %zu pieces, %llu windows of %zu: %zu tree tokens + %zu padding (%.1f%% full); "
+                "%zu trees split, %zu paths cut at %zu (%zu tokens dropped)\n", s ? "val" : "train", p->trees,
+                p->npieces, (unsigned long long)st->windows[s], T, p->tokens, st->pad[s],
+                all ? 100.0 * (double)p->tokens / (double)all : 0.0, p->split_trees, p->truncated, T, p->tokens_dropped);
+    }
+    if (unroll) fprintf(out, "unrolled: %zu root-to-leaf paths, %llu tokens\n", st->paths, (unsigned long long)st->unrolled_tokens);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Synthetic Reddit-like threads (`./data synth --trees N`), planted as a Forest (the ground truth) and written as
+// JSONL, a message per line in breadth-first order (so children come after their parents but not right after)
+// or a tree per line. Shapes: single posts, deep back-and-forth chains, wide fans of direct answers, and
+// branching discussions whose replies thin out with depth.
+
+static const char *synth_openers[] = {"Do you like %N?", "What do you think of %N at %P?", "Has anyone %V %N?",
+                                      "Is %N worth it?", "Help: %N at %P.", "TIL about %N."};
+static const char *synth_short[] = {"Yes! It's lovely!", "Agreed.", "Source?", "This.", "Not really.",
+                                    "Thanks, that helps.", "Same here.", "Ha, good one."};
+
+static void synth_message(Buf *b, Rng *r, const SynthTopic *tp, int root) {
+    b->len = 0;
+    if (root || rng_below(r, 4) == 0) {
+        const char *t = root ? synth_openers[rng_below(r, 6)] : synth_short[rng_below(r, 8)];
+        for (; *t; t++) {
+            if (*t != '%') { buf_add(b, t, 1); continue; }
+            t++;
+            if (*t == 'N') buf_str(b, tp->noun[rng_below(r, 12)]);
+            else if (*t == 'P') buf_str(b, tp->place[rng_below(r, 6)]);
+            else buf_str(b, tp->verb[rng_below(r, 8)]);
+        }
+        if (!root) return;
+        buf_str(b, " ");
+    }
+    synth_paragraph(b, r, tp, 1 + rng_below(r, root ? 3 : 2));
+}
+
+// Replies of message `parent` at `depth` for the branching shape, depth first.
+static void synth_branch(Forest *f, Rng *r, const SynthTopic *tp, uint32_t parent, size_t depth, size_t *budget, Buf *b, Buf *a) {
+    size_t k = depth == 0 ? 1 + rng_below(r, 5) : rng_unit(r) < 0.55 / (double)depth ? 1 + rng_below(r, 3) : 0;
+    for (size_t i = 0; i < k && *budget; i++) {
+        (*budget)--;
+        synth_message(b, r, tp, 0);
+        a->len = 0;
+        buf_printf(a, "%s%zu", PICK(synth_names), rng_below(r, 100));
+        uint32_t me = (uint32_t)f->n;
+        forest_push(f, b->s, b->len, a->s, a->len, parent);
+        synth_branch(f, r, tp, me, depth + 1, budget, b, a);
+    }
+}
+
+static void synth_forest(Forest *f, size_t ntrees, uint64_t seed) {
+    Rng rr = rng_seed(seed * 7919 + 17), *r = &rr;
+    Buf b = {0}, a = {0};
+    for (size_t k = 0; k < ntrees; k++) {
+        const SynthTopic *tp = &synth_topics[rng_below(r, N_TOPICS)];
+        double shape = rng_unit(r);
+        synth_message(&b, r, tp, 1);
+        a.len = 0;
+        buf_printf(&a, "%s%zu", PICK(synth_names), rng_below(r, 100));
+        uint32_t root = (uint32_t)f->n;
+        forest_push(f, b.s, b.len, a.s, a.len, DATA_NO_PARENT);
+        if (shape < 0.2) continue;                          // a post nobody answered
+        if (shape < 0.35) {                                 // two people arguing: a chain
+            size_t n = 4 + rng_below(r, 22);
+            for (size_t i = 0; i < n; i++) {
+                synth_message(&b, r, tp, 0);
+                forest_push(f, b.s, b.len, f->msg[root + (i % 2)].author, f->msg[root + (i % 2)].alen, (uint32_t)f->n - 1);
+            }
+        } else if (shape < 0.5) {                           // a question with many direct answers
+            size_t n = 5 + rng_below(r, 26);
+            for (size_t i = 0; i < n; i++) {
+                synth_message(&b, r, tp, 0);
+                a.len = 0;
+                buf_printf(&a, "%s%zu", PICK(synth_names), rng_below(r, 100));
+                forest_push(f, b.s, b.len, a.s, a.len, root);
+                if (rng_below(r, 5) == 0) { synth_message(&b, r, tp, 0); forest_push(f, b.s, b.len, f->msg[root].author, f->msg[root].alen, (uint32_t)f->n - 1); }
+            }
+        } else {                                            // a discussion
+            size_t budget = 80;
+            synth_branch(f, r, tp, root, 0, &budget, &b, &a);
+        }
+    }
+    free(b.s); free(a.s);
+}
+
+static void tree_write_fields(FILE *out, const TreeMsg *m) {
+    fputs("\"author\":", out);
+    json_write_string(out, m->author, m->alen);
+    fputs(",\"text\":", out);
+    json_write_string(out, m->text, m->len);
+}
+// Writes message i of a nested tree and its replies (messages [i+1, i+cnt[i])); returns the next sibling.
+static size_t tree_write_nested(FILE *out, const Forest *f, size_t i, const size_t *cnt, size_t a) {
+    fputc('{', out);
+    tree_write_fields(out, &f->msg[i]);
+    fprintf(out, ",\"depth\":%u", f->msg[i].depth);
+    if (cnt[i - a] > 1) {
+        fputs(",\"replies\":[", out);
+        for (size_t c = i + 1; c < i + cnt[i - a];) {
+            if (c > i + 1) fputc(',', out);
+            c = tree_write_nested(out, f, c, cnt, a);
+        }
+        fputc(']', out);
+    }
+    fputc('}', out);
+    return i + cnt[i - a];
+}
+
+static void forest_write_jsonl(FILE *out, const Forest *f, int nested, uint64_t seed) {
+    for (size_t k = 0; k < f->ntrees; k++) {
+        size_t a = f->tree[k], b = forest_tree_end(f, k), n = b - a;
+        if (nested) {
+            size_t *cnt = xmalloc(n * sizeof *cnt);
+            for (size_t i = 0; i < n; i++) cnt[i] = 1;
+            for (size_t i = n; i-- > 1;) cnt[f->msg[a + i].parent - a] += cnt[i];
+            tree_write_nested(out, f, a, cnt, a);
+            fprintf(out, "\n");
+            free(cnt);
+            continue;
+        }
+        uint32_t maxd = 0;
+        for (size_t i = a; i < b; i++) if (f->msg[i].depth > maxd) maxd = f->msg[i].depth;
+        for (uint32_t d = 0; d <= maxd; d++)
+            for (size_t i = a; i < b; i++) {
+                const TreeMsg *m = &f->msg[i];
+                if (m->depth != d) continue;
+                fprintf(out, "{\"id\":\"c%012llx\",\"parent\":", (unsigned long long)(mix64(seed ^ mix64(i)) >> 16));
+                if (m->parent == DATA_NO_PARENT) fputs("null", out);
+                else fprintf(out, "\"c%012llx\"", (unsigned long long)(mix64(seed ^ mix64(m->parent)) >> 16));
+                fputc(',', out);
+                tree_write_fields(out, m);
+                fprintf(out, ",\"tree\":%zu,\"depth\":%u}\n", k, d);
+            }
+    }
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Mixing sources by weight (Falcon paper, table 3: e.g. Falcon-7B's 79% web, 7% books, 6% conversations, 3% code,
@@ -2950,6 +3751,10 @@ static void usage(void) {
             "      --min-span N (50) --min-chars N (20)\n"
             "  data gopher FILE.jsonl                            repetition and quality decisions per document\n"
             "  data info SHARD...                                shard headers\n"
+            "  data synth --trees N [--nested] [--seed S] [-o FILE]   Reddit-like conversation trees (JSONL)\n"
+            "  data trees --out DIR --context T [options] INPUT...  conversation trees (JSONL) to packed tree shards\n"
+            "      --tokenizer tok.json (else word tokens)  --val-frac F (0) --seed S (1) --shard-tokens N (100000000)\n"
+            "      --unroll DIR2          also every root-to-leaf path as a plain document in DIR2 (for comparison)\n"
             "  data mix --out DIR [--tokens N] [--max-repeat R (4)] [--seed S] NAME=WEIGHT=PATH...\n"
             "      mixes sources (a shard or a directory of shards each) by weight into DIR/mix_NNN.bin\n");
 }
@@ -2973,8 +3778,27 @@ static int parse_size(const char *s, size_t *out) {
     return 0;
 }
 
+// `synth --trees N`: Reddit-like threads as JSONL (a message per line, or a tree per line with --nested).
+static int synth_trees_cli(size_t n, uint64_t seed, int nested, const char *out) {
+    Forest f = {0};
+    synth_forest(&f, n, seed);
+    Buf tmp = {0};
+    FILE *fp = stdout;
+    if (out) {
+        buf_printf(&tmp, "%s.tmp", out);
+        fp = fopen(tmp.s, "w");
+        if (!fp) { forest_free(&f); free(tmp.s); return fail("%s: cannot create: %s", out, strerror(errno)); }
+    }
+    forest_write_jsonl(fp, &f, nested, seed);
+    int bad = out && (fclose(fp) != 0 || rename(tmp.s, out) != 0);
+    free(tmp.s);
+    forest_free(&f);
+    return bad ? fail("%s: cannot write: %s", out, strerror(errno)) : 0;
+}
+
 static int cmd_synth(int argc, char **argv) {
-    size_t n = 2000, seed = 1, edge = 0;
+    size_t n = 2000, seed = 1, edge = 0, trees = 0;
+    int nested = 0;
     const char *out = NULL, *kind = "web";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--docs") && i + 1 < argc) { if (parse_size(argv[++i], &n) || n == 0) return fail("--docs: not a positive number: %s", argv[i]); }
@@ -2982,8 +3806,11 @@ static int cmd_synth(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) { if (parse_size(argv[++i], &seed)) return fail("--seed: not a number: %s", argv[i]); }
         else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--kind") && i + 1 < argc) kind = argv[++i];
+        else if (!strcmp(argv[i], "--trees") && i + 1 < argc) { if (parse_size(argv[++i], &trees) || trees == 0) return fail("--trees: not a positive number: %s", argv[i]); }
+        else if (!strcmp(argv[i], "--nested")) nested = 1;
         else return fail("synth: unknown argument: %s", argv[i]);
     }
+    if (trees) return synth_trees_cli(trees, seed, nested, out);
     if (strcmp(kind, "web") && strcmp(kind, "code") && strcmp(kind, "second-language"))
         return fail("--kind: expected web, code or second-language: %s", kind);
     Synth s = {0};
@@ -3148,6 +3975,72 @@ static int cmd_mix(int argc, char **argv) {
     return rc;
 }
 
+// `trees`: conversation trees (JSONL) to packed tree shards, and optionally their unrolled paths.
+static int cmd_trees(int argc, char **argv) {
+    TreeConfig c = {0};
+    c.shard_tokens = 100000000;
+    c.seed = 1;
+    const char *tokpath = NULL;
+    StrList inputs = {0};
+    int rc = 0;
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        size_t seed = 0;
+        if (a[0] == '-' && a[1] == '-' && !v) rc = fail("%s needs a value", a);
+        else if (!strcmp(a, "--out")) { c.out = v; i++; }
+        else if (!strcmp(a, "--unroll")) { c.unroll = v; i++; }
+        else if (!strcmp(a, "--tokenizer")) { tokpath = v; i++; }
+        else if (!strcmp(a, "--context")) { if (parse_size(v, &c.T) || c.T < 2 || c.T > (1u << 24)) rc = fail("--context: not a number in [2, 16777216]: %s", v); i++; }
+        else if (!strcmp(a, "--seed")) { if (parse_size(v, &seed)) rc = fail("--seed: not a number: %s", v); c.seed = seed; i++; }
+        else if (!strcmp(a, "--shard-tokens")) { if (parse_size(v, &c.shard_tokens) || !c.shard_tokens) rc = fail("--shard-tokens: not a positive number: %s", v); i++; }
+        else if (!strcmp(a, "--val-frac")) {
+            char *e;
+            c.val_frac = strtod(v, &e);
+            if (*e || e == v || !(c.val_frac >= 0 && c.val_frac <= 1)) rc = fail("--val-frac: not a fraction in [0, 1]: %s", v);
+            i++;
+        }
+        else if (a[0] == '-' && a[1]) rc = fail("trees: unknown option: %s", a);
+        else strlist_add(&inputs, a, strlen(a));
+    }
+    if (!rc && !c.out) rc = fail("trees: --out DIR is required");
+    if (!rc && !c.T) rc = fail("trees: --context T is required (the training context the trees are packed for)");
+    if (!rc && !inputs.n) rc = fail("trees: no input files");
+    struct stat st;
+    if (!rc && stat(c.out, &st) != 0 && mkdir(c.out, 0777) != 0) rc = fail("%s: cannot create directory: %s", c.out, strerror(errno));
+    if (!rc && c.unroll && stat(c.unroll, &st) != 0 && mkdir(c.unroll, 0777) != 0) rc = fail("%s: cannot create directory: %s", c.unroll, strerror(errno));
+    char err[512];
+    Tokenizer *tk = NULL;
+    if (!rc && tokpath) {
+        if (!(tk = tokenizer_load(tokpath, err, sizeof err))) rc = fail("%s", err);
+        else {
+            int32_t id = tokenizer_token_id(tk, "<|endoftext|>", 13);
+            if (id < 0) rc = fail("%s: no <|endoftext|> token", tokpath);
+            c.eot = (uint32_t)id;
+            c.vocab = (uint32_t)tokenizer_vocab_size(tk);
+        }
+    }
+    Forest f = {0};
+    for (size_t i = 0; i < inputs.n && !rc; i++)
+        if (forest_read(&f, inputs.s[i], err, sizeof err) != 0) rc = fail("%s", err);
+    TokDoc *toks = xcalloc(f.n ? f.n : 1, sizeof *toks);
+    WordVocab wv;
+    wordvocab_build(&wv);
+    if (!rc && forest_tokenise(&f, tk, &wv, toks, err, sizeof err) != 0) rc = fail("%s", err);
+    if (!tk) { c.eot = (uint32_t)wv.next; c.vocab = (uint32_t)wv.next + 1; } // word tokens: EOT is one more id
+    TreeStats ts = {0};
+    if (!rc && !f.ntrees) rc = fail("trees: no trees read; first problem: %s", f.example[0] ? f.example : "empty input");
+    if (!rc && trees_write(&f, toks, &c, &ts, err, sizeof err) != 0) rc = fail("%s", err);
+    if (!rc) tree_report(stdout, &f, &ts, c.T, c.unroll != NULL);
+    tree_stats_free(&ts);
+    for (size_t i = 0; i < f.n; i++) tokdoc_free(&toks[i]);
+    free(toks);
+    wordvocab_free(&wv);
+    if (tk) tokenizer_free(tk);
+    forest_free(&f);
+    strlist_free(&inputs);
+    return rc;
+}
+
 static int cmd_gopher(int argc, char **argv) {
     if (argc != 3) return fail("gopher: expected one JSONL file");
     Corpus c = {0};
@@ -3170,9 +4063,13 @@ static int cmd_info(int argc, char **argv) {
         ShardInfo info;
         char err[512];
         if (shard_info(argv[i], &info, err, sizeof err) != 0) { rc = fail("%s", err); continue; }
-        printf("%s: %llu tokens, %llu documents, %u-byte ids, vocab %u, eot %u\n", argv[i],
+        printf("%s: %llu tokens, %llu documents, %u-byte ids, vocab %u, eot %u", argv[i],
                (unsigned long long)info.n_tokens, (unsigned long long)info.n_docs, info.token_bytes,
                info.vocab_size, info.eot);
+        if (info.version == DATA_SHARD_VERSION_TREES)
+            printf(", trees packed for context %u: %llu windows, %llu messages", info.context,
+                   (unsigned long long)((info.n_tokens - 1) / info.context), (unsigned long long)info.n_messages);
+        printf("\n");
     }
     return rc;
 }
@@ -3183,6 +4080,7 @@ int data_cli(int argc, char **argv) {
     if (!strcmp(argv[1], "prepare")) return cmd_prepare(argc, argv);
     if (!strcmp(argv[1], "gopher")) return cmd_gopher(argc, argv);
     if (!strcmp(argv[1], "info")) return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "trees")) return cmd_trees(argc, argv);
     if (!strcmp(argv[1], "mix")) return cmd_mix(argc, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(); return 0; }
     return fail("unknown command: %s (try data --help)", argv[1]);

@@ -27,7 +27,10 @@
 //        .     .  pos[n_tokens]   uint32: the token's position on its own root-to-leaf path (RoPE position id)
 //        .     .  messages[n_messages], 16 bytes each:
 //                   parent u32    index of the parent message (always smaller), 0xFFFFFFFF for a root
-//                   flags  u32    bit 0: a repeated ancestor (a copy that a split piece carries as context)
+//                   flags  u32    bit 0 (DATA_MSG_REPEATED): a copy of an ancestor that a piece of a split tree
+//                                 carries as context (its tokens but the last predict nothing); bit 1
+//                                 (DATA_MSG_CUT): the message or its replies were cut at T (its last token
+//                                 predicts nothing)
 //                   end    u64    the shard index of the last token of the message's subtree
 //
 // Version 1: every document is preceded by one <|endoftext|>, so a shard reads EOT doc EOT doc ... and the first
@@ -60,6 +63,8 @@
 #define DATA_MSG_PAD 0xFFFFFFFFu
 #define DATA_MSG_PLAIN 0xFFFFFFFEu
 #define DATA_NO_PARENT 0xFFFFFFFFu
+#define DATA_MSG_REPEATED 1u
+#define DATA_MSG_CUT 2u
 #define DATA_IGNORE (-100)          // a target that counts no loss
 #define DATA_SHARD_HEADER 64
 
@@ -107,8 +112,8 @@ DataLoader *dataloader_open_val(const char *const *paths, size_t npaths, size_t 
 //   inputs    the token ids
 //   targets   the id each position predicts, DATA_IGNORE (-100) for none: plain text the next token; in a tree
 //             the next token of the token's own message, or at a message's last token the first token of its
-//             first child in the row, or <|endoftext|> when it has none there (a leaf); padding and the tokens
-//             of repeated ancestors (all but their last token) DATA_IGNORE
+//             first child in the row, or <|endoftext|> when it has none there (a leaf); padding, the tokens
+//             of repeated ancestors (all but their last token) and the last token of a cut message DATA_IGNORE
 //   pos       the RoPE position id: t for plain text, the position on the token's root-to-leaf path in a tree
 //   span_end  the mask, row-relative: key j is visible from query i iff j <= i <= span_end[j] (T-1 for plain)
 int dataloader_next_batch(DataLoader *dl, int32_t *inputs, int32_t *targets, int32_t *pos, int32_t *span_end);

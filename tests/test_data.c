@@ -680,6 +680,283 @@ static void test_mix(void) {
     free(a); free(b); free(pa.s); free(pb.s);
 }
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// Conversation trees: the readers against the planted forest, packing against relations computed independently
+// (brute force over all pairs of a row), targets, positions, splitting, window alignment, bad input.
+
+static int forest_equal(const Forest *a, const Forest *b) {
+    if (a->n != b->n || a->ntrees != b->ntrees) return 0;
+    for (size_t k = 0; k < a->ntrees; k++) if (a->tree[k] != b->tree[k]) return 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const TreeMsg *x = &a->msg[i], *y = &b->msg[i];
+        if (x->parent != y->parent || x->depth != y->depth || x->len != y->len || memcmp(x->text, y->text, x->len) ||
+            x->alen != y->alen || (x->alen && memcmp(x->author, y->author, x->alen)))
+            return 0;
+    }
+    return 1;
+}
+
+static void read_forest_file(Forest *f, const char *path, const Forest *src, int nested) {
+    FILE *fp = fopen(path, "w");
+    forest_write_jsonl(fp, src, nested, 5);
+    fclose(fp);
+    char err[256];
+    forest_read(f, path, err, sizeof err);
+}
+
+static uint64_t hash_ids(const int32_t *v, size_t n) { return hash_bytes(v, n * sizeof *v, 3); }
+
+// Packs the forest for context T into dir (word tokens), then reads every window back in order and checks it.
+// Returns the number of rows that broke a rule; fills st.
+static size_t check_packed(const Forest *f, size_t T, const char *dir, TreeStats *st, int paths_exact, size_t *nrows) {
+    char err[256];
+    mkdir(dir, 0777);
+    TokDoc *toks = xcalloc(f->n, sizeof *toks);
+    WordVocab wv;
+    wordvocab_build(&wv);
+    forest_tokenise(f, NULL, &wv, toks, err, sizeof err);
+    TreeConfig c = {0};
+    c.T = T; c.shard_tokens = 40 * T; c.eot = (uint32_t)wv.next; c.vocab = (uint32_t)wv.next + 1; c.seed = 1; c.out = dir;
+    CHECK(trees_write(f, toks, &c, st, err, sizeof err) == 0, "trees: packed for T=%zu (%s)", T, err);
+    StrList files = {0};
+    list_shards(dir, &files, err, sizeof err);
+    DataLoader *dl = dataloader_open_val((const char *const *)files.s, files.n, 1, T, 0, 1, err, sizeof err);
+    CHECK(dl && dataloader_has_trees(dl), "trees: the loader opens the tree shards (%s)", dl ? "ok" : err);
+    size_t bad_rows = 0, bad_vis = 0, bad_tg = 0, bad_pos = 0, rows = 0, trained = 0;
+    int32_t *in = xmalloc(4 * T * sizeof *in), *tg = in + T, *ps = tg + T, *se = ps + T;
+    uint64_t *got = NULL, *want = NULL;
+    size_t ngot = 0, gcap = 0, nwant = 0, wcap = 0;
+    int32_t *seq = xmalloc(T * sizeof *seq);
+    // the raw arrays of the shard files, to check alignment and to know messages and parents independently
+    size_t file = 0;
+    uint64_t win_in_file = 0;
+    ShardInfo info;
+    const unsigned char *map = NULL;
+    unsigned char *onpath = NULL;
+    size_t maplen = 0;
+    while (dl && dataloader_next_batch(dl, in, tg, ps, se)) {
+        while (!map || win_in_file * T + 1 >= info.n_tokens) {
+            if (map) munmap((void *)map, maplen);
+            shard_map(files.s[file++], &info, &map, &maplen, err, sizeof err);
+            win_in_file = 0;
+            free(onpath);
+            onpath = xcalloc(info.n_messages + 1, 1);
+        }
+        uint64_t s0 = win_in_file++ * T;
+        rows++;
+        int row_bad = 0;
+        for (size_t i = 0; i < T; i++) {
+            uint32_t mi = shard_msg(map, &info, s0 + i);
+            if (mi < DATA_MSG_PLAIN) {
+                // alignment: the subtree of every message ends inside the window of its first token
+                uint64_t end = get_u64(shard_message(map, &info, mi) + 8);
+                row_bad |= end < s0 + i || end >= s0 + T;
+                trained += !(get_u32(shard_message(map, &info, mi) + 4) & TREE_REPEATED);
+            }
+            size_t nvis = 0;
+            // independently: the messages on i's path, walking the parent table up from i's message
+            if (mi < DATA_MSG_PLAIN) for (uint32_t m = mi; m != DATA_NO_PARENT; m = get_u32(shard_message(map, &info, m))) onpath[m] = 1;
+            for (size_t j = 0; j < T; j++) {
+                int vis = j <= i && (int32_t)i <= se[j];
+                uint32_t mj = shard_msg(map, &info, s0 + j);
+                int anc = j <= i && mi < DATA_MSG_PLAIN && mj < DATA_MSG_PLAIN && onpath[mj];
+                if (mi == DATA_MSG_PAD) anc = j == i;
+                bad_vis += vis != anc;
+                if (vis) seq[nvis++] = in[j];
+            }
+            if (mi < DATA_MSG_PLAIN) for (uint32_t m = mi; m != DATA_NO_PARENT; m = get_u32(shard_message(map, &info, m))) onpath[m] = 0;
+            if (mi == DATA_MSG_PAD) { bad_tg += tg[i] != -100; continue; }
+            bad_pos += ps[i] != (int32_t)nvis - 1; // a token's position = the tokens before it on its path
+            uint32_t fl = get_u32(shard_message(map, &info, mi) + 4);
+            int last_of_msg = i + 1 == T || shard_msg(map, &info, s0 + i + 1) != mi;
+            int32_t want_tg = se[i] > (int32_t)i ? in[i + 1] : (int32_t)info.eot; // the next token on its own path
+            if (fl & TREE_CUT && last_of_msg) want_tg = -100;
+            if (fl & TREE_REPEATED && !last_of_msg) want_tg = -100;
+            bad_tg += tg[i] != want_tg;
+            if (se[i] == (int32_t)i && last_of_msg && !(fl & TREE_CUT)) { // a leaf's last token: its path, alone
+                grow((void **)&got, &gcap, ngot + 1, sizeof *got);
+                got[ngot++] = hash_ids(seq, nvis);
+            }
+        }
+        bad_rows += row_bad;
+    }
+    if (map) munmap((void *)map, maplen);
+    free(onpath);
+    CHECK(bad_vis == 0, "trees T=%zu: span_end visibility = the ancestor relation over all pairs of %zu rows (%zu wrong)", T, rows, bad_vis);
+    CHECK(bad_pos == 0, "trees T=%zu: every position id = tokens before it on its path (%zu wrong)", T, bad_pos);
+    CHECK(bad_tg == 0, "trees T=%zu: every target = the next token on its own path, EOT after a leaf, -100 for padding/repeats/cuts (%zu wrong)", T, bad_tg);
+    CHECK(bad_rows == 0 && rows == st->windows[0], "trees T=%zu: %zu windows, every tree inside its window (%zu rows wrong)", T, rows, bad_rows);
+    size_t forest_tokens = 0;
+    for (size_t i = 0; i < f->n; i++) forest_tokens += toks[i].n + (f->msg[i].parent == DATA_NO_PARENT);
+    CHECK(trained == forest_tokens - st->pk[0].tokens_dropped, "trees T=%zu: every token trained on once: %zu + %zu dropped = %zu", T, trained, st->pk[0].tokens_dropped, forest_tokens);
+    if (paths_exact) { // every root-to-leaf path of the forest is the visible sequence of exactly one leaf token
+        for (size_t k = 0; k < f->ntrees; k++)
+            for (size_t i = f->tree[k]; i < forest_tree_end(f, k); i++) {
+                if (i + 1 < forest_tree_end(f, k) && f->msg[i + 1].parent == i) continue;
+                size_t n = 0, chain[512], d = 0;
+                for (uint32_t m = (uint32_t)i; m != DATA_NO_PARENT; m = f->msg[m].parent) chain[d++] = m;
+                int32_t *p = xmalloc((T + 1) * sizeof *p);
+                p[n++] = (int32_t)c.eot;
+                while (d--) for (size_t t = 0; t < toks[chain[d]].n && n < T; t++) p[n++] = toks[chain[d]].ids[t];
+                grow((void **)&want, &wcap, nwant + 1, sizeof *want);
+                want[nwant++] = hash_ids(p, n);
+                free(p);
+            }
+        qsort(got, ngot, sizeof *got, cmp_u64);
+        qsort(want, nwant, sizeof *want, cmp_u64);
+        CHECK(ngot == nwant && !memcmp(got, want, ngot * sizeof *got), "trees T=%zu: the %zu root-to-leaf paths are the leaves' visible sequences (%zu found)", T, nwant, ngot);
+    }
+    *nrows = rows;
+    free(in); free(seq); free(got); free(want);
+    dataloader_close(dl);
+    for (size_t i = 0; i < files.n; i++) remove(files.s[i]);
+    strlist_free(&files);
+    for (size_t i = 0; i < f->n; i++) tokdoc_free(&toks[i]);
+    free(toks);
+    wordvocab_free(&wv);
+    return bad_vis + bad_pos + bad_tg + bad_rows;
+}
+
+static void test_trees(void) {
+    char path[400], dir[300], err[256];
+    Forest src = {0}, flat = {0}, nested = {0};
+    synth_forest(&src, TEST_SMALL ? 40 : 120, 11);
+    size_t shapes[4] = {0}; // single, chain (a message whose only reply chain is long), fan, other
+    for (size_t k = 0; k < src.ntrees; k++) {
+        size_t a = src.tree[k], n = forest_tree_end(&src, k) - a, maxd = 0, root_kids = 0;
+        for (size_t i = a; i < a + n; i++) { if (src.msg[i].depth > maxd) maxd = src.msg[i].depth; root_kids += src.msg[i].parent == a; }
+        shapes[n == 1 ? 0 : maxd + 1 == n && n > 4 ? 1 : root_kids >= 5 && maxd <= 2 ? 2 : 3]++;
+    }
+    CHECK(shapes[0] && shapes[1] && shapes[2] && shapes[3], "synth trees: singles %zu, chains %zu, fans %zu, branching %zu", shapes[0], shapes[1], shapes[2], shapes[3]);
+    snprintf(path, sizeof path, "%s/flat.jsonl", tmpdir);
+    read_forest_file(&flat, path, &src, 0);
+    snprintf(path, sizeof path, "%s/nested.jsonl", tmpdir);
+    read_forest_file(&nested, path, &src, 1);
+    CHECK(forest_equal(&flat, &src), "trees: message-per-line JSONL (breadth first) reads back as the planted forest (%zu trees, %zu messages)", flat.ntrees, flat.n);
+    CHECK(forest_equal(&nested, &src), "trees: tree-per-line JSONL reads back as the planted forest");
+    // packing at a context that holds every tree (exact paths), and at small ones that split
+    TreeStats st;
+    size_t rows;
+    snprintf(dir, sizeof dir, "%s/tr1", tmpdir);
+    check_packed(&src, 4096, dir, &st, 1, &rows);
+    CHECK(st.pk[0].split_trees == 0 && st.windows[0] < src.ntrees, "trees: at T=4096 no tree is split, %zu trees share %llu windows", src.ntrees, (unsigned long long)st.windows[0]);
+    tree_stats_free(&st);
+    snprintf(dir, sizeof dir, "%s/tr2", tmpdir);
+    check_packed(&src, 160, dir, &st, 0, &rows);
+    CHECK(st.pk[0].split_trees > 0 && st.pk[0].npieces > st.pk[0].trees, "trees: at T=160 %zu trees are split, %zu pieces", st.pk[0].split_trees, st.pk[0].npieces);
+    tree_stats_free(&st);
+    snprintf(dir, sizeof dir, "%s/tr3", tmpdir);
+    check_packed(&src, 40, dir, &st, 0, &rows);
+    CHECK(st.pk[0].truncated > 0 && st.pk[0].tokens_dropped > 0, "trees: at T=40 %zu paths are cut (%zu tokens dropped)", st.pk[0].truncated, st.pk[0].tokens_dropped);
+    tree_stats_free(&st);
+    // the split rule on a known tree: root R (3 word tokens + EOT), replies A, B, C of 6 tokens each, T = 16: the
+    // pieces are R A B? no: R+A+B = 4+6+6 = 16 fits, so pieces [R A B] and [R' C] (R' repeated)
+    {
+        Forest k = {0};
+        const char *lines =
+            "{\"text\":\"r1 r2 r3\",\"replies\":[{\"text\":\"a1 a2 a3 a4 a5 a6\"},{\"text\":\"b1 b2 b3 b4 b5 b6\"},{\"text\":\"c1 c2 c3 c4 c5 c6\"}]}\n";
+        forest_add_jsonl(&k, "known", lines, strlen(lines));
+        TokDoc toks[4] = {{0}};
+        WordVocab wv;
+        wordvocab_build(&wv);
+        forest_tokenise(&k, NULL, &wv, toks, err, sizeof err);
+        Packer p = {0};
+        p.T = 16;
+        packer_add_tree(&p, &k, toks, 0);
+        int ok = p.npieces == 2 && p.ntok[0] == 16 && p.ntok[1] == 10 && p.start[1] == 3 && p.e[3].msg == 0 &&
+                 p.e[3].flags == TREE_REPEATED && p.e[4].msg == 3 && p.e[0].flags == 0;
+        CHECK(ok, "trees: split rule on a known tree: [R A B] (16 tokens) and [R(repeated) C] (10), got %zu pieces", p.npieces);
+        packer_free(&p);
+        p.T = 8; // R + A = 10 > 8: each reply is cut after 4 of its 6 tokens
+        packer_add_tree(&p, &k, toks, 0);
+        CHECK(p.npieces == 3 && p.truncated == 3 && p.tokens_dropped == 6 && p.e[1].ntok == 4 && p.e[1].flags == TREE_CUT,
+              "trees: paths longer than T are cut at T: 3 pieces, 3 cuts, 6 tokens dropped (%zu, %zu, %zu)", p.npieces, p.truncated, p.tokens_dropped);
+        packer_free(&p);
+        for (int i = 0; i < 4; i++) tokdoc_free(&toks[i]);
+        wordvocab_free(&wv);
+        forest_free(&k);
+    }
+    // a tree shard opened with another T is refused
+    snprintf(dir, sizeof dir, "%s/tr4", tmpdir);
+    mkdir(dir, 0777);
+    {
+        TokDoc *toks = xcalloc(src.n, sizeof *toks);
+        WordVocab wv;
+        wordvocab_build(&wv);
+        forest_tokenise(&src, NULL, &wv, toks, err, sizeof err);
+        TreeConfig c = {0};
+        c.T = 256; c.shard_tokens = 1000000; c.eot = (uint32_t)wv.next; c.vocab = c.eot + 1; c.out = dir;
+        trees_write(&src, toks, &c, &st, err, sizeof err);
+        snprintf(path, sizeof path, "%s/train_000.bin", dir);
+        const char *pp[1] = {path};
+        DataLoader *dl = dataloader_open(pp, 1, 1, 128, 1, 0, 1, err, sizeof err);
+        CHECK(!dl && strstr(err, "context 256") && strstr(err, "T = 128") && strstr(err, path), "trees: a shard packed for 256 is refused at T=128 (%s)", err);
+        tree_stats_free(&st);
+        for (size_t i = 0; i < src.n; i++) tokdoc_free(&toks[i]);
+        free(toks);
+        wordvocab_free(&wv);
+    }
+    forest_free(&src); forest_free(&flat); forest_free(&nested);
+}
+
+// Bad input: every kind counted, nothing else lost, never a crash.
+static void test_trees_bad(void) {
+    const char *in =
+        "{\"id\":1,\"parent\":null,\"text\":\"root one\"}\n"
+        "{\"id\":2,\"parent\":1,\"text\":\"reply\"}\n"
+        "{\"id\":2,\"parent\":1,\"text\":\"duplicate id\"}\n"        // dup
+        "{\"id\":3,\"parent\":99,\"text\":\"orphan\"}\n"             // orphan (99 missing)
+        "{\"id\":4,\"parent\":3,\"text\":\"below the orphan\"}\n"    // orphan
+        "{\"id\":5,\"parent\":6,\"text\":\"cycle a\"}\n"             // cycle
+        "{\"id\":6,\"parent\":5,\"text\":\"cycle b\"}\n"             // cycle
+        "{\"id\":7,\"parent\":6,\"text\":\"below the cycle\"}\n"     // cycle (below)
+        "{\"id\":8,\"parent\":8,\"text\":\"its own parent\"}\n"      // cycle
+        "{\"id\":9,\"parent\":1}\n"                                  // bad message (no text)
+        "{\"id\":10,\"parent\":9,\"text\":\"below a bad one\"}\n"    // orphan
+        "{\"id\":11,\"parent\":1,\"text\":\"ok\",\"author\":7}\n"    // bad message (author)
+        "{\"id\":[1],\"parent\":1,\"text\":\"bad id\"}\n"            // malformed
+        "{\"id\":12,\"parent\":{},\"text\":\"bad parent\"}\n"        // malformed
+        "{\"text\": \"unterminated\n"                                // malformed
+        "[1,2]\n"                                                    // malformed
+        "{\"text\":\"nested root\",\"replies\":[{\"text\":\"fine\"},{\"txt\":\"no text\",\"replies\":[{\"text\":\"lost\"}]},3,{\"text\":\"x\",\"replies\":5}]}\n"
+        "\n"
+        "{\"text\":\"\\ud83d\\ude00 a lone tree\",\"author\":\"\\u00e9\"}\n";
+    Forest f = {0};
+    forest_add_jsonl(&f, "bad.jsonl", in, strlen(in));
+    CHECK(f.ntrees == 3 && f.n == 5, "trees bad input: 3 trees, 5 messages kept (%zu, %zu)", f.ntrees, f.n);
+    CHECK(f.bad_lines == 4 && f.bad_msgs == 5 && f.dup_ids == 1 && f.orphans == 4 && f.cycles == 4,
+          "trees bad input: 4 malformed lines, 5 bad messages, 1 duplicate, 4 orphans, 4 in cycles (%zu %zu %zu %zu %zu)",
+          f.bad_lines, f.bad_msgs, f.dup_ids, f.orphans, f.cycles);
+    CHECK(!strncmp(f.example, "bad.jsonl:3: duplicate id \"2\"", 30) || strstr(f.example, "bad.jsonl:"), "trees bad input: the first problem named with file:line (%s)", f.example);
+    forest_free(&f);
+    // a chain 20000 messages deep (message per line) and a nested tree at json.c's nesting limit: no recursion limit hit
+    Buf b = {0};
+    buf_str(&b, "{\"id\":0,\"parent\":null,\"text\":\"x\"}\n");
+    for (int i = 1; i < 20000; i++) buf_printf(&b, "{\"id\":%d,\"parent\":%d,\"text\":\"y\"}\n", i, i - 1);
+    for (int i = 0; i < 300; i++) buf_str(&b, "{\"text\":\"n\",\"replies\":[");
+    for (int i = 0; i < 300; i++) buf_str(&b, "]}");
+    buf_str(&b, "\n");
+    forest_add_jsonl(&f, "deep.jsonl", b.s, b.len);
+    CHECK(f.ntrees == 1 && f.n == 20000 && f.msg[19999].depth == 19999 && f.bad_lines == 1,
+          "trees: a 20000-deep chain is read (depth %u), a line nested past 512 is one malformed line", f.n ? f.msg[f.n - 1].depth : 0);
+    WordVocab wv;
+    wordvocab_build(&wv);
+    TokDoc *toks = xcalloc(f.n, sizeof *toks);
+    char err[256];
+    forest_tokenise(&f, NULL, &wv, toks, err, sizeof err);
+    Packer p = {0};
+    p.T = 64;
+    packer_add_tree(&p, &f, toks, 0);
+    CHECK(p.npieces == 1 && p.truncated == 1 && p.ntok[0] == 64, "trees: the deep chain becomes one piece cut at T=64");
+    packer_free(&p);
+    for (size_t i = 0; i < f.n; i++) tokdoc_free(&toks[i]);
+    free(toks);
+    wordvocab_free(&wv);
+    forest_free(&f);
+    free(b.s);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_data.XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -695,6 +972,8 @@ int main(void) {
     test_datatrove_agreement();
     test_loader();
     test_mix();
+    test_trees();
+    test_trees_bad();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) printf("# could not remove %s\n", tmpdir);
