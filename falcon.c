@@ -11,6 +11,10 @@ The model, as HF transformers' FalconForCausalLM computes it:
         x = x + attention(q, k, v) @ Wdense^T + gelu(m @ Wfc^T) @ Wproj^T
     logits = LN_f(x) @ wte^T                            // LM head tied to the word embeddings
 
+Switches (Config, all off for Falcon): the RefinedWeb models' Linear biases, sequential blocks
+(x = x + attention(LN1(x)), then x = x + MLP(LN2(x))) and full multi-head attention (NKV = NH), from HF's
+FalconConfig; and falcon.c's own SwiGLU MLP. docs/architecture.md describes each.
+
 Dimension names used everywhere: B batch, T time (sequence), C channels (hidden size), V vocabulary, L layers,
 NH query heads, NKV key/value heads (1 = multi-query), HS head size, FF MLP hidden size, QKV = (NH + 2 NKV) HS.
 
@@ -97,15 +101,22 @@ typedef struct {
     size_t C;          // hidden_size
     size_t L;          // num_hidden_layers
     size_t NH;         // num_attention_heads
-    size_t NKV;        // key/value heads: 1 for multi-query (7B), num_kv_heads with new_decoder_architecture
+    size_t NKV;        // key/value heads: 1 for multi-query (7B), num_kv_heads with new_decoder_architecture,
+                       // NH for full multi-head (multi_query false: Falcon-RW)
     size_t HS;         // head size, C / NH
     size_t FF;         // ffn_hidden_size, 4 C by default
     size_t maxT;       // max_position_embeddings
     int new_decoder;   // new_decoder_architecture (40B/180B): QKV rows grouped per K/V head
-    int num_ln;        // LayerNorms per block: 1 (shared by attention and MLP, 7B) or 2 (ln_attn + ln_mlp, 40B)
+    int num_ln;        // LayerNorms per block: 1 (shared by attention and MLP, 7B) or 2 (ln_attn + ln_mlp, 40B;
+                       // input_layernorm + post_attention_layernorm in sequential blocks)
     float eps;         // layer_norm_epsilon
     float rope_theta;  // RoPE base
     int bos_id, eos_id;
+    // The switches of the first RefinedWeb models (Falcon-RW-1B/7B), and one of falcon.c's own. All 0 = Falcon.
+    int sequential;    // parallel_attn false: x += attention(LN1(x)), then x += MLP(LN2(x)) with the updated x
+    int bias;          // bias: every Linear layer (QKV, dense, both MLP layers) adds a bias vector
+    int alibi;         // alibi: ALiBi distance penalties on the attention scores instead of RoPE
+    int swiglu;        // "mlp_type": "swiglu" (not HF's): h = silu(gate) * up instead of gelu(fc)
 } Config;
 
 // Presets: the released models' shapes and small ones for a laptop. vocab 65024 is Falcon's tokenizer.
@@ -115,14 +126,14 @@ typedef struct {
 } Preset;
 
 static const Preset PRESETS[] = {
-    // name          V      C      L   NH   NKV HS   FF     maxT  new ln eps   theta    bos eos
-    {"falcon-7b",   {65024, 4544,  32, 71,  1,  64,  18176, 2048, 0,  1, 1e-5f, 10000.f, 11, 11}},
-    {"falcon-40b",  {65024, 8192,  60, 128, 8,  64,  32768, 2048, 1,  2, 1e-5f, 10000.f, 11, 11}},
-    {"falcon-180b", {65024, 14848, 80, 232, 8,  64,  59392, 2048, 1,  2, 1e-5f, 10000.f, 11, 11}},
+    // name          V      C      L   NH   NKV HS   FF     maxT  new ln eps   theta    bos eos seq bias alibi swiglu
+    {"falcon-7b",   {65024, 4544,  32, 71,  1,  64,  18176, 2048, 0,  1, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
+    {"falcon-40b",  {65024, 8192,  60, 128, 8,  64,  32768, 2048, 1,  2, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
+    {"falcon-180b", {65024, 14848, 80, 232, 8,  64,  59392, 2048, 1,  2, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
     // laptop sizes; the vocabulary is replaced by the tokenizer's when training on shards
-    {"nano",        {4096,  128,   4,  4,   1,  32,  512,   256,  0,  1, 1e-5f, 10000.f, 11, 11}},
-    {"tiny",        {8192,  256,   6,  8,   1,  32,  1024,  512,  0,  1, 1e-5f, 10000.f, 11, 11}},
-    {"small",       {8192,  512,   8,  8,   2,  64,  2048,  512,  1,  2, 1e-5f, 10000.f, 11, 11}},
+    {"nano",        {4096,  128,   4,  4,   1,  32,  512,   256,  0,  1, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
+    {"tiny",        {8192,  256,   6,  8,   1,  32,  1024,  512,  0,  1, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
+    {"small",       {8192,  512,   8,  8,   2,  64,  2048,  512,  1,  2, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
 };
 #define NUM_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -170,6 +181,10 @@ static int cfg_float(const Json *v, const char *key, double def, double lo, doub
     return 0;
 }
 
+// The SwiGLU MLP has three matrices of C x FF' where GELU's has two of C x FF: FF' = 2 FF / 3, to the nearest
+// integer, gives the same number of parameters (and of FLOPs), within C per matrix.
+static long long swiglu_hidden(long long ff) { return (2 * ff + 1) / 3; }
+
 // Parses an HF Falcon config.json. Everything this file does not implement is refused, never ignored.
 static int config_parse(Config *c, const char *text, size_t len, const char *path, Err *e) {
     Json root;
@@ -187,12 +202,19 @@ static int config_parse(Config *c, const char *text, size_t len, const char *pat
     int rw40 = mt && mt->type == JSON_STRING && !strcmp(mt->str, "RefinedWeb");
     long long V, C, L, NH, NKV, FF, maxT, bos, eos, nln;
     int mq, nda, par, bias, alibi, tie;
+    // falcon.c's own key: "mlp_type": "gelu" (HF's Falcon, the default) or "swiglu"
+    const Json *mlp = json_get(&root, "mlp_type");
+    if (mlp && (mlp->type != JSON_STRING || (strcmp(mlp->str, "gelu") && strcmp(mlp->str, "swiglu")))) {
+        errorf(e, "%s: byte %zu: \"mlp_type\" must be \"gelu\" or \"swiglu\"", path, mlp->start);
+        goto done;
+    }
+    int swiglu = mlp && !strcmp(mlp->str, "swiglu");
     if (cfg_int(&root, "vocab_size", NULL, LLONG_MIN, 1, 1LL << 31, &V, path, e) ||
         cfg_int(&root, "hidden_size", "n_embed", LLONG_MIN, 1, 1 << 20, &C, path, e) ||
         cfg_int(&root, "num_hidden_layers", "n_layer", LLONG_MIN, 1, 1 << 12, &L, path, e) ||
         cfg_int(&root, "num_attention_heads", "n_head", LLONG_MIN, 1, 1 << 14, &NH, path, e) ||
         cfg_int(&root, "num_kv_heads", "n_head_kv", NH, 1, 1 << 14, &NKV, path, e) ||
-        cfg_int(&root, "ffn_hidden_size", NULL, 4 * C, 1, 1 << 22, &FF, path, e) ||
+        cfg_int(&root, "ffn_hidden_size", NULL, swiglu ? swiglu_hidden(4 * C) : 4 * C, 1, 1 << 22, &FF, path, e) ||
         cfg_int(&root, "max_position_embeddings", NULL, 2048, 1, 1 << 24, &maxT, path, e) ||
         cfg_int(&root, "bos_token_id", NULL, 11, -1, V - 1, &bos, path, e) ||
         cfg_int(&root, "eos_token_id", NULL, 11, -1, V - 1, &eos, path, e) ||
@@ -207,16 +229,22 @@ static int config_parse(Config *c, const char *text, size_t len, const char *pat
         errorf(e, "%s: byte %zu: only \"activation\": \"gelu\" is supported", path, act->start);
         goto done;
     }
-    if (alibi) { errorf(e, "%s: \"alibi\": true is not supported (falcon.c uses RoPE)", path); goto done; }
-    if (bias) { errorf(e, "%s: \"bias\": true is not supported (Falcon's Linear layers have no biases)", path); goto done; }
-    if (!par) { errorf(e, "%s: \"parallel_attn\": false (sequential blocks) is not supported", path); goto done; }
     if (!tie) { errorf(e, "%s: \"tie_word_embeddings\": false is not supported", path); goto done; }
-    if (!nda && !mq) {
-        errorf(e, "%s: \"multi_query\": false without new_decoder_architecture (full multi-head) is not supported", path);
+    if (alibi) { errorf(e, "%s: \"alibi\": true is not supported (falcon.c uses RoPE)", path); goto done; }
+    // HF's decoder layer reads ln_attn/ln_mlp (new_decoder_architecture) or post_attention_layernorm (sequential),
+    // never both: the combination fails inside transformers itself
+    if (!par && nda) {
+        errorf(e, "%s: \"parallel_attn\": false contradicts \"new_decoder_architecture\": true", path);
+        goto done;
+    }
+    // full multi-head (multi_query false): HF reshapes the keys to num_kv_heads heads, which must then be all of them
+    if (!nda && !mq && NKV != NH) {
+        errorf(e, "%s: \"num_kv_heads\" %lld must equal num_attention_heads %lld with \"multi_query\": false", path, NKV,
+               NH);
         goto done;
     }
     if (C % NH) { errorf(e, "%s: hidden_size %lld is not divisible by num_attention_heads %lld", path, C, NH); goto done; }
-    if ((C / NH) % 2) { errorf(e, "%s: head size %lld must be even for RoPE", path, C / NH); goto done; }
+    if (!alibi && (C / NH) % 2) { errorf(e, "%s: head size %lld must be even for RoPE", path, C / NH); goto done; }
     if (nda && NH % NKV) {
         errorf(e, "%s: num_attention_heads %lld is not divisible by num_kv_heads %lld", path, NH, NKV);
         goto done;
@@ -241,12 +269,16 @@ static int config_parse(Config *c, const char *text, size_t len, const char *pat
     c->C = (size_t)C;
     c->L = (size_t)L;
     c->NH = (size_t)NH;
-    c->NKV = nda ? (size_t)NKV : 1;
+    c->NKV = nda || !mq ? (size_t)NKV : 1;
     c->HS = (size_t)(C / NH);
     c->FF = (size_t)FF;
     c->maxT = (size_t)maxT;
     c->new_decoder = nda;
-    c->num_ln = (int)nln;
+    c->num_ln = par ? (int)nln : 2;
+    c->sequential = !par;
+    c->bias = bias;
+    c->alibi = alibi;
+    c->swiglu = swiglu;
     c->eps = (float)eps;
     c->rope_theta = (float)th;
     c->bos_id = (int)bos;
@@ -275,9 +307,12 @@ static int config_save(const Config *c, const char *path) {
     fprintf(f, "{\n  \"architectures\": [\"FalconForCausalLM\"],\n  \"model_type\": \"falcon\",\n");
     fprintf(f, "  \"vocab_size\": %zu,\n  \"hidden_size\": %zu,\n  \"num_hidden_layers\": %zu,\n", c->V, c->C, c->L);
     fprintf(f, "  \"num_attention_heads\": %zu,\n  \"num_kv_heads\": %zu,\n", c->NH, c->new_decoder ? c->NKV : c->NH);
-    fprintf(f, "  \"multi_query\": true,\n  \"new_decoder_architecture\": %s,\n", c->new_decoder ? "true" : "false");
+    fprintf(f, "  \"multi_query\": %s,\n  \"new_decoder_architecture\": %s,\n",
+            c->new_decoder || c->NKV == 1 ? "true" : "false", c->new_decoder ? "true" : "false");
     if (c->new_decoder) fprintf(f, "  \"num_ln_in_parallel_attn\": %d,\n", c->num_ln);
-    fprintf(f, "  \"parallel_attn\": true,\n  \"bias\": false,\n  \"alibi\": false,\n  \"activation\": \"gelu\",\n");
+    fprintf(f, "  \"parallel_attn\": %s,\n  \"bias\": %s,\n  \"alibi\": %s,\n  \"activation\": \"gelu\",\n",
+            c->sequential ? "false" : "true", c->bias ? "true" : "false", c->alibi ? "true" : "false");
+    if (c->swiglu) fprintf(f, "  \"mlp_type\": \"swiglu\",\n");
     fprintf(f, "  \"ffn_hidden_size\": %zu,\n  \"max_position_embeddings\": %zu,\n", c->FF, c->maxT);
     fprintf(f, "  \"layer_norm_epsilon\": %.9g,\n  \"rope_theta\": %.9g,\n", c->eps, c->rope_theta);
     fprintf(f, "  \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": %.9g},\n", c->rope_theta);
@@ -560,16 +595,21 @@ static int safetensors_write(const char *path, const WTensor *ts, size_t n, cons
 // Parameters: every weight of the model in one flat allocation, carved into named tensors.
 // Per-layer tensors of all L layers are stored back to back, (L, ...) in the shape comments.
 
+// FC is the MLP's first output: FF, or 2 FF for SwiGLU (gate and up). The biases exist only with "bias": true.
 enum {
     P_WTE,       // (V, C)         transformer.word_embeddings.weight, also the LM head
     P_LN1W,      // (L, C)         input_layernorm (7B) or ln_attn (40B)
     P_LN1B,      // (L, C)
-    P_LN2W,      // (L, C) or (0)  ln_mlp, only with two LayerNorms per block
+    P_LN2W,      // (L, C) or (0)  ln_mlp (40B) or post_attention_layernorm (sequential), with two LayerNorms only
     P_LN2B,      // (L, C) or (0)
     P_QKVW,      // (L, QKV, C)    self_attention.query_key_value.weight
+    P_QKVB,      // (L, QKV) or (0) its bias
     P_ATTPROJW,  // (L, C, C)      self_attention.dense.weight
-    P_FCW,       // (L, FF, C)     mlp.dense_h_to_4h.weight
+    P_ATTPROJB,  // (L, C) or (0)
+    P_FCW,       // (L, FC, C)     mlp.dense_h_to_4h.weight
+    P_FCB,       // (L, FC) or (0)
     P_FCPROJW,   // (L, C, FF)     mlp.dense_4h_to_h.weight
+    P_FCPROJB,   // (L, C) or (0)
     P_LNFW,      // (C)            ln_f
     P_LNFB,      // (C)
     NUM_PARAM_TENSORS
@@ -580,13 +620,15 @@ typedef struct {
 } ParameterTensors;
 
 static size_t qkv_dim(const Config *c) { return (c->NH + 2 * c->NKV) * c->HS; }
+static size_t fc_dim(const Config *c) { return c->swiglu ? 2 * c->FF : c->FF; }
 
 // The number of floats of each tensor of one layer (or of the whole tensor when it is not per layer).
 static void param_shapes(const Config *c, size_t shape[NUM_PARAM_TENSORS][2], size_t per_layer[NUM_PARAM_TENSORS]) {
-    size_t ln2 = c->num_ln == 2 ? c->C : 0;
+    size_t ln2 = c->num_ln == 2 ? c->C : 0, b = c->bias ? 1 : 0;
     size_t s[NUM_PARAM_TENSORS][2] = {
-        {c->V, c->C}, {c->C, 0}, {c->C, 0}, {ln2, 0}, {ln2, 0}, {qkv_dim(c), c->C},
-        {c->C, c->C}, {c->FF, c->C}, {c->C, c->FF}, {c->C, 0}, {c->C, 0},
+        {c->V, c->C}, {c->C, 0}, {c->C, 0}, {ln2, 0}, {ln2, 0}, {qkv_dim(c), c->C}, {b * qkv_dim(c), 0},
+        {c->C, c->C}, {b * c->C, 0}, {fc_dim(c), c->C}, {b * fc_dim(c), 0}, {c->C, c->FF}, {b * c->C, 0},
+        {c->C, 0}, {c->C, 0},
     };
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         shape[i][0] = s[i][0];
@@ -622,23 +664,28 @@ static void param_carve(ParameterTensors *p, float *mem, const Config *c) {
 
 // HF's name of tensor i in layer l.
 static void param_name(const Config *c, int i, size_t l, char *out, size_t n) {
-    const char *ln1 = c->num_ln == 2 ? "ln_attn" : "input_layernorm";
+    int grouped = c->num_ln == 2 && !c->sequential;
+    const char *ln1 = grouped ? "ln_attn" : "input_layernorm", *ln2 = grouped ? "ln_mlp" : "post_attention_layernorm";
     switch (i) {
         case P_WTE: snprintf(out, n, "transformer.word_embeddings.weight"); break;
         case P_LN1W: snprintf(out, n, "transformer.h.%zu.%s.weight", l, ln1); break;
         case P_LN1B: snprintf(out, n, "transformer.h.%zu.%s.bias", l, ln1); break;
-        case P_LN2W: snprintf(out, n, "transformer.h.%zu.ln_mlp.weight", l); break;
-        case P_LN2B: snprintf(out, n, "transformer.h.%zu.ln_mlp.bias", l); break;
+        case P_LN2W: snprintf(out, n, "transformer.h.%zu.%s.weight", l, ln2); break;
+        case P_LN2B: snprintf(out, n, "transformer.h.%zu.%s.bias", l, ln2); break;
         case P_QKVW: snprintf(out, n, "transformer.h.%zu.self_attention.query_key_value.weight", l); break;
+        case P_QKVB: snprintf(out, n, "transformer.h.%zu.self_attention.query_key_value.bias", l); break;
         case P_ATTPROJW: snprintf(out, n, "transformer.h.%zu.self_attention.dense.weight", l); break;
+        case P_ATTPROJB: snprintf(out, n, "transformer.h.%zu.self_attention.dense.bias", l); break;
         case P_FCW: snprintf(out, n, "transformer.h.%zu.mlp.dense_h_to_4h.weight", l); break;
+        case P_FCB: snprintf(out, n, "transformer.h.%zu.mlp.dense_h_to_4h.bias", l); break;
         case P_FCPROJW: snprintf(out, n, "transformer.h.%zu.mlp.dense_4h_to_h.weight", l); break;
+        case P_FCPROJB: snprintf(out, n, "transformer.h.%zu.mlp.dense_4h_to_h.bias", l); break;
         case P_LNFW: snprintf(out, n, "transformer.ln_f.weight"); break;
         default: snprintf(out, n, "transformer.ln_f.bias"); break;
     }
 }
 
-// Weight decay applies to the matrices (embeddings, QKV, dense, MLP), never to LayerNorm gains and biases.
+// Weight decay applies to the matrices (embeddings, QKV, dense, MLP), never to LayerNorm gains, nor to any bias.
 static int param_decays(int i) { return i == P_WTE || i == P_QKVW || i == P_ATTPROJW || i == P_FCW || i == P_FCPROJW; }
 
 // Calls fn for every named tensor of one layer (or whole), in file order: name, shape, data offset in floats.
@@ -877,6 +924,25 @@ static void matmul_backward(float *dinp, float *dw, const float *dout, const flo
                             size_t IC, size_t OC) {
     gemm(dinp, IC, dout, OC, 1, w, IC, 1, N, IC, OC);
     gemm(dw, IC, dout, 1, OC, inp, IC, 1, OC, IC, N);
+}
+
+// The bias of a Linear layer (Falcon-RW only): out[n, :] += b. HF too adds it after the product, as its own step.
+// b NULL (no biases) does nothing.
+static void bias_forward(float *out, const float *b, size_t N, size_t OC) {
+    if (!b) return;
+    #pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OC; o++) out[n * OC + o] += b[o];
+}
+
+// db += sum over rows of dout. Threads take columns, each summing its rows in order (the same sums whatever the
+// number of threads).
+static void bias_backward(float *db, const float *dout, size_t N, size_t OC) {
+    if (!db) return;
+    #pragma omp parallel for schedule(static)
+    for (size_t o0 = 0; o0 < OC; o0 += 64)
+        for (size_t n = 0; n < N; n++)
+            for (size_t o = o0; o < OC && o < o0 + 64; o++) db[o] += dout[n * OC + o];
 }
 
 // LayerNorm over C: y = (x - mean) / sqrt(var + eps) * w + b, with the biased variance.
@@ -1346,6 +1412,31 @@ static void gelu_backward(float *dinp, const float *inp, const float *dout, size
     }
 }
 
+// SwiGLU (Shazeer, "GLU Variants Improve Transformer", 2020), falcon.c's alternative to GELU ("mlp_type": "swiglu").
+// The first MLP layer has 2 FF outputs per row: the gate g (the first FF) then the value u (the last FF), and
+// h = silu(g) u with silu(g) = g sigmoid(g). inp (N, 2 FF), out (N, FF).
+static void swiglu_forward(float *out, const float *inp, size_t N, size_t FF) {
+    #pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *g = inp + n * 2 * FF, *u = g + FF;
+        for (size_t i = 0; i < FF; i++) out[n * FF + i] = g[i] / (1.0f + exp_fast(-g[i])) * u[i];
+    }
+}
+
+// With s = sigmoid(g): dg += dout u s (1 + g (1 - s)),  du += dout g s.
+static void swiglu_backward(float *dinp, const float *inp, const float *dout, size_t N, size_t FF) {
+    #pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *g = inp + n * 2 * FF, *u = g + FF, *d = dout + n * FF;
+        float *dg = dinp + n * 2 * FF, *du = dg + FF;
+        for (size_t i = 0; i < FF; i++) {
+            float s = 1.0f / (1.0f + exp_fast(-g[i]));
+            dg[i] += d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+            du[i] += d[i] * g[i] * s;
+        }
+    }
+}
+
 // Cross-entropy of the logits against targets (-100 = ignored), plus the optional z-loss of PaLM that the Falcon
 // paper trains with: loss = mean over counted tokens of [lse - logit_target + zc lse^2], lse = logsumexp(logits).
 // Returns the cross-entropy part (what HF reports); zloss gets the z-loss part. lse (N) is kept for the backward.
@@ -1409,8 +1500,9 @@ enum {
     A_QKV,        // (L, B, T, QKV) fused queries, keys and values, after RoPE
     A_ATT_LSE,    // (L, B, NH, T)  logsumexp of each query's attention scores (the flash backward's input)
     A_ATTY,       // (L, B, T, C)   attention output before the dense projection
-    A_FCH,        // (L, B, T, FF)  MLP hidden before GELU
-    A_FCH_GELU,   // (L, B, T, FF)  MLP hidden after GELU
+    A_RESMID,     // (L, B, T, C)   sequential blocks only: the residual stream between attention and MLP, else empty
+    A_FCH,        // (L, B, T, FC)  MLP hidden before GELU (or SwiGLU: gate and value)
+    A_FCH_GELU,   // (L, B, T, FF)  MLP hidden after GELU (or SwiGLU)
     A_RESIDUAL,   // (L, B, T, C)   the residual stream leaving each layer
     A_LNF,        // (B, T, C)      final LayerNorm
     A_LNF_MEAN,   // (B, T)
@@ -1445,6 +1537,9 @@ typedef struct {
     float zloss_coef;              // z-loss coefficient (0 = off; the paper uses 1e-4)
 } Falcon;
 
+// Layer l's bias vector of n floats in tensor t, or NULL in a model without biases.
+static float *layer_bias(const Config *c, float *t, size_t l, size_t n) { return c->bias ? t + l * n : NULL; }
+
 static void falcon_build(Falcon *m, const Config *c) {
     memset(m, 0, sizeof *m);
     m->config = *c;
@@ -1478,7 +1573,8 @@ static void falcon_free(Falcon *m) {
     memset(m, 0, sizeof *m);
 }
 
-// Initialisation for training from scratch, as HF does it: N(0, 0.02) matrices, LayerNorms at w = 1, b = 0.
+// Initialisation for training from scratch, as HF does it: N(0, 0.02) matrices, LayerNorms at w = 1, b = 0, and
+// the Linear layers' biases at 0.
 static uint64_t rng_next(uint64_t *s) {  // xorshift64*
     *s ^= *s >> 12;
     *s ^= *s << 25;
@@ -1496,7 +1592,7 @@ static void falcon_init(Falcon *m, uint64_t seed, float std) {
     param_sizes(&m->config, sizes);
     uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        int is_norm = !param_decays(i), is_bias = i == P_LN1B || i == P_LN2B || i == P_LNFB;
+        int is_norm = !param_decays(i), is_bias = i != P_LN1W && i != P_LN2W && i != P_LNFW;  // of the no-decay ones
         for (size_t j = 0; j < sizes[i]; j++)
             m->params.t[i][j] = is_norm ? (is_bias ? 0.0f : 1.0f) : std * rng_normal(&s);
     }
@@ -1507,12 +1603,12 @@ static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
     if (m->B == B && m->T == T) return;
     falcon_free_acts(m);
     const Config *c = &m->config;
-    size_t L = c->L, C = c->C, N = B * T, QKV = qkv_dim(c), ln2 = c->num_ln == 2;
+    size_t L = c->L, C = c->C, N = B * T, QKV = qkv_dim(c), ln2 = c->num_ln == 2, seq = c->sequential, FC = fc_dim(c);
     size_t sizes[NUM_ACT_TENSORS] = {
         N * C, L * N * C, L * N, L * N, ln2 * L * N * C, ln2 * L * N, ln2 * L * N, L * N * QKV,
-        L * B * c->NH * T, L * N * C, L * N * c->FF, L * N * c->FF, L * N * C, N * C, N, N, N * c->V, N,
+        L * B * c->NH * T, L * N * C, seq * L * N * C, L * N * FC, L * N * c->FF, L * N * C, N * C, N, N, N * c->V, N,
     };
-    size_t gsizes[NUM_GRAD_ACT_TENSORS] = {N * C, N * C, N * C, N * C, N * QKV, N * C, N * c->FF, N * c->FF, N * c->V};
+    size_t gsizes[NUM_GRAD_ACT_TENSORS] = {N * C, N * C, N * C, N * C, N * QKV, N * C, N * FC, N * c->FF, N * c->V};
     size_t total = 0, gtotal = 0;
     for (int i = 0; i < NUM_ACT_TENSORS; i++) total += sizes[i];
     for (int i = 0; i < NUM_GRAD_ACT_TENSORS; i++) gtotal += gsizes[i];
@@ -1538,7 +1634,7 @@ static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
 static float falcon_forward(Falcon *m, const int *inputs, const int *targets, const int *pos, const int *span_end,
                             size_t B, size_t T) {
     const Config *c = &m->config;
-    size_t C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF;
+    size_t C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF, FC = fc_dim(c);
     int masked = 0;
     for (size_t n = 0; n < N; n++) {
         if (inputs[n] < 0 || (size_t)inputs[n] >= c->V) die("token id %d at position %zu is outside [0, %zu)", inputs[n], n, c->V);
@@ -1565,26 +1661,36 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
     for (size_t l = 0; l < c->L; l++) {
         const float *x = l == 0 ? a[A_ENCODED] : a[A_RESIDUAL] + (l - 1) * N * C;  // (B, T, C)
         float *ln1 = a[A_LN1] + l * N * C, *qkv = a[A_QKV] + l * N * QKV, *atty = a[A_ATTY] + l * N * C;
-        float *att_lse = a[A_ATT_LSE] + l * B * c->NH * T;
-        float *fch = a[A_FCH] + l * N * FF, *fchg = a[A_FCH_GELU] + l * N * FF, *res = a[A_RESIDUAL] + l * N * C;
+        float *att_lse = a[A_ATT_LSE] + l * B * c->NH * T, *mid = a[A_RESMID] + l * N * C;
+        float *fch = a[A_FCH] + l * N * FC, *fchg = a[A_FCH_GELU] + l * N * FF, *res = a[A_RESIDUAL] + l * N * C;
         layernorm_forward(ln1, a[A_LN1_MEAN] + l * N, a[A_LN1_RSTD] + l * N, x, p[P_LN1W] + l * C, p[P_LN1B] + l * C,
                           N, C, c->eps);
         float *ln2 = ln1;  // one LayerNorm (7B): the MLP reads the attention's LayerNorm output
-        if (c->num_ln == 2) {
-            ln2 = a[A_LN2] + l * N * C;
+        if (c->num_ln == 2) ln2 = a[A_LN2] + l * N * C;
+        if (c->num_ln == 2 && !c->sequential)
             layernorm_forward(ln2, a[A_LN2_MEAN] + l * N, a[A_LN2_RSTD] + l * N, x, p[P_LN2W] + l * C,
                               p[P_LN2B] + l * C, N, C, c->eps);
-        }
         // attention branch
         matmul_forward(qkv, ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
+        bias_forward(qkv, layer_bias(c, p[P_QKVB], l, QKV), N, QKV);
         rope_forward(qkv, m->pos, m->rope_cos, m->rope_sin, c, N, 1.0f);
         attention_forward(atty, att_lse, qkv, se, c, B, T);
         matmul_forward(m->scratch, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
+        bias_forward(m->scratch, layer_bias(c, p[P_ATTPROJB], l, C), N, C);
         for (size_t i = 0; i < N * C; i++) res[i] = x[i] + m->scratch[i];
-        // MLP branch, in parallel with attention: both read the block's input, both add to the residual
-        matmul_forward(fch, ln2, p[P_FCW] + l * FF * C, N, C, FF);
-        gelu_forward(fchg, fch, N * FF);
+        // sequential blocks (Falcon-RW): the MLP's LayerNorm reads the stream with attention's output added
+        if (c->sequential) {
+            memcpy(mid, res, N * C * sizeof(float));
+            layernorm_forward(ln2, a[A_LN2_MEAN] + l * N, a[A_LN2_RSTD] + l * N, mid, p[P_LN2W] + l * C,
+                              p[P_LN2B] + l * C, N, C, c->eps);
+        }
+        // MLP branch, in parallel with attention (both read the block's input) or after it; it adds to the residual
+        matmul_forward(fch, ln2, p[P_FCW] + l * FC * C, N, C, FC);
+        bias_forward(fch, layer_bias(c, p[P_FCB], l, FC), N, FC);
+        if (c->swiglu) swiglu_forward(fchg, fch, N, FF);
+        else gelu_forward(fchg, fch, N * FF);
         matmul_forward(m->scratch, fchg, p[P_FCPROJW] + l * C * FF, N, FF, C);
+        bias_forward(m->scratch, layer_bias(c, p[P_FCPROJB], l, C), N, C);
         for (size_t i = 0; i < N * C; i++) res[i] += m->scratch[i];
     }
     const float *xL = a[A_RESIDUAL] + (c->L - 1) * N * C;
@@ -1607,7 +1713,7 @@ static void falcon_zero_grad(Falcon *m) {
 // m->grads scaled by dloss (1 / gradient-accumulation steps), so call falcon_zero_grad before a new step.
 static void falcon_backward(Falcon *m, float dloss) {
     const Config *c = &m->config;
-    size_t B = m->B, T = m->T, C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF;
+    size_t B = m->B, T = m->T, C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF, FC = fc_dim(c);
     if (!m->grads_memory) falcon_zero_grad(m);
     float **a = m->acts, **g = m->gacts;
     float *const *p = m->params.t;
@@ -1623,31 +1729,40 @@ static void falcon_backward(Falcon *m, float dloss) {
         const float *x = l == 0 ? a[A_ENCODED] : a[A_RESIDUAL] + (l - 1) * N * C;
         const float *ln1 = a[A_LN1] + l * N * C, *qkv = a[A_QKV] + l * N * QKV, *atty = a[A_ATTY] + l * N * C;
         const float *att_lse = a[A_ATT_LSE] + l * B * c->NH * T;
-        const float *fch = a[A_FCH] + l * N * FF, *fchg = a[A_FCH_GELU] + l * N * FF;
+        const float *fch = a[A_FCH] + l * N * FC, *fchg = a[A_FCH_GELU] + l * N * FF;
         const float *ln2 = c->num_ln == 2 ? a[A_LN2] + l * N * C : ln1;
+        const float *ln2_in = c->sequential ? a[A_RESMID] + l * N * C : x;  // what the MLP's LayerNorm read
         float *dln1 = g[G_DLN1], *dln2 = c->num_ln == 2 ? g[G_DLN2] : g[G_DLN1];
         memset(g[G_DLN1], 0, N * C * sizeof(float));
         memset(g[G_DLN2], 0, N * C * sizeof(float));
         memset(g[G_DQKV], 0, N * QKV * sizeof(float));
         memset(g[G_DATTY], 0, N * C * sizeof(float));
-        memset(g[G_DFCH], 0, N * FF * sizeof(float));
+        memset(g[G_DFCH], 0, N * FC * sizeof(float));
         memset(g[G_DFCHG], 0, N * FF * sizeof(float));
         // the residual passes dres on unchanged to x; both branches receive dres too
         float *dx = g[G_DX];
         memcpy(dx, dres, N * C * sizeof(float));
         // MLP branch
         matmul_backward(g[G_DFCHG], dp[P_FCPROJW] + l * C * FF, dres, fchg, p[P_FCPROJW] + l * C * FF, N, FF, C);
-        gelu_backward(g[G_DFCH], fch, g[G_DFCHG], N * FF);
-        matmul_backward(dln2, dp[P_FCW] + l * FF * C, g[G_DFCH], ln2, p[P_FCW] + l * FF * C, N, C, FF);
+        bias_backward(layer_bias(c, dp[P_FCPROJB], l, C), dres, N, C);
+        if (c->swiglu) swiglu_backward(g[G_DFCH], fch, g[G_DFCHG], N, FF);
+        else gelu_backward(g[G_DFCH], fch, g[G_DFCHG], N * FF);
+        bias_backward(layer_bias(c, dp[P_FCB], l, FC), g[G_DFCH], N, FC);
+        matmul_backward(dln2, dp[P_FCW] + l * FC * C, g[G_DFCH], ln2, p[P_FCW] + l * FC * C, N, C, FC);
+        // the MLP's LayerNorm; in sequential blocks its input is x + attention, so dx then holds that sum's gradient,
+        // which is what the attention branch receives (in parallel blocks it receives dres)
+        if (c->num_ln == 2)
+            layernorm_backward(dx, dp[P_LN2W] + l * C, dp[P_LN2B] + l * C, dln2, ln2_in, p[P_LN2W] + l * C,
+                               a[A_LN2_MEAN] + l * N, a[A_LN2_RSTD] + l * N, N, C);
+        const float *datt = c->sequential ? dx : dres;
         // attention branch
-        matmul_backward(g[G_DATTY], dp[P_ATTPROJW] + l * C * C, dres, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
+        matmul_backward(g[G_DATTY], dp[P_ATTPROJW] + l * C * C, datt, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
+        bias_backward(layer_bias(c, dp[P_ATTPROJB], l, C), datt, N, C);
         attention_backward(g[G_DQKV], g[G_DATTY], qkv, atty, att_lse, m->masked ? m->span_end : NULL, c, B, T);
         rope_backward(g[G_DQKV], m->pos, m->rope_cos, m->rope_sin, c, N);
+        bias_backward(layer_bias(c, dp[P_QKVB], l, QKV), g[G_DQKV], N, QKV);
         matmul_backward(dln1, dp[P_QKVW] + l * QKV * C, g[G_DQKV], ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
-        // LayerNorms back into the block input
-        if (c->num_ln == 2)
-            layernorm_backward(dx, dp[P_LN2W] + l * C, dp[P_LN2B] + l * C, dln2, x, p[P_LN2W] + l * C,
-                               a[A_LN2_MEAN] + l * N, a[A_LN2_RSTD] + l * N, N, C);
+        // the attention's LayerNorm back into the block input
         layernorm_backward(dx, dp[P_LN1W] + l * C, dp[P_LN1B] + l * C, dln1, x, p[P_LN1W] + l * C,
                            a[A_LN1_MEAN] + l * N, a[A_LN1_RSTD] + l * N, N, C);
         // dx becomes the gradient of the residual stream one layer down
@@ -2353,7 +2468,7 @@ static void decoder_build(Decoder *d, const Falcon *m) {
     d->m = m;
     d->k = xmalloc(2 * kv * sizeof(float));
     d->v = d->k + kv;
-    size_t C = c->C, sizes[11] = {C, C, C, qkv_dim(c), C, c->FF, c->FF, C, c->maxT, C, c->V};
+    size_t C = c->C, sizes[11] = {C, C, C, qkv_dim(c), C, fc_dim(c), c->FF, C, c->maxT, C, c->V};
     size_t total = 0;
     for (int i = 0; i < 11; i++) total += sizes[i];
     float *p = xmalloc(total * sizeof(float));
@@ -2371,18 +2486,17 @@ static void decoder_free(Decoder *d) {
 static const float *decoder_step(Decoder *d, int token, int pos) {
     const Falcon *m = d->m;
     const Config *c = &m->config;
-    size_t C = c->C, HS = c->HS, QKV = qkv_dim(c), FF = c->FF, NKV = c->NKV, qpk = c->NH / NKV;
+    size_t C = c->C, HS = c->HS, QKV = qkv_dim(c), FF = c->FF, FC = fc_dim(c), NKV = c->NKV, qpk = c->NH / NKV;
     float *const *p = m->params.t;
     float scale = 1.0f / sqrtf((float)HS);
     encoder_forward(d->x, &token, p[P_WTE], 1, C);
     for (size_t l = 0; l < c->L; l++) {
         layernorm_forward(d->ln1, &d->mean, &d->rstd, d->x, p[P_LN1W] + l * C, p[P_LN1B] + l * C, 1, C, c->eps);
-        const float *ln2 = d->ln1;
-        if (c->num_ln == 2) {
+        const float *ln2 = c->num_ln == 2 ? d->ln2 : d->ln1;
+        if (c->num_ln == 2 && !c->sequential)
             layernorm_forward(d->ln2, &d->mean, &d->rstd, d->x, p[P_LN2W] + l * C, p[P_LN2B] + l * C, 1, C, c->eps);
-            ln2 = d->ln2;
-        }
         matmul_forward(d->qkv, d->ln1, p[P_QKVW] + l * QKV * C, 1, C, QKV);
+        bias_forward(d->qkv, layer_bias(c, p[P_QKVB], l, QKV), 1, QKV);
         rope_forward(d->qkv, &pos, m->rope_cos, m->rope_sin, c, 1, 1.0f);
         float *kc = d->k + l * c->maxT * NKV * HS, *vc = d->v + l * c->maxT * NKV * HS;  // (maxT, NKV, HS)
         for (size_t g = 0; g < NKV; g++) {
@@ -2410,10 +2524,17 @@ static const float *decoder_step(Decoder *d, int token, int pos) {
             }
         }
         matmul_forward(d->tmp, d->atty, p[P_ATTPROJW] + l * C * C, 1, C, C);
+        bias_forward(d->tmp, layer_bias(c, p[P_ATTPROJB], l, C), 1, C);
         for (size_t i = 0; i < C; i++) d->x[i] += d->tmp[i];
-        matmul_forward(d->fch, ln2, p[P_FCW] + l * FF * C, 1, C, FF);
-        gelu_forward(d->fchg, d->fch, FF);
+        // sequential blocks: the MLP's LayerNorm reads x with attention's output added
+        if (c->sequential)
+            layernorm_forward(d->ln2, &d->mean, &d->rstd, d->x, p[P_LN2W] + l * C, p[P_LN2B] + l * C, 1, C, c->eps);
+        matmul_forward(d->fch, ln2, p[P_FCW] + l * FC * C, 1, C, FC);
+        bias_forward(d->fch, layer_bias(c, p[P_FCB], l, FC), 1, FC);
+        if (c->swiglu) swiglu_forward(d->fchg, d->fch, 1, FF);
+        else gelu_forward(d->fchg, d->fch, FF);
         matmul_forward(d->tmp, d->fchg, p[P_FCPROJW] + l * C * FF, 1, FF, C);
+        bias_forward(d->tmp, layer_bias(c, p[P_FCPROJB], l, C), 1, C);
         for (size_t i = 0; i < C; i++) d->x[i] += d->tmp[i];
     }
     layernorm_forward(d->lnf, &d->mean, &d->rstd, d->x, p[P_LNFW], p[P_LNFB], 1, C, c->eps);
@@ -2994,7 +3115,10 @@ static float arg_float(const char *opt, const char *v) {
 static void print_config(const char *name, const Config *c) {
     size_t n = param_count(c);
     printf("%s: %s\n", name, c->new_decoder ? "new decoder architecture (Falcon-40B/180B): grouped K/V heads"
-                                            : "Falcon-7B architecture: multi-query attention");
+                             : c->NKV == 1 ? "Falcon-7B architecture: multi-query attention"
+                                           : "RefinedWeb architecture (Falcon-RW): full multi-head attention");
+    printf("  %s blocks, %s, %s MLP, %s\n", c->sequential ? "sequential" : "parallel",
+           c->alibi ? "ALiBi" : "RoPE", c->swiglu ? "SwiGLU" : "GELU", c->bias ? "biases" : "no biases");
     printf("  vocab_size V=%zu  hidden_size C=%zu  layers L=%zu  heads NH=%zu  kv heads NKV=%zu  head size HS=%zu\n",
            c->V, c->C, c->L, c->NH, c->NKV, c->HS);
     printf("  ffn_hidden_size FF=%zu  LayerNorms per block %d  max positions %zu  rope_theta %g  eps %g\n", c->FF,

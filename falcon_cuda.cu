@@ -24,7 +24,7 @@ multi-GPU data flow.
 // ----------------------------------------------------------------------------
 // The interface between the two halves: plain C types only.
 
-#define NUM_PARAMS_T 11           // falcon.c's NUM_PARAM_TENSORS (checked by a static assertion in PART 1)
+#define NUM_PARAMS_T 15           // falcon.c's NUM_PARAM_TENSORS (checked by a static assertion in PART 1)
 #define NCCL_ID_BYTES 128         // sizeof(ncclUniqueId)
 #define FA_BC 32                  // keys per attention tile: one warp lane per key (both halves use it)
 
@@ -302,8 +302,19 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return d / s;
 }
 
+// The switches of falcon.c that the GPU kernels do not implement: the first one c uses, or NULL.
+static const char *gpu_unsupported(const Config *c) {
+    return c->bias         ? "\"bias\": true"
+           : c->sequential ? "\"parallel_attn\": false"
+           : c->alibi      ? "\"alibi\": true"
+           : c->swiglu     ? "\"mlp_type\": \"swiglu\""
+           : !c->new_decoder && c->NKV != 1 ? "\"multi_query\": false"
+                                            : NULL;
+}
+
 // The GPU's view of a configuration.
 static GpuSpec gpu_spec(const Config *c) {
+    if (gpu_unsupported(c)) die("%s is not implemented by the GPU kernels (falcon trains it on the CPU)", gpu_unsupported(c));
     GpuSpec s = {c->V, c->C, c->L, c->NH, c->NKV, c->HS, c->FF, c->maxT, c->num_ln, c->eps, c->rope_theta, {0}, {0}};
     param_sizes(c, s.sizes);
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) s.decays[i] = param_decays(i);
@@ -767,6 +778,18 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
     return 0;
 }
 
+// Refuses, before any GPU is looked for, a model (preset or checkpoint directory) that the GPU cannot train; a
+// directory that does not load is left to the command to report.
+static void gpu_refuse_unsupported(const char *model) {
+    Config c;
+    Err e = {{0}};
+    const Config *pc = preset_find(model);
+    if (pc) c = *pc;
+    else if (config_load(&c, model, &e)) return;
+    const char *what = gpu_unsupported(&c);
+    if (what) die("%s: %s is not implemented by the GPU kernels (falcon trains it on the CPU)", model, what);
+}
+
 int main(int argc, char **argv) {
     const char *usage = "usage: falcon_cuda info|train|check|check-attention|bench ...   (falcon_cuda train --help for training options)";
     if (argc < 2) die("%s", usage);
@@ -779,6 +802,8 @@ int main(int argc, char **argv) {
         if (o.sample_every) die("train: --sample-every is not supported by falcon_cuda yet (./falcon sample reads its checkpoints)");
     }
     if (!strcmp(argv[1], "check") && argc != 3) die("usage: falcon_cuda check REFERENCE_DIR (tests/ref/mqa, ...)");
+    if (!strcmp(argv[1], "check") || !strcmp(argv[1], "bench")) gpu_refuse_unsupported(argc > 2 ? argv[2] : "");
+    if (!strcmp(argv[1], "train")) gpu_refuse_unsupported(o.resume ? o.resume : o.model);
     Ranks r = {{0}, {0}};
     ranks_start(&r, &argc, &argv);
     int rc = !strcmp(argv[1], "train")             ? train_run_gpu(&o, &r)
@@ -861,7 +886,9 @@ static __device__ __forceinline__ float warp_max(float x) {
 //   grads    fp32   (padded)   weight gradients; cuBLASLt accumulates into them (bf16 inputs, fp32 output)
 //   master   fp32   (shard)    this rank's slice of the weights, with AdamW's m and v beside it
 
-enum { P_WTE, P_LN1W, P_LN1B, P_LN2W, P_LN2B, P_QKVW, P_ATTPROJW, P_FCW, P_FCPROJW, P_LNFW, P_LNFB };
+// The biases are empty: the GPU trains only configurations without them (gpu_unsupported).
+enum { P_WTE, P_LN1W, P_LN1B, P_LN2W, P_LN2B, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_FCW, P_FCB, P_FCPROJW,
+       P_FCPROJB, P_LNFW, P_LNFB };
 
 // ----------------------------------------------------------------------------
 // Layers, in falcon.c's order, each forward followed by its backward.

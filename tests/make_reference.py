@@ -7,9 +7,14 @@ HF transformers' FalconForCausalLM itself (not a re-implementation) runs tiny ra
                                                       and the final weights
   tests/ref/<name>/score_ids.txt, score_loss.txt      one sequence and HF's loss for labels = input_ids
   tests/ref/mqa/mc.txt                                multiple-choice items (token ids) and HF's log-likelihoods
-  tests/ref/<name>_bf16/, <name>_fp16/               the same model saved in bf16 / fp16 (loading test)
+  tests/ref/<name>_bf16/, <name>_fp16/               the same model saved in bf16 / fp16 (loading test; the
+                                                      three Falcon layouts only)
 
-Run from the repository root:  .venv/bin/python tests/make_reference.py
+The switches of the RefinedWeb models (bias, sequential blocks, full multi-head attention, ALiBi) are HF's own code
+too. The SwiGLU MLP ("mlp_type": "swiglu") is falcon.c's, not HF's: its reference is HF's Falcon with each block's
+MLP replaced by the small PyTorch module SwiGLUMLP below, which keeps HF's weight names.
+
+Run from the repository root:  .venv/bin/python tests/make_reference.py [LAYOUT ...]   (default: all of them)
 Needs torch, transformers, safetensors (PyPI). Deterministic: seeds are fixed.
 
 With --check-c DIR it instead loads a checkpoint directory written by falcon.c with from_pretrained and prints the
@@ -20,8 +25,10 @@ import os
 import sys
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import FalconConfig, FalconForCausalLM
+from transformers.models.falcon.modeling_falcon import FalconLinear
 
 # The training hyper-parameters of the 10-step reference; tests/test_falcon.c uses the same numbers.
 STEPS, WARMUP, LR_PEAK, LR_FLOOR_FRAC = 10, 3, 1e-2, 0.1
@@ -41,7 +48,42 @@ LAYOUTS = {
     "gqa1": dict(vocab_size=53, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=4,
                  new_decoder_architecture=True, num_ln_in_parallel_attn=1, parallel_attn=True, bias=False,
                  alibi=False, max_position_embeddings=64, rope_theta=10000.0),
+    # The switches, one at a time on the mqa layout: biases on every Linear layer;
+    "bias": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=True,
+                 new_decoder_architecture=False, parallel_attn=True, bias=True, alibi=False,
+                 max_position_embeddings=64, rope_theta=10000.0),
+    # sequential blocks (parallel_attn=False): input_layernorm, attention, post_attention_layernorm, MLP;
+    "seq": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=True,
+                new_decoder_architecture=False, parallel_attn=False, bias=False, alibi=False,
+                max_position_embeddings=64, rope_theta=10000.0),
+    # full multi-head attention (multi_query=False): per head q, k, v interleaved in the fused QKV;
+    "mha": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=False,
+                new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=False,
+                max_position_embeddings=64, rope_theta=10000.0),
+    # falcon.c's SwiGLU MLP, its hidden size round(2/3 of 4 x 32) = 85 (the GELU MLP's parameter count).
+    "swiglu": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=True,
+                   new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=False, mlp_type="swiglu",
+                   ffn_hidden_size=85, max_position_embeddings=64, rope_theta=10000.0),
 }
+
+
+class SwiGLUMLP(torch.nn.Module):
+    """The SwiGLU MLP of falcon.c: dense_h_to_4h makes 2 FF outputs, the gate (first FF) and the value (last FF);
+    h = silu(gate) * value; dense_4h_to_h takes h (FF) back to C. Same weight names as HF's FalconMLP."""
+
+    def __init__(self, config):
+        super().__init__()
+        ff = config.ffn_hidden_size
+        self.dense_h_to_4h = FalconLinear(config.hidden_size, 2 * ff, bias=config.bias)
+        self.dense_4h_to_h = FalconLinear(ff, config.hidden_size, bias=config.bias)
+        for lin in (self.dense_h_to_4h, self.dense_4h_to_h):
+            torch.nn.init.normal_(lin.weight, std=config.initializer_range)
+            if lin.bias is not None:
+                torch.nn.init.zeros_(lin.bias)
+
+    def forward(self, x):
+        gate, value = self.dense_h_to_4h(x).chunk(2, dim=-1)
+        return self.dense_4h_to_h(F.silu(gate) * value)
 
 
 def lr_at(step):
@@ -66,6 +108,9 @@ def build(name, kw):
     cfg = FalconConfig(**kw)
     cfg.initializer_range = 0.2  # larger than the default 0.02 so that every path moves the logits visibly
     model = FalconForCausalLM(cfg).float()
+    if kw.get("mlp_type") == "swiglu":
+        for block in model.transformer.h:
+            block.mlp = SwiGLUMLP(cfg)
     # LayerNorm weights and biases start at 1 and 0; perturb them so their gradients and roles are exercised
     with torch.no_grad():
         for n, p in model.named_parameters():
@@ -74,14 +119,22 @@ def build(name, kw):
     return model
 
 
+def attention_implementation(kw):
+    """eager everywhere except with ALiBi: transformers 5's eager path adds ALiBi twice (once itself, once more
+    inside the attention mask it builds with ALiBi folded in); its sdpa path adds it once, as the original
+    RefinedWeb code did. docs/architecture.md has the details."""
+    return "sdpa" if kw.get("alibi") else "eager"
+
+
 def reference(name, kw, outdir):
     model = build(name, kw)
-    model.config._attn_implementation = "eager"
+    model.config._attn_implementation = attention_implementation(kw)
     d = os.path.join(outdir, name)
     model.save_pretrained(d, safe_serialization=True)
-    for dtype, suffix in ((torch.bfloat16, "_bf16"), (torch.float16, "_fp16")):
-        m2 = build(name, kw).to(dtype)
-        m2.save_pretrained(os.path.join(outdir, name + suffix), safe_serialization=True)
+    if name in ("mqa", "gqa", "gqa1"):
+        for dtype, suffix in ((torch.bfloat16, "_bf16"), (torch.float16, "_fp16")):
+            m2 = build(name, kw).to(dtype)
+            m2.save_pretrained(os.path.join(outdir, name + suffix), safe_serialization=True)
 
     ref = {}
     gen = torch.Generator().manual_seed(42)
@@ -97,7 +150,7 @@ def reference(name, kw, outdir):
 
     # 10 AdamW steps. Decoupled weight decay on the matrices (embeddings, QKV, dense, MLP), none on LayerNorms.
     model = build(name, kw)
-    model.config._attn_implementation = "eager"
+    model.config._attn_implementation = attention_implementation(kw)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
@@ -129,7 +182,9 @@ def reference(name, kw, outdir):
     # the one-line check of `falcon score`: HF's loss with labels = input_ids for one sequence
     score_ids = torch.randint(0, kw["vocab_size"], (1, 20), generator=gen)
     with torch.no_grad():
-        score_loss = build(name, kw)(input_ids=score_ids, labels=score_ids).loss.item()
+        fresh = build(name, kw)
+        fresh.config._attn_implementation = attention_implementation(kw)
+        score_loss = fresh(input_ids=score_ids, labels=score_ids).loss.item()
     with open(os.path.join(d, "score_ids.txt"), "w") as f:
         f.write(" ".join(str(i) for i in score_ids[0].tolist()) + "\n")
     with open(os.path.join(d, "score_loss.txt"), "w") as f:
@@ -170,5 +225,5 @@ if __name__ == "__main__":
         sys.exit(0 if all(check_c(d) for d in sys.argv[2:]) else 1)
     torch.set_num_threads(1)
     outdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")
-    for name, kw in LAYOUTS.items():
-        reference(name, kw, outdir)
+    for name in sys.argv[1:] or LAYOUTS:
+        reference(name, LAYOUTS[name], outdir)

@@ -34,7 +34,7 @@ for bin in ./falcon build/san/falcon; do
     check "$bin info DIR reads the checkpoint's config" grep -q "kv heads NKV=2" <<< "$out"
 
     # score: HF's loss for labels = input_ids, within 2e-6 (6 printed decimals)
-    for layout in mqa gqa gqa1; do
+    for layout in mqa gqa gqa1 bias seq mha swiglu; do
         got=$($bin score -m tests/ref/$layout < tests/ref/$layout/score_ids.txt)
         want=$(cat tests/ref/$layout/score_loss.txt)
         check "$bin score $layout: $got vs HF $want" close_to "$got" "$want" 2e-6
@@ -59,9 +59,15 @@ for bin in ./falcon build/san/falcon; do
     fresh; sed -i 's/"alibi": false/"alibi": true/' "$tmp/ck/config.json"
     expect_error "$bin: alibi refused" '"alibi": true is not supported' $bin info "$tmp/ck"
     fresh; sed -i 's/"bias": false/"bias": true/' "$tmp/ck/config.json"
-    expect_error "$bin: biases refused" '"bias": true is not supported' $bin info "$tmp/ck"
-    fresh; sed -i 's/"parallel_attn": true/"parallel_attn": false/' "$tmp/ck/config.json"
-    expect_error "$bin: sequential blocks refused" '"parallel_attn": false' $bin info "$tmp/ck"
+    expect_error "$bin: bias switched on, weights without biases" 'model.safetensors: tensor "transformer.h.0.self_attention.query_key_value.bias" is missing' $bin score -m "$tmp/ck"
+    fresh; sed -i 's/"parallel_attn": true/"parallel_attn": false/; s/"new_decoder_architecture": false/"new_decoder_architecture": true/' "$tmp/ck/config.json"
+    expect_error "$bin: sequential blocks with the new decoder architecture" 'config.json: "parallel_attn": false contradicts "new_decoder_architecture": true' $bin info "$tmp/ck"
+    fresh; sed -i 's/"multi_query": true/"multi_query": false/; s/"num_kv_heads": 4/"num_kv_heads": 2/' "$tmp/ck/config.json"
+    expect_error "$bin: full multi-head with fewer K/V heads" 'config.json: "num_kv_heads" 2 must equal num_attention_heads 4 with "multi_query": false' $bin info "$tmp/ck"
+    fresh; sed -i 's/"activation": "gelu"/"mlp_type": "geglu"/' "$tmp/ck/config.json"
+    expect_error "$bin: unknown mlp_type" 'config.json: byte [0-9]+: "mlp_type" must be "gelu" or "swiglu"' $bin info "$tmp/ck"
+    fresh; sed -i 's/"activation": "gelu"/"mlp_type": "swiglu"/' "$tmp/ck/config.json"
+    expect_error "$bin: SwiGLU switched on, GELU weights" 'dense_h_to_4h.weight" has shape \[128, 32\], expected \[256, 32\]' $bin score -m "$tmp/ck"
     fresh; sed -i 's/"layer_norm_epsilon": 1e-05/"layer_norm_epsilon": -1/' "$tmp/ck/config.json"
     expect_error "$bin: negative epsilon" '"layer_norm_epsilon" = -1 is out of range' $bin info "$tmp/ck"
     fresh; head -c 100 tests/ref/mqa/config.json > "$tmp/ck/config.json"

@@ -19,6 +19,10 @@ expect_error "unknown command" "unknown command 'sample'" $B sample
 expect_error "bad train option, before any GPU is looked for" "unknown option '--bogus'" $B train --bogus 1
 expect_error "bad -B value" "option -B: 'x' is not a positive integer" $B train -B x
 expect_error "check without a directory" "usage: falcon_cuda check" $B check
+# the switches the GPU kernels do not implement: one line, before any GPU is looked for
+expect_error "biases refused" 'tests/ref/bias: "bias": true is not implemented by the GPU kernels' $B check tests/ref/bias
+expect_error "sequential blocks refused" '"parallel_attn": false is not implemented' $B32 check tests/ref/seq
+expect_error "SwiGLU refused" '"mlp_type": "swiglu" is not implemented' $B train --model tests/ref/swiglu --data tests/ref
 expect_error "rank outside the world" "FALCON_RANK='3' is not an integer in \[0, 1\]" \
     env FALCON_RANK=3 FALCON_WORLD_SIZE=2 $B check tests/ref/mqa
 expect_error "rank without world size" "SLURM_PROCID is set but SLURM_NTASKS is not" \

@@ -151,6 +151,73 @@ static void test_zloss_gradient(void) {
           "z-loss: value is coef x mean(lse^2) over counted tokens (%g)", z);
 }
 
+// SwiGLU is not HF's: besides the PyTorch reference (the "swiglu" layout), its gradient is checked by central finite
+// differences of L = sum w . swiglu(x) for fixed random weights w, over gates and values of both signs.
+static void test_swiglu_gradient(void) {
+    size_t N = 3, FF = 5;
+    float x[30], w[15], y[15], d[30] = {0};
+    uint64_t rng = 17;
+    for (size_t i = 0; i < 2 * N * FF; i++) x[i] = 2.0f * rng_normal(&rng);
+    for (size_t i = 0; i < N * FF; i++) w[i] = rng_normal(&rng);
+    swiglu_backward(d, x, w, N, FF);
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < 2 * N * FF; i++) {
+        double l[2];
+        float keep = x[i], h = 1e-2f;
+        for (int k = 0; k < 2; k++) {
+            x[i] = keep + (k ? -h : h);
+            swiglu_forward(y, x, N, FF);
+            l[k] = 0.0;
+            for (size_t j = 0; j < N * FF; j++) l[k] += (double)w[j] * y[j];
+        }
+        x[i] = keep;
+        double fd = (l[0] - l[1]) / (2.0 * h);
+        worst = fmax(worst, fabs(fd - d[i]));
+        scale = fmax(scale, fabs(fd));
+    }
+    CHECK(worst / scale < 1e-3, "SwiGLU: gradient matches finite differences (rel %.2e)", worst / scale);
+    swiglu_forward(y, x, N, FF);
+    float g = x[2 * FF + 1], u = x[3 * FF + 1];  // row 1 (2 FF inputs), unit 1: the gate, then the value FF further
+    CHECK(fabsf(y[FF + 1] - g / (1.0f + expf(-g)) * u) < 1e-6f, "SwiGLU: the gate is the first half of each row");
+}
+
+// The switches' configuration keys: defaults, the SwiGLU hidden size that matches the GELU MLP's parameter count,
+// names of the LayerNorms and biases, and a config.json round trip.
+static void test_switch_configs(void) {
+    const char *json = "{\"vocab_size\": 100, \"hidden_size\": 48, \"num_hidden_layers\": 2, \"num_attention_heads\": 6, "
+                       "\"mlp_type\": \"swiglu\", \"parallel_attn\": false, \"bias\": true, \"multi_query\": false}";
+    Config c, g;
+    Err e = {{0}};
+    int rc = config_parse(&c, json, strlen(json), "test.json", &e);
+    CHECK(rc == 0 && c.swiglu && c.FF == 128 && c.sequential && c.bias && c.NKV == 6 && c.num_ln == 2,
+          "switch keys parse; SwiGLU's default hidden size is round(2/3 x 4 x 48) = %zu (%s)", c.FF, e.msg);
+    Config s = c;  // the matrices alone: the biases of the first MLP layer are FC = 2 FF long, not FF
+    s.bias = 0;
+    g = s;
+    g.swiglu = 0;
+    g.FF = 4 * 48;
+    size_t pc = param_count(&s), pg = param_count(&g);
+    CHECK(pc == pg, "SwiGLU with 128 hidden units has the GELU MLP's parameter count (%zu vs %zu)", pc, pg);
+    char name[160];
+    param_name(&c, P_LN2W, 1, name, sizeof name);
+    CHECK(!strcmp(name, "transformer.h.1.post_attention_layernorm.weight"), "sequential: LN2 is %s", name);
+    param_name(&c, P_FCPROJB, 0, name, sizeof name);
+    CHECK(!strcmp(name, "transformer.h.0.mlp.dense_4h_to_h.bias"), "bias: %s", name);
+    char path[300];
+    snprintf(path, sizeof path, "/tmp/falcon-switch-config-%d.json", (int)getpid());
+    Config back;
+    char *text;
+    size_t len;
+    char jerr[200];
+    rc = config_save(&c, path) || read_file(path, &text, &len, jerr, sizeof jerr);
+    if (!rc) {
+        rc = config_parse(&back, text, len, path, &e);
+        free(text);
+    }
+    remove(path);
+    CHECK(rc == 0 && memcmp(&back, &c, sizeof c) == 0, "config.json round trip keeps every switch (%s)", e.msg);
+}
+
 // Two micro-batches of one row, each backward scaled by 1/2, give the gradient of the batch of two rows.
 static void test_accumulation(void) {
     Falcon m;
@@ -514,11 +581,15 @@ static void test_task_file(void) {
 }
 
 int main(void) {
-    const char *layouts[] = {"mqa", "gqa", "gqa1"};
-    for (int i = 0; i < 3; i++) test_parity(layouts[i]);
+    // Falcon's three layouts, then the switches: one at a time, then together as in Falcon-RW
+    const char *layouts[] = {"mqa", "gqa", "gqa1", "bias", "seq", "mha", "swiglu"};
+    size_t nlayouts = sizeof layouts / sizeof layouts[0];
+    for (size_t i = 0; i < nlayouts; i++) test_parity(layouts[i]);
     test_zloss_gradient();
+    test_swiglu_gradient();
+    test_switch_configs();
     test_accumulation();
-    for (int i = 0; i < 3; i++) test_decoder(layouts[i]);
+    for (size_t i = 0; i < nlayouts; i++) test_decoder(layouts[i]);
     test_positions();
     test_half_loading("mqa", "_bf16", 1.0 / 256);
     test_half_loading("gqa", "_fp16", 1.0 / 2048);
