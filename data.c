@@ -3220,6 +3220,8 @@ typedef struct {
     const unsigned char **map; size_t *map_len; ShardInfo *info;
     uint64_t *doc_shard, *doc_start, *doc_len, ndocs, tokens; // documents (without their EOT)
     uint64_t target, used, next, pass; uint64_t *order;
+    uint32_t context;     // tree shards: their T, and their "documents" are windows
+    uint64_t cur, off;    // a plain source cut into windows (a mix with trees): current document, next offset
 } MixSource;
 
 static int mix_source_open(MixSource *m, char *err, size_t errsize) {
@@ -3230,6 +3232,22 @@ static int mix_source_open(MixSource *m, char *err, size_t errsize) {
         if (m->info[f].eot != m->info[0].eot || m->info[f].vocab_size != m->info[0].vocab_size) {
             snprintf(err, errsize, "%s: vocabulary or eot differs from %s", m->paths.s[f], m->paths.s[0]);
             return -1;
+        }
+        if (f && m->info[f].context != m->info[0].context) {
+            snprintf(err, errsize, "%s: context %u differs from %s", m->paths.s[f], m->info[f].context, m->paths.s[0]);
+            return -1;
+        }
+        m->context = m->info[f].context;
+        if (m->context) { // tree shards move by whole windows; their share counts the tokens that are not padding
+            uint64_t T = m->context, nw = (m->info[f].n_tokens - 1) / T;
+            grow((void **)&m->doc_shard, &cap, m->ndocs + nw, sizeof *m->doc_shard);
+            m->doc_start = xrealloc(m->doc_start, cap * sizeof *m->doc_start);
+            m->doc_len = xrealloc(m->doc_len, cap * sizeof *m->doc_len);
+            for (uint64_t w = 0; w < nw; w++, m->ndocs++) {
+                m->doc_shard[m->ndocs] = f; m->doc_start[m->ndocs] = w * T; m->doc_len[m->ndocs] = T;
+                for (uint64_t i = w * T; i < (w + 1) * T; i++) m->tokens += shard_msg(m->map[f], &m->info[f], i) != DATA_MSG_PAD;
+            }
+            continue;
         }
         // documents run from one EOT to the next
         uint64_t start = 0;
@@ -3268,7 +3286,55 @@ static void mix_shuffle(MixSource *m, uint64_t seed) {
     m->next = 0;
 }
 
-// Mixes the sources into dir/mix_NNN.bin. total = 0: the largest total the repeat cap allows.
+// One window of a mix with trees: the next window of a tree source (message indices rebased to the window), or
+// the next T tokens of a plain source's document stream (EOT doc EOT doc ..., cut every T tokens, as a plain
+// shard's windows are). Returns the tokens it counts towards the source's share (padding does not count).
+static uint64_t mix_take_window(MixSource *m, TreeWindow *w, uint64_t seed) {
+    size_t T = w->T;
+    w->n = T;
+    w->nmsg = w->docs = w->pad = 0;
+    if (!m->context) {
+        for (size_t t = 0; t < T; t++) {
+            if (m->off == 0) { if (m->next == m->ndocs) { m->pass++; mix_shuffle(m, seed); } m->cur = m->order[m->next++]; }
+            uint64_t f = m->doc_shard[m->cur];
+            w->ids[t] = (int32_t)(m->off == 0 ? m->info[f].eot : shard_token(m->map[f], m->info[f].token_bytes, m->doc_start[m->cur] + m->off - 1));
+            w->msg[t] = DATA_MSG_PLAIN;
+            w->pos[t] = 0;
+            m->off = m->off == m->doc_len[m->cur] ? 0 : m->off + 1;
+        }
+        return T;
+    }
+    if (m->next == m->ndocs) { m->pass++; mix_shuffle(m, seed); }
+    uint64_t d = m->order[m->next++], f = m->doc_shard[d], s = m->doc_start[d];
+    const ShardInfo *in = &m->info[f];
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (size_t t = 0; t < T; t++) {
+        uint32_t mm = shard_msg(m->map[f], in, s + t);
+        if (mm < DATA_MSG_PLAIN) { if (mm < lo) lo = mm; if (mm > hi) hi = mm; }
+    }
+    for (size_t t = 0; t < T; t++) {
+        uint32_t mm = shard_msg(m->map[f], in, s + t);
+        w->ids[t] = (int32_t)shard_token(m->map[f], in->token_bytes, s + t);
+        w->msg[t] = mm < DATA_MSG_PLAIN ? mm - lo : mm;
+        w->pos[t] = shard_pos(m->map[f], in, s + t);
+        w->pad += mm == DATA_MSG_PAD;
+    }
+    for (uint32_t k = lo; lo <= hi && k <= hi; k++) {
+        const unsigned char *e = shard_message(m->map[f], in, k);
+        uint32_t parent = get_u32(e);
+        uint64_t end = get_u64(e + 8);
+        w->parent[w->nmsg] = parent == DATA_NO_PARENT || parent < lo ? DATA_NO_PARENT : parent - lo;
+        w->flags[w->nmsg] = get_u32(e + 4);
+        w->end[w->nmsg] = end < s ? 0 : end - s >= T ? T - 1 : end - s;
+        w->docs += w->parent[w->nmsg] == DATA_NO_PARENT;
+        w->nmsg++;
+    }
+    return T - w->pad;
+}
+
+// Mixes the sources into dir/mix_NNN.bin. total = 0: the largest total the repeat cap allows. When a source
+// holds trees the output is a tree shard: sources then take turns by whole windows of its T, so that no window
+// mixes a tree with plain text and every tree stays inside its window.
 static int mix_sources(MixSource *src, size_t ns, uint64_t total, double max_repeat, uint64_t seed, const char *dir,
                        size_t shard_tokens, FILE *report, char *err, size_t errsize) {
     double wsum = 0;
@@ -3279,6 +3345,14 @@ static int mix_sources(MixSource *src, size_t ns, uint64_t total, double max_rep
             return -1;
         }
         wsum += src[s].weight;
+    }
+    uint32_t T = 0;
+    for (size_t s = 0; s < ns; s++) {
+        if (src[s].context && T && src[s].context != T) {
+            snprintf(err, errsize, "%s: trees packed for context %u, source %s's for %u", src[s].paths.s[0], src[s].context, src[0].name, T);
+            return -1;
+        }
+        if (src[s].context) T = src[s].context;
     }
     if (!total) {
         double best = -1;
@@ -3296,6 +3370,12 @@ static int mix_sources(MixSource *src, size_t ns, uint64_t total, double max_rep
     }
     ShardWriter w;
     shardwriter_build(&w, dir, "mix", src[0].info[0].eot, src[0].info[0].vocab_size, shard_tokens);
+    TreeWindow win = {0};
+    if (T) {
+        w.context = T;
+        w.max_tokens = w.max_tokens > T ? (w.max_tokens - 1) / T * T + 1 : T + 1;
+        treewin_build(&win, T);
+    }
     int32_t *ids = NULL;
     size_t idcap = 0;
     int rc = 0;
@@ -3314,6 +3394,13 @@ static int mix_sources(MixSource *src, size_t ns, uint64_t total, double max_rep
         }
         if (pick == ns) break;
         MixSource *m = &src[pick];
+        if (T) {
+            uint64_t got = mix_take_window(m, &win, seed);
+            if ((rc = shardwriter_add_window(&w, &win, err, errsize)) != 0) break;
+            m->used += got;
+            progress_update(&p, (double)w.total_tokens);
+            continue;
+        }
         if (m->next == m->ndocs) { m->pass++; mix_shuffle(m, seed); }
         uint64_t d = m->order[m->next++];
         uint64_t f = m->doc_shard[d], len = m->doc_len[d];
@@ -3325,6 +3412,7 @@ static int mix_sources(MixSource *src, size_t ns, uint64_t total, double max_rep
     }
     progress_finish(&p);
     free(ids);
+    if (T) treewin_free(&win);
     char later[256];
     if (shardwriter_close(&w, rc ? later : err, rc ? sizeof later : errsize) != 0) rc = -1;
     if (!rc && report) {

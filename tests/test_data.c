@@ -957,6 +957,80 @@ static void test_trees_bad(void) {
     free(b.s);
 }
 
+// Mixing trees with plain text: whole windows, each either plain or trees, the tree windows exactly as in their
+// source (rows compared through the loader), the shares by weight.
+static uint64_t row_hash(const int32_t *in, const int32_t *tg, const int32_t *ps, const int32_t *se, size_t T) {
+    return hash_ids(in, T) ^ mix64(hash_ids(tg, T)) ^ mix64(hash_ids(ps, T) + 1) ^ mix64(hash_ids(se, T) + 2);
+}
+
+static void test_mix_trees(void) {
+    char dir[300], out[300], tp[400], wp[400], mp[400], err[256];
+    snprintf(dir, sizeof dir, "%s/mixtrees", tmpdir);
+    snprintf(out, sizeof out, "%s/mixtrees_out", tmpdir);
+    mkdir(dir, 0777); mkdir(out, 0777);
+    write_source(dir, "web", 300, 1, 4);
+    Forest f = {0};
+    synth_forest(&f, 60, 3);
+    TokDoc *toks = xcalloc(f.n, sizeof *toks);
+    WordVocab wv;
+    wordvocab_build(&wv);
+    forest_tokenise(&f, NULL, &wv, toks, err, sizeof err);
+    for (size_t i = 0; i < f.n; i++) for (size_t t = 0; t < toks[i].n; t++) toks[i].ids[t] = 3000 + toks[i].ids[t] % 1900;
+    TreeConfig c = {0};
+    size_t T = 128;
+    c.T = T; c.shard_tokens = 1 << 20; c.eot = 0; c.vocab = 5000; c.out = dir;
+    TreeStats st;
+    trees_write(&f, toks, &c, &st, err, sizeof err);
+    MixSource src[2] = {{0}};
+    src[0].name = xstrndup("web", 3); src[0].weight = 0.94;
+    src[1].name = xstrndup("conv", 4); src[1].weight = 0.06;
+    snprintf(wp, sizeof wp, "%s/web_000.bin", dir);
+    snprintf(tp, sizeof tp, "%s/train_000.bin", dir);
+    strlist_add(&src[0].paths, wp, strlen(wp));
+    strlist_add(&src[1].paths, tp, strlen(tp));
+    int rc = mix_sources(src, 2, 0, 3.0, 5, out, 0, NULL, err, sizeof err);
+    CHECK(rc == 0, "mix with trees: web and conversations mixed (%s)", rc ? err : "ok");
+    snprintf(mp, sizeof mp, "%s/mix_000.bin", out);
+    ShardInfo info;
+    CHECK(shard_info(mp, &info, err, sizeof err) == 0 && info.version == DATA_SHARD_VERSION_TREES && info.context == T &&
+          (info.n_tokens - 1) % T == 0, "mix with trees: a tree shard of whole windows of %zu (%s)", T, err);
+    // the source's rows, then the mix's
+    const char *one[1] = {tp};
+    DataLoader *dl = dataloader_open_val(one, 1, 1, T, 0, 1, err, sizeof err);
+    int32_t *in = xmalloc(4 * T * sizeof *in), *tg = in + T, *ps = tg + T, *se = ps + T;
+    uint64_t *have = NULL;
+    size_t nh = 0, hc = 0;
+    while (dl && dataloader_next_batch(dl, in, tg, ps, se)) { grow((void **)&have, &hc, nh + 1, sizeof *have); have[nh++] = row_hash(in, tg, ps, se, T); }
+    dataloader_close(dl);
+    qsort(have, nh, sizeof *have, cmp_u64);
+    const char *mix1[1] = {mp};
+    dl = dataloader_open_val(mix1, 1, 1, T, 0, 1, err, sizeof err);
+    size_t tree_rows = 0, plain_rows = 0, mixed = 0, unknown = 0, tree_tokens = 0, all = 0;
+    while (dl && dataloader_next_batch(dl, in, tg, ps, se)) {
+        size_t plain = 0, pad = 0;
+        for (size_t t = 0; t < T; t++) { plain += in[t] < 3000 && se[t] == (int32_t)T - 1 && ps[t] == (int32_t)t; pad += se[t] == (int32_t)t && tg[t] == -100; }
+        if (plain == T) plain_rows++;
+        else {
+            tree_rows++;
+            tree_tokens += T - pad;
+            uint64_t h = row_hash(in, tg, ps, se, T);
+            unknown += !bsearch(&h, have, nh, sizeof *have, cmp_u64);
+            for (size_t t = 0; t < T; t++) mixed += in[t] != 0 && in[t] < 3000;
+        }
+        all += T;
+    }
+    dataloader_close(dl);
+    CHECK(plain_rows && tree_rows && mixed == 0 && unknown == 0, "mix with trees: %zu plain and %zu tree windows, none mixed, every tree window is one of its source (%zu unknown)", plain_rows, tree_rows, unknown);
+    CHECK(fabs((double)tree_tokens / (double)all - 0.06) < 0.01, "mix with trees: conversations are %.4f of the tokens (0.06 asked)", (double)tree_tokens / (double)all);
+    free(in); free(have);
+    mix_source_free(&src[0]); mix_source_free(&src[1]);
+    tree_stats_free(&st);
+    for (size_t i = 0; i < f.n; i++) tokdoc_free(&toks[i]);
+    free(toks);
+    wordvocab_free(&wv);
+    forest_free(&f);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_data.XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -974,6 +1048,7 @@ int main(void) {
     test_mix();
     test_trees();
     test_trees_bad();
+    test_mix_trees();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) printf("# could not remove %s\n", tmpdir);
