@@ -2,6 +2,7 @@
 // and against invariants: finite differences, gradient accumulation, checkpoint round trips, exact resume.
 #include "../falcon.c"
 #include "test.h"
+#include "trees.h"
 
 #define REF "tests/ref"
 
@@ -284,6 +285,68 @@ static void test_positions(void) {
     double d = rel_diff(m.acts[A_LOGITS], keep, 8 * m.config.V);
     CHECK(d < 1e-4, "RoPE: a constant shift of all positions leaves the logits unchanged (rel %.2e)", d);
     free(keep);
+    falcon_free(&m);
+}
+
+// The invariant that defines the tree mask: for every root-to-leaf path of a packed row, the logits of the path's
+// tokens inside the packed row equal those of the path run alone as a plain sequence (positions 0..len-1, causal).
+// Rows of every shape (tests/trees.h): one deep chain, one prompt with a fan of replies, single-message trees back
+// to back, and several mixed trees. Then the gradients: the loss of one path's tokens, backpropagated through the
+// packed batch, gives the parameter gradients of that path alone.
+static void test_tree_invariant(const char *layout) {
+    char dir[256];
+    snprintf(dir, sizeof dir, REF "/%s", layout);
+    Falcon m;
+    Err e = {{0}};
+    if (falcon_load(&m, dir, &e)) { CHECK(0, "%s: load: %s", layout, e.msg); return; }
+    enum { B = TREE_SHAPES, T = 57 };
+    size_t V = m.config.V, np = m.num_params, rows[T], paths = 0;
+    int in[B * T], pos[B * T], span[B * T], tg[B * T], alone_in[T], alone_tg[T];
+    TreeRow tr[B];
+    uint64_t rng = 17;
+    for (size_t b = 0; b < B; b++) tree_row_make(&tr[b], pos + b * T, span + b * T, T, (TreeShape)b, 6, &rng);
+    for (size_t i = 0; i < B * T; i++) in[i] = (int)(rng_next(&rng) % V);
+    falcon_forward(&m, in, NULL, pos, span, B, T);
+    float *packed = xmalloc(B * T * V * sizeof(float));
+    memcpy(packed, m.acts[A_LOGITS], B * T * V * sizeof(float));
+    double worst = 0.0;
+    for (size_t b = 0; b < B; b++)
+        for (size_t k = 0; k < tr[b].nmsg; k++) {
+            if (!tree_is_leaf(&tr[b], k)) continue;
+            size_t n = tree_path(&tr[b], k, rows);
+            for (size_t i = 0; i < n; i++) alone_in[i] = in[b * T + rows[i]];
+            falcon_forward(&m, alone_in, NULL, NULL, NULL, 1, n);
+            for (size_t i = 0; i < n; i++)
+                worst = fmax(worst, rel_diff(packed + (b * T + rows[i]) * V, m.acts[A_LOGITS] + i * V, V));
+            paths++;
+        }
+    CHECK(worst < TOL_REL, "%s: trees: the logits of each of %zu root-to-leaf paths in the packed rows are those of "
+          "the path alone (max rel diff %.2e)", layout, paths, worst);
+    // gradients: the longest path of the mixed row, its tokens predicting the path's next tokens
+    size_t bm = TREE_MIXED, best = 0, n = 0;
+    for (size_t k = 0; k < tr[bm].nmsg; k++)
+        if (tree_is_leaf(&tr[bm], k) && tree_path(&tr[bm], k, rows) > n) { best = k; n = tree_path(&tr[bm], k, rows); }
+    tree_path(&tr[bm], best, rows);
+    for (size_t i = 0; i < B * T; i++) tg[i] = -100;
+    for (size_t i = 0; i < n; i++) {
+        alone_in[i] = in[bm * T + rows[i]];
+        alone_tg[i] = i + 1 < n ? in[bm * T + rows[i + 1]] : 0;
+        tg[bm * T + rows[i]] = alone_tg[i];
+    }
+    m.zloss_coef = 1e-2f;  // the z-loss flows through the same paths
+    float lp = falcon_forward(&m, in, tg, pos, span, B, T);
+    falcon_zero_grad(&m);
+    falcon_backward(&m, 1.0f);
+    float *gp = xmalloc(np * sizeof(float));
+    memcpy(gp, m.grads_memory, np * sizeof(float));
+    float la = falcon_forward(&m, alone_in, alone_tg, NULL, NULL, 1, n);
+    falcon_zero_grad(&m);
+    falcon_backward(&m, 1.0f);
+    double dg = rel_diff(gp, m.grads_memory, np);
+    CHECK(fabsf(lp - la) < TOL_LOSS && dg < TOL_REL, "%s: trees: a path's loss through the packed batch (%.6f) and "
+          "alone (%.6f), and its gradients (rel diff %.2e), agree (path of %zu tokens)", layout, lp, la, dg, n);
+    free(packed);
+    free(gp);
     falcon_free(&m);
 }
 
@@ -591,6 +654,8 @@ int main(void) {
     test_accumulation();
     for (size_t i = 0; i < nlayouts; i++) test_decoder(layouts[i]);
     test_positions();
+    test_tree_invariant("mqa");
+    test_tree_invariant("gqa");
     test_half_loading("mqa", "_bf16", 1.0 / 256);
     test_half_loading("gqa", "_fp16", 1.0 / 2048);
     test_schedule();
