@@ -9,12 +9,16 @@ HF transformers' FalconForCausalLM itself (not a re-implementation) runs tiny ra
   tests/ref/mqa/mc.txt                                multiple-choice items (token ids) and HF's log-likelihoods
   tests/ref/<name>_bf16/, <name>_fp16/               the same model saved in bf16 / fp16 (loading test; the
                                                       three Falcon layouts only)
+  tests/ref/tree_<name>/ref.safetensors               conversation trees packed into rows, run by the <name> model
+                                                      (mqa, gqa) with the equivalent 4D mask and position ids:
+                                                      the batch, its logits and loss, every parameter gradient
 
 The switches of the RefinedWeb models (bias, sequential blocks, full multi-head attention, ALiBi) are HF's own code
 too. The SwiGLU MLP ("mlp_type": "swiglu") is falcon.c's, not HF's: its reference is HF's Falcon with each block's
 MLP replaced by the small PyTorch module SwiGLUMLP below, which keeps HF's weight names.
 
-Run from the repository root:  .venv/bin/python tests/make_reference.py [LAYOUT ...]   (default: all of them)
+Run from the repository root:  .venv/bin/python tests/make_reference.py [LAYOUT ... | trees]   (default: all of them,
+the layouts first: the tree references load the saved mqa and gqa models)
 Needs torch, transformers, safetensors (PyPI). Deterministic: seeds are fixed.
 
 With --check-c DIR it instead loads a checkpoint directory written by falcon.c with from_pretrained and prints the
@@ -207,6 +211,95 @@ def reference(name, kw, outdir):
           f"grad norms {[round(x, 3) for x in norms]}")
 
 
+# Conversation trees (docs/trees.md), hand-made: each a list of messages (parent index or -1, number of tokens),
+# parents before children and in depth-first order, so that every subtree is contiguous once packed.
+TREES = {
+    "chain": [(-1, 3), (0, 2), (1, 4), (2, 2)],                       # one deep conversation
+    "fan": [(-1, 2), (0, 3), (0, 1), (0, 2)],                         # a prompt and three alternative replies
+    "single": [(-1, 4)],                                              # one message alone
+    "mixed": [(-1, 2), (0, 2), (1, 3), (0, 1), (3, 2), (3, 2)],       # branches at two depths
+}
+TREE_ROWS = [["chain", "single"], ["fan", "mixed", "single"]]       # two or three trees per row, then padding
+TREE_T = 32
+
+
+def pack_trees(gen, vocab):
+    """Packs TREE_ROWS depth first into (B, TREE_T) rows, as data.c does, returning input ids, targets (the id
+    each position predicts, -100 for none), position ids, span_end (the last position of the subtree of the
+    token's message) and the equivalent boolean (B, T, T) mask: key j visible from query i iff j <= i <= span_end[j].
+    A token predicts the next token of its message; a message's last token predicts the first token of its first
+    child, or <|endoftext|> (here the id vocab - 1) when it has none. Padding: target -100, position 0, and it
+    sees only itself."""
+    eot = vocab - 1
+    B = len(TREE_ROWS)
+    ids = torch.randint(0, vocab - 1, (B, TREE_T), generator=gen)
+    targets = torch.full((B, TREE_T), -100)
+    pos = torch.zeros((B, TREE_T), dtype=torch.long)
+    span = torch.arange(TREE_T).repeat(B, 1)  # padding: its own position
+    for b, row in enumerate(TREE_ROWS):
+        t = 0
+        for name in row:
+            msgs = TREES[name]
+            start, end, first_child = [], [], {}
+            for k, (parent, n) in enumerate(msgs):
+                start.append(t)
+                p0 = 0 if parent < 0 else int(pos[b, end[parent]]) + 1
+                pos[b, t:t + n] = torch.arange(p0, p0 + n)
+                t += n
+                end.append(t - 1)
+                if parent >= 0:
+                    first_child.setdefault(parent, k)
+            for k, (parent, n) in enumerate(msgs):
+                last = k  # the last message of k's subtree: descendants follow k contiguously
+                while last + 1 < len(msgs) and is_descendant(msgs, last + 1, k):
+                    last += 1
+                span[b, start[k]:end[k] + 1] = end[last]
+                targets[b, start[k]:end[k]] = ids[b, start[k] + 1:end[k] + 1]
+                targets[b, end[k]] = ids[b, start[first_child[k]]] if k in first_child else eot
+        assert t <= TREE_T
+    i = torch.arange(TREE_T)
+    visible = (i[None, None, :] <= i[None, :, None]) & (i[None, :, None] <= span[:, None, :])  # [b, query, key]
+    return ids, targets, pos, span, visible
+
+
+def is_descendant(msgs, k, a):
+    while k >= 0 and k != a:
+        k = msgs[k][0]
+    return k == a
+
+
+def tree_reference(name, outdir):
+    """The packed trees run by HF's FalconForCausalLM with a custom 4D mask. In transformers 5.x a 4D
+    attention_mask is used as given (masking_utils returns an already-4D mask unchanged), and FalconAttention adds
+    it to the scores: the eager path computes softmax(scores + mask), so the mask must be additive floats (0 where
+    visible, the dtype's minimum where not); a boolean mask would be added as 0/1: no masking, and no error. The sdpa path
+    hands it to torch's scaled_dot_product_attention, which also takes a boolean mask (True = visible); both are
+    run below and must agree. Eager, fp32, is the reference. The loss is the mean cross-entropy of the logits
+    against the targets (ignoring -100): HF's own shift-by-one labels cannot say that a leaf predicts
+    <|endoftext|> while the next position holds another branch."""
+    d = os.path.join(outdir, name)
+    model = FalconForCausalLM.from_pretrained(d, dtype=torch.float32)
+    gen = torch.Generator().manual_seed(7)
+    ids, targets, pos, span, visible = pack_trees(gen, model.config.vocab_size)
+    additive = torch.zeros(visible.shape, dtype=torch.float32).masked_fill(~visible, torch.finfo(torch.float32).min)
+    model.config._attn_implementation = "sdpa"
+    with torch.no_grad():
+        sdpa_logits = model(input_ids=ids, attention_mask=visible[:, None], position_ids=pos).logits
+    model.config._attn_implementation = "eager"
+    out = model(input_ids=ids, attention_mask=additive[:, None], position_ids=pos)
+    assert (out.logits - sdpa_logits).abs().max() < 1e-5, "eager and sdpa disagree on the tree mask"
+    loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1),
+                                             ignore_index=-100)
+    loss.backward()
+    ref = {"input_ids": ids.to(torch.int32), "targets": targets.to(torch.int32), "position_ids": pos.to(torch.int32),
+           "span_end": span.to(torch.int32), "logits": out.logits.detach().contiguous(), "loss": loss.detach().reshape(1)}
+    for n, p in model.named_parameters():
+        ref["grad." + n] = p.grad.detach().clone().contiguous()
+    os.makedirs(os.path.join(outdir, "tree_" + name), exist_ok=True)
+    save_file(ref, os.path.join(outdir, "tree_" + name, "ref.safetensors"))
+    print(f"tree_{name}: loss {loss.item():.6f}, {int((targets >= 0).sum())} counted tokens")
+
+
 def check_c(d):
     """Loads a falcon.c checkpoint directory with transformers and compares logits with falcon.c's."""
     model = FalconForCausalLM.from_pretrained(d, torch_dtype=torch.float32)
@@ -225,5 +318,9 @@ if __name__ == "__main__":
         sys.exit(0 if all(check_c(d) for d in sys.argv[2:]) else 1)
     torch.set_num_threads(1)
     outdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")
-    for name in sys.argv[1:] or LAYOUTS:
-        reference(name, LAYOUTS[name], outdir)
+    for name in sys.argv[1:] or [*LAYOUTS, "trees"]:
+        if name == "trees":
+            for layout in ("mqa", "gqa"):  # the C test loads these models from tests/ref/<layout>
+                tree_reference(layout, outdir)
+        else:
+            reference(name, LAYOUTS[name], outdir)

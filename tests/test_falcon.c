@@ -60,6 +60,25 @@ static void cmp_one(void *ctx, const char *name, const size_t *shape, int ndim, 
     free(want);
 }
 
+// One forward and backward of the model on a batch against the reference's logits, loss and every gradient.
+static void check_against_ref(Falcon *m, const SafeTensors *ref, const char *what, const int *ids, const int *targets,
+                              const int *pos, const int *span_end, size_t B, size_t T) {
+    size_t V = m->config.V, n;
+    float loss = falcon_forward(m, ids, targets, pos, span_end, B, T);
+    float *want_logits = ref_raw(ref, "logits", &n), *want_loss = ref_raw(ref, "loss", NULL);
+    CHECK(n == B * T * V, "%s: logits shape", what);
+    double dl = rel_diff(m->acts[A_LOGITS], want_logits, B * T * V);
+    CHECK(dl < TOL_REL, "%s: logits match HF (max rel diff %.2e)", what, dl);
+    CHECK(fabs(loss - want_loss[0]) < TOL_LOSS, "%s: loss %.7f matches HF %.7f", what, loss, want_loss[0]);
+    falcon_zero_grad(m);
+    falcon_backward(m, 1.0f);
+    CmpCtx cc = {ref, "grad.", m->grads_memory, 0.0, ""};
+    param_foreach(&m->config, cmp_one, &cc);
+    CHECK(cc.worst < TOL_REL, "%s: every parameter gradient matches HF (worst %.2e in %s)", what, cc.worst, cc.worst_name);
+    free(want_logits);
+    free(want_loss);
+}
+
 static void test_parity(const char *layout) {
     char dir[256], path[300];
     Err e = {{0}};
@@ -70,23 +89,11 @@ static void test_parity(const char *layout) {
     snprintf(path, sizeof path, "%s/ref.safetensors", dir);
     if (safetensors_open(&ref, path, &e)) die("%s", e.msg);
     const STensor *ti = safetensors_find(&ref, "input_ids");
-    size_t B = ti->shape[0], T = ti->shape[1], V = m.config.V, n;
+    size_t B = ti->shape[0], T = ti->shape[1];
     int32_t *ids = ref_raw(&ref, "input_ids", NULL), *labels = ref_raw(&ref, "labels", NULL);
     int *targets = xmalloc(B * T * sizeof(int));
     labels_to_targets(targets, labels, B, T);
-    float loss = falcon_forward(&m, ids, targets, NULL, NULL, B, T);
-    float *want_logits = ref_raw(&ref, "logits", &n), *want_loss = ref_raw(&ref, "loss", NULL);
-    CHECK(n == B * T * V, "%s: logits shape", layout);
-    double dl = rel_diff(m.acts[A_LOGITS], want_logits, B * T * V);
-    CHECK(dl < TOL_REL, "%s: logits match HF (max rel diff %.2e)", layout, dl);
-    CHECK(fabs(loss - want_loss[0]) < TOL_LOSS, "%s: loss %.7f matches HF %.7f", layout, loss, want_loss[0]);
-    falcon_zero_grad(&m);
-    falcon_backward(&m, 1.0f);
-    CmpCtx cc = {&ref, "grad.", m.grads_memory, 0.0, ""};
-    param_foreach(&m.config, cmp_one, &cc);
-    CHECK(cc.worst < TOL_REL, "%s: every parameter gradient matches HF (worst %.2e in %s)", layout, cc.worst, cc.worst_name);
-    free(want_logits);
-    free(want_loss);
+    check_against_ref(&m, &ref, layout, ids, targets, NULL, NULL, B, T);
 
     // 10 AdamW steps with the reference script's hyper-parameters
     falcon_free(&m);
@@ -123,6 +130,28 @@ static void test_parity(const char *layout) {
     falcon_free(&m);
 }
 
+
+// Conversation trees packed into rows (tests/make_reference.py's pack_trees: two or three trees of different shapes
+// per row, then padding), against HF run with the equivalent 4D mask and position ids.
+static void test_tree_parity(const char *layout) {
+    char dir[256], path[300];
+    Err e = {{0}};
+    snprintf(dir, sizeof dir, REF "/%s", layout);
+    snprintf(path, sizeof path, REF "/tree_%s/ref.safetensors", layout);
+    Falcon m;
+    SafeTensors ref;
+    if (falcon_load(&m, dir, &e) || safetensors_open(&ref, path, &e)) { CHECK(0, "%s trees: %s", layout, e.msg); return; }
+    const STensor *ti = safetensors_find(&ref, "input_ids");
+    size_t B = ti->shape[0], T = ti->shape[1];
+    int32_t *ids = ref_raw(&ref, "input_ids", NULL), *targets = ref_raw(&ref, "targets", NULL);
+    int32_t *pos = ref_raw(&ref, "position_ids", NULL), *span = ref_raw(&ref, "span_end", NULL);
+    char what[64];
+    snprintf(what, sizeof what, "%s, packed trees", layout);
+    check_against_ref(&m, &ref, what, ids, targets, pos, span, B, T);
+    free(ids); free(targets); free(pos); free(span);
+    safetensors_close(&ref);
+    falcon_free(&m);
+}
 
 // The z-loss has no HF counterpart: its gradient is checked by central finite differences on the logits.
 static void test_zloss_gradient(void) {
@@ -648,6 +677,7 @@ int main(void) {
     const char *layouts[] = {"mqa", "gqa", "gqa1", "bias", "seq", "mha", "swiglu"};
     size_t nlayouts = sizeof layouts / sizeof layouts[0];
     for (size_t i = 0; i < nlayouts; i++) test_parity(layouts[i]);
+    for (size_t i = 0; i < 2; i++) test_tree_parity(layouts[i]);
     test_zloss_gradient();
     test_swiglu_gradient();
     test_switch_configs();
