@@ -149,6 +149,17 @@ train: $(BINS)
 		--warmup 20 --lr 3e-3 --eval-every 50 --save-every 200
 	./falcon sample -m $(DEMO)/run/latest --prompt "The old teacher" -n 60 --seed 1
 
+# ---------------------------------------------------------------- ablations (docs/ablation.md)
+# The Falcon paper's method: small models, one design axis at a time, several seeds, judged by zero-shot accuracy.
+#   make ablate-quick      about 30 minutes on 2 cores: runs/ablate-quick/results.md and results.svg
+#   make ablate            the full grid (hours: see docs/ablation.md); ABLATE_ARGS="--axes mlp --seeds 3" etc.
+.PHONY: ablate ablate-quick
+ablate: $(BINS)
+	tools/ablate.sh $(ABLATE_ARGS)
+ablate-quick: $(BINS)
+	tools/ablate.sh --quick $(ABLATE_ARGS)
+TESTS += tests/t_ablate.sh
+
 # ---------------------------------------------------------------- tests
 test: $(BINS) $(TEST_DEPS) $(filter $(B)/%,$(TESTS))
 	tests/run.sh $(TESTS)
