@@ -56,6 +56,10 @@ expect_error "other settings into the same --out are refused" "holds runs made w
     sh tools/ablate.sh --smoke --steps 3 --axes zloss --out "$T/a"
 expect_error "an unknown axis is refused" "unknown axis 'colour'" sh tools/ablate.sh --smoke --axes colour --out "$T/b"
 expect_error "a malformed --shape is refused" "--shape: expected" sh tools/ablate.sh --smoke --shape "C=64 L=two" --out "$T/b"
+mkdir "$T/a/lock"
+expect_error "a second runner in the same --out is refused" "lock exists: another tools/ablate.sh is running there" \
+    sh tools/ablate.sh --smoke --axes zloss --seeds 2 --out "$T/a"
+rmdir "$T/a/lock"
 
 # a variant that falcon.c refuses is skipped, said so, and the table says it too
 mkdir -p "$T/fake"

@@ -149,6 +149,11 @@ for a in $(echo "$AXES" | tr ',' ' '); do
 done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+# one invocation at a time per directory: two would train the same runs and overwrite each other's files
+mkdir "$OUT/lock" 2>/dev/null ||
+    die "$OUT/lock exists: another tools/ablate.sh is running there (if none is, remove that directory)"
+trap 'rmdir "$OUT/lock"' EXIT
+trap 'exit 130' INT TERM
 D=$OUT/data
 
 # The settings a finished run depends on. A rerun into the same --out must agree, or its results would mix.
