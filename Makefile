@@ -74,7 +74,7 @@ $(B)/test_data: tests/test_data.c tests/test.h $(DATA_SRC) | $(B)
 	$(CC) $(CFLAGS) $(OPT) $(OMP) -o $@ tests/test_data.c tokenizer.c json.c $(LDLIBS)
 $(B)/san/test_data: tests/test_data.c tests/test.h $(DATA_SRC) | $(B)/san
 	$(CC) $(CFLAGS) $(SAN) $(OMP) -o $@ tests/test_data.c tokenizer.c json.c $(LDLIBS)
-TESTS += $(B)/test_data $(B)/san/test_data tests/t_data_cli.sh
+TESTS += $(B)/test_data $(B)/san/test_data tests/t_data_cli.sh tests/t_trees.sh
 TEST_DEPS += data tokenizer $(B)/san/data
 
 # ---------------------------------------------------------------- progress.h: the progress line of the long steps

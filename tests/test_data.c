@@ -1031,6 +1031,45 @@ static void test_mix_trees(void) {
     forest_free(&f);
 }
 
+// The example of docs/trees.md and its figures (docs/img/trees_figures.sh): packed with word tokens, the code
+// gives the figure's positions, spans and targets.
+static void test_trees_example(void) {
+    const char *in =
+        "{\"id\":\"A\",\"parent\":null,\"text\":\"Do you like Paris?\"}\n"
+        "{\"id\":\"B\",\"parent\":\"A\",\"text\":\"Yes! It's lovely!\"}\n"
+        "{\"id\":\"C\",\"parent\":\"A\",\"text\":\"Too crowded.\"}\n"
+        "{\"id\":\"D\",\"parent\":\"B\",\"text\":\"Which part?\"}\n";
+    char dir[300], path[400], err[256];
+    snprintf(dir, sizeof dir, "%s/example", tmpdir);
+    mkdir(dir, 0777);
+    Forest f = {0};
+    forest_add_jsonl(&f, "example.jsonl", in, strlen(in));
+    TokDoc toks[4] = {{0}};
+    WordVocab wv;
+    wordvocab_build(&wv);
+    forest_tokenise(&f, NULL, &wv, toks, err, sizeof err);
+    TreeConfig c = {0};
+    c.T = 16; c.shard_tokens = 1000; c.eot = (uint32_t)wv.next; c.vocab = c.eot + 1; c.out = dir;
+    TreeStats st;
+    trees_write(&f, toks, &c, &st, err, sizeof err);
+    snprintf(path, sizeof path, "%s/train_000.bin", dir);
+    const char *pp[1] = {path};
+    DataLoader *dl = dataloader_open_val(pp, 1, 1, 16, 0, 1, err, sizeof err);
+    int32_t in_[16], tg[16], ps[16], se[16];
+    if (dl) dataloader_next_batch(dl, in_, tg, ps, se);
+    const int32_t want_pos[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 5, 6}, want_se[12] = {11, 11, 11, 11, 11, 9, 9, 9, 9, 9, 11, 11};
+    int ok = dl != NULL;
+    for (int t = 0; t < 12 && ok; t++) ok = ps[t] == want_pos[t] && se[t] == want_se[t] && (t == 11 || tg[t] == in_[t + 1] || t == 9);
+    ok = ok && tg[9] == (int32_t)c.eot && tg[11] == (int32_t)c.eot && tg[4] == in_[5] && in_[0] == (int32_t)c.eot;
+    for (int t = 12; t < 16 && ok; t++) ok = tg[t] == -100 && se[t] == t;
+    CHECK(ok, "trees: the example of docs/trees.md packs as drawn (positions, span_end, targets, padding)");
+    dataloader_close(dl);
+    tree_stats_free(&st);
+    for (int i = 0; i < 4; i++) tokdoc_free(&toks[i]);
+    wordvocab_free(&wv);
+    forest_free(&f);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_data.XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -1048,6 +1087,7 @@ int main(void) {
     test_mix();
     test_trees();
     test_trees_bad();
+    test_trees_example();
     test_mix_trees();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
