@@ -12,8 +12,8 @@ The model, as HF transformers' FalconForCausalLM computes it:
     logits = LN_f(x) @ wte^T                            // LM head tied to the word embeddings
 
 Switches (Config, all off for Falcon): the RefinedWeb models' Linear biases, sequential blocks
-(x = x + attention(LN1(x)), then x = x + MLP(LN2(x))) and full multi-head attention (NKV = NH), from HF's
-FalconConfig; and falcon.c's own SwiGLU MLP. docs/architecture.md describes each.
+(x = x + attention(LN1(x)), then x = x + MLP(LN2(x))), full multi-head attention (NKV = NH) and ALiBi in place of
+RoPE, from HF's FalconConfig; and falcon.c's own SwiGLU MLP. docs/architecture.md describes each.
 
 Dimension names used everywhere: B batch, T time (sequence), C channels (hidden size), V vocabulary, L layers,
 NH query heads, NKV key/value heads (1 = multi-query), HS head size, FF MLP hidden size, QKV = (NH + 2 NKV) HS.
@@ -130,6 +130,9 @@ static const Preset PRESETS[] = {
     {"falcon-7b",   {65024, 4544,  32, 71,  1,  64,  18176, 2048, 0,  1, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
     {"falcon-40b",  {65024, 8192,  60, 128, 8,  64,  32768, 2048, 1,  2, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
     {"falcon-180b", {65024, 14848, 80, 232, 8,  64,  59392, 2048, 1,  2, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
+    // the RefinedWeb paper's models (their HF config.json): full multi-head, sequential blocks, biases, ALiBi
+    {"falcon-rw-1b", {50304, 2048, 24, 32,  32, 64,  8192,  2048, 0,  2, 1e-5f, 10000.f, 1,  2,  1,  1,   1,    0}},
+    {"falcon-rw-7b", {65024, 4096, 36, 64,  64, 64,  16384, 2048, 0,  2, 1e-5f, 10000.f, 1,  2,  1,  1,   1,    0}},
     // laptop sizes; the vocabulary is replaced by the tokenizer's when training on shards
     {"nano",        {4096,  128,   4,  4,   1,  32,  512,   256,  0,  1, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
     {"tiny",        {8192,  256,   6,  8,   1,  32,  1024,  512,  0,  1, 1e-5f, 10000.f, 11, 11, 0,  0,   0,    0}},
@@ -230,7 +233,6 @@ static int config_parse(Config *c, const char *text, size_t len, const char *pat
         goto done;
     }
     if (!tie) { errorf(e, "%s: \"tie_word_embeddings\": false is not supported", path); goto done; }
-    if (alibi) { errorf(e, "%s: \"alibi\": true is not supported (falcon.c uses RoPE)", path); goto done; }
     // HF's decoder layer reads ln_attn/ln_mlp (new_decoder_architecture) or post_attention_layernorm (sequential),
     // never both: the combination fails inside transformers itself
     if (!par && nda) {
@@ -1048,9 +1050,10 @@ static size_t q_off(const Config *c, size_t h) {
 static size_t k_off(const Config *c, size_t g) { return (g * (c->NH / c->NKV + 2) + c->NH / c->NKV) * c->HS; }
 static size_t v_off(const Config *c, size_t g) { return k_off(c, g) + c->HS; }
 
-// Applies RoPE to every query and key head of qkv (N tokens, each at position pos[n]).
+// Applies RoPE to every query and key head of qkv (N tokens, each at position pos[n]). ALiBi models have none.
 static void rope_forward(float *qkv, const int *pos, const float *cosb, const float *sinb, const Config *c, size_t N,
                          float sign) {
+    if (c->alibi) return;
     size_t QKV = qkv_dim(c), h2 = c->HS / 2;
     #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
@@ -1065,6 +1068,38 @@ static void rope_forward(float *qkv, const int *pos, const float *cosb, const fl
 static void rope_backward(float *dqkv, const int *pos, const float *cosb, const float *sinb, const Config *c,
                           size_t N) {
     rope_forward(dqkv, pos, cosb, sinb, c, N, -1.0f);
+}
+
+// ALiBi (Press et al., "Train Short, Test Long", 2022), the positions of the RefinedWeb models in place of RoPE:
+// query head h adds slope_h j to its score for the key at position j. Within one query's softmax that is the
+// penalty -slope_h (i - j) for a key i - j positions back (a constant per row changes nothing), so each head
+// prefers near keys, with its own range. The slopes form a geometric sequence: for NH a power of two,
+// slope_h = 2^(-8 (h + 1) / NH); otherwise the NH' = the largest power of two below NH take those of NH', and the
+// remaining heads take every other slope of 2 NH': 2^(-4 (2k + 1) / NH'), k = 0, 1, ...
+// HF's numerics, reproduced: each slope is computed in fp32 (2^(-8 / NH') raised to the power h + 1) and rounded to
+// bf16; the position j too is rounded to bf16 (PyTorch casts the integer positions to the slopes' type), so beyond
+// 256 positions share their bias in pairs, beyond 512 in fours, ...; their product is rounded to bf16 once more;
+// the result is divided by sqrt(HS), the scale of the scores: s = q.k / sqrt(HS) + bf16(slope bf16(j)) / sqrt(HS).
+// docs/architecture.md has the quirks of HF's code. The table holds (maxT, NH) biases, one row per key position.
+static float bf16_round(float x) {  // to the nearest bf16, ties to even, as PyTorch's .bfloat16() does
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static void alibi_table(float *tab, size_t maxT, size_t NH, size_t HS) {
+    size_t P = 1;
+    while (2 * P <= NH) P *= 2;
+    float base = (float)pow(2.0, -pow(2.0, -(log2((double)P) - 3.0)));
+    float extra = (float)pow(2.0, -pow(2.0, -(log2((double)(2 * P)) - 3.0)));
+    for (size_t h = 0; h < NH; h++) {
+        float slope = h < P ? powf(base, (float)(h + 1)) : powf(extra, (float)(2 * (h - P) + 1));
+        slope = bf16_round(slope);
+        for (size_t j = 0; j < maxT; j++)
+            tab[j * NH + h] = bf16_round(slope * bf16_round((float)j)) / sqrtf((float)HS);
+    }
 }
 
 // Causal self-attention with NKV key/value heads shared by groups of NH/NKV query heads (multi-query when NKV = 1).
@@ -1082,10 +1117,12 @@ static REFERENCE int attn_visible(size_t t, size_t t2, const int *span_end_row) 
     return t2 <= t && (!span_end_row || (int)t <= span_end_row[t2]);
 }
 
+// With ALiBi each score gains a bias that depends on the head and on the key only: key_bias (B, T, NH), the ALiBi
+// table's row of each token's position id (so in a tree a key's bias follows its depth), or NULL (RoPE).
 // The reference versions compute it as written, keeping the probabilities att (B, NH, T, T): O(T^2) memory,
 // with att = 0 wherever a key is not visible. qkv (B, T, QKV) already rotated, out (B, T, C) with heads in order.
 static REFERENCE void attention_forward_ref(float *out, float *att, const float *qkv, const int *span_end,
-                                            const Config *c, size_t B, size_t T) {
+                                            const float *key_bias, const Config *c, size_t B, size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH;
     float scale = 1.0f / sqrtf((float)HS);
     #pragma omp parallel for collapse(2) schedule(static)
@@ -1103,7 +1140,7 @@ static REFERENCE void attention_forward_ref(float *out, float *att, const float 
                     const float *k = qkv + (b * T + t2) * QKV + k_off(c, g);
                     float s = 0.0f;
                     for (size_t i = 0; i < HS; i++) s += q[i] * k[i];
-                    a[t2] = s * scale;
+                    a[t2] = s * scale + (key_bias ? key_bias[(b * T + t2) * NH + h] : 0.0f);
                     if (a[t2] > mx) mx = a[t2];
                 }
                 float sum = 0.0f;
@@ -1254,10 +1291,16 @@ static void att_scores(float *s, const float *q, const float *k, size_t R, size_
     gemm_serial(s, ATT_BK, q, HS, 1, k, 1, QKV, R, nk, HS, pack, pack + MR * KC);
 }
 
-// qkv (B, T, QKV) already rotated; span_end (B, T) or NULL; out (B, T, C) with heads in order; lse (B, NH, T)
-// kept for the backward.
-static void attention_forward(float *out, float *lse, const float *qkv, const int *span_end, const Config *c, size_t B,
-                              size_t T) {
+// In a tile, the scores s of the first jn keys (key_bias kb, rows NH apart, at the head's column) of one query gain
+// their ALiBi biases.
+static void att_bias_row(float *s, const float *kb, size_t NH, size_t jn) {
+    for (size_t j = 0; j < jn; j++) s[j] += kb[j * NH];
+}
+
+// qkv (B, T, QKV) already rotated; span_end (B, T) or NULL; key_bias (B, T, NH) or NULL; out (B, T, C) with heads in
+// order; lse (B, NH, T) kept for the backward.
+static void attention_forward(float *out, float *lse, const float *qkv, const int *span_end, const float *key_bias,
+                              const Config *c, size_t B, size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, NKV = c->NKV, qpk = NH / NKV;
     size_t bq = att_tile_positions(c), tiles = (T + bq - 1) / bq;
     float scale = 1.0f / sqrtf((float)HS);
@@ -1288,6 +1331,7 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
                 for (size_t r = 0; r < R; r++) {
                     size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;  // keys it may see
                     float *s = w.s + r * ATT_BK, *o = w.o + r * HS, mx = w.m[r], sum = 0.0f;
+                    if (key_bias) att_bias_row(s, key_bias + (b * T + s0) * NH + g * qpk + r / n, NH, jn);
                     if (kind == ATT_MIXED) att_mask_row(s, se + s0, t, jn);
                     for (size_t j = 0; j < jn; j++) mx = s[j] > mx ? s[j] : mx;
                     if (mx == -INFINITY) jn = 0;  // nothing visible so far: the row's tree starts further on
@@ -1320,10 +1364,10 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
 
 // With p = exp(s - lse) recomputed tile by tile and D = sum_d dout o (= sum_t2 p dp, the softmax's correction):
 // dv += p^T dout, dp = dout v^T, ds = p (dp - D), dq += ds k / sqrt(HS), dk += ds^T q / sqrt(HS), each a small
-// matrix product over the tile. The query heads of a group write the same dk, dv, so the threads take whole
-// (batch, group) pairs and every sum stays race-free.
+// matrix product over the tile (ALiBi's biases, constants, enter only the recomputed scores). The query heads of a
+// group write the same dk, dv, so the threads take whole (batch, group) pairs and every sum stays race-free.
 static void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
-                               const int *span_end, const Config *c, size_t B, size_t T) {
+                               const int *span_end, const float *key_bias, const Config *c, size_t B, size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, NKV = c->NKV, qpk = NH / NKV;
     size_t bq = att_tile_positions(c);
     float scale = 1.0f / sqrtf((float)HS);
@@ -1364,6 +1408,7 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                     for (size_t r = 0; r < R; r++) {
                         size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;
                         float *s = w.s + r * ATT_BK, *dp = w.dp + r * ATT_BK;
+                        if (key_bias) att_bias_row(s, key_bias + (b * T + s0) * NH + g * qpk + r / n, NH, jn);
                         if (kind == ATT_MIXED) att_mask_row(s, se + s0, t, jn);
                         for (size_t j = 0; j < jn; j++) {
                             s[j] = exp_fast(s[j] - w.m[r]);    // the probability
@@ -1491,6 +1536,7 @@ static void crossentropy_backward(float *dlogits, const float *logits, const flo
 
 enum {
     A_ENCODED,    // (B, T, C)      token embeddings: the residual stream entering layer 0
+    A_KEY_BIAS,   // (B, T, NH)     ALiBi only (else empty): each token's score bias as a key, by its position id
     A_LN1,        // (L, B, T, C)   LayerNorm before attention (and the MLP, with one LayerNorm)
     A_LN1_MEAN,   // (L, B, T)
     A_LN1_RSTD,   // (L, B, T)
@@ -1523,6 +1569,7 @@ typedef struct {
     float *grads_memory;           // (num_params), allocated by the first backward
     size_t num_params;
     float *rope_cos, *rope_sin;    // (maxT, HS/2)
+    float *alibi;                  // (maxT, NH) ALiBi's score bias of a key at each position, or NULL (RoPE)
     // activations of the current batch
     size_t B, T;
     float *acts[NUM_ACT_TENSORS];
@@ -1549,6 +1596,10 @@ static void falcon_build(Falcon *m, const Config *c) {
     m->rope_cos = xmalloc(c->maxT * (c->HS / 2) * sizeof(float));
     m->rope_sin = xmalloc(c->maxT * (c->HS / 2) * sizeof(float));
     rope_tables(m->rope_cos, m->rope_sin, c->maxT, c->HS, c->rope_theta);
+    if (c->alibi) {
+        m->alibi = xmalloc(c->maxT * c->NH * sizeof(float));
+        alibi_table(m->alibi, c->maxT, c->NH, c->HS);
+    }
 }
 
 static void falcon_free_acts(Falcon *m) {
@@ -1570,6 +1621,7 @@ static void falcon_free(Falcon *m) {
     free(m->grads_memory);
     free(m->rope_cos);
     free(m->rope_sin);
+    free(m->alibi);
     memset(m, 0, sizeof *m);
 }
 
@@ -1605,7 +1657,7 @@ static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
     const Config *c = &m->config;
     size_t L = c->L, C = c->C, N = B * T, QKV = qkv_dim(c), ln2 = c->num_ln == 2, seq = c->sequential, FC = fc_dim(c);
     size_t sizes[NUM_ACT_TENSORS] = {
-        N * C, L * N * C, L * N, L * N, ln2 * L * N * C, ln2 * L * N, ln2 * L * N, L * N * QKV,
+        N * C, c->alibi ? N * c->NH : 0, L * N * C, L * N, L * N, ln2 * L * N * C, ln2 * L * N, ln2 * L * N, L * N * QKV,
         L * B * c->NH * T, L * N * C, seq * L * N * C, L * N * FC, L * N * c->FF, L * N * C, N * C, N, N, N * c->V, N,
     };
     size_t gsizes[NUM_GRAD_ACT_TENSORS] = {N * C, N * C, N * C, N * C, N * QKV, N * C, N * FC, N * c->FF, N * c->V};
@@ -1657,6 +1709,9 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
     const int *se = masked ? m->span_end : NULL;
     float **a = m->acts;
     float *const *p = m->params.t;
+    const float *kb = c->alibi ? a[A_KEY_BIAS] : NULL;
+    for (size_t n = 0; c->alibi && n < N; n++)
+        memcpy(a[A_KEY_BIAS] + n * c->NH, m->alibi + (size_t)m->pos[n] * c->NH, c->NH * sizeof(float));
     encoder_forward(a[A_ENCODED], inputs, p[P_WTE], N, C);
     for (size_t l = 0; l < c->L; l++) {
         const float *x = l == 0 ? a[A_ENCODED] : a[A_RESIDUAL] + (l - 1) * N * C;  // (B, T, C)
@@ -1674,7 +1729,7 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
         matmul_forward(qkv, ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
         bias_forward(qkv, layer_bias(c, p[P_QKVB], l, QKV), N, QKV);
         rope_forward(qkv, m->pos, m->rope_cos, m->rope_sin, c, N, 1.0f);
-        attention_forward(atty, att_lse, qkv, se, c, B, T);
+        attention_forward(atty, att_lse, qkv, se, kb, c, B, T);
         matmul_forward(m->scratch, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
         bias_forward(m->scratch, layer_bias(c, p[P_ATTPROJB], l, C), N, C);
         for (size_t i = 0; i < N * C; i++) res[i] = x[i] + m->scratch[i];
@@ -1758,7 +1813,8 @@ static void falcon_backward(Falcon *m, float dloss) {
         // attention branch
         matmul_backward(g[G_DATTY], dp[P_ATTPROJW] + l * C * C, datt, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
         bias_backward(layer_bias(c, dp[P_ATTPROJB], l, C), datt, N, C);
-        attention_backward(g[G_DQKV], g[G_DATTY], qkv, atty, att_lse, m->masked ? m->span_end : NULL, c, B, T);
+        attention_backward(g[G_DQKV], g[G_DATTY], qkv, atty, att_lse, m->masked ? m->span_end : NULL,
+                           c->alibi ? a[A_KEY_BIAS] : NULL, c, B, T);
         rope_backward(g[G_DQKV], m->pos, m->rope_cos, m->rope_sin, c, N);
         bias_backward(layer_bias(c, dp[P_QKVB], l, QKV), g[G_DQKV], N, QKV);
         matmul_backward(dln1, dp[P_QKVW] + l * QKV * C, g[G_DQKV], ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
@@ -2511,7 +2567,7 @@ static const float *decoder_step(Decoder *d, int token, int pos) {
                 const float *k = kc + ((size_t)t * NKV + g) * HS;
                 float s = 0.0f;
                 for (size_t i = 0; i < HS; i++) s += q[i] * k[i];
-                d->att[t] = s * scale;
+                d->att[t] = s * scale + (c->alibi ? m->alibi[(size_t)t * c->NH + h] : 0.0f);
                 if (d->att[t] > mx) mx = d->att[t];
             }
             for (int t = 0; t <= pos; t++) sum += d->att[t] = expf(d->att[t] - mx);
@@ -3130,15 +3186,16 @@ static int cmd_info(int argc, char **argv) {
     if (argc < 3) {
         printf("presets:");
         for (size_t i = 0; i < NUM_PRESETS; i++) printf(" %s", PRESETS[i].name);
-        printf("\nusage: falcon info PRESET|CHECKPOINT_DIR\n");
+        printf("\nusage: falcon info [--model] PRESET|CHECKPOINT_DIR\n");
         return 0;
     }
-    const Config *pc = preset_find(argv[2]);
+    const char *model = argc > 3 && !strcmp(argv[2], "--model") ? argv[3] : argv[2];  // --model as train takes it
+    const Config *pc = preset_find(model);
     Config c;
     Err e = {{0}};
     if (pc) c = *pc;
-    else if (config_load(&c, argv[2], &e)) die("%s", e.msg);
-    print_config(argv[2], &c);
+    else if (config_load(&c, model, &e)) die("%s", e.msg);
+    print_config(model, &c);
     return 0;
 }
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import FalconConfig, FalconForCausalLM
-from transformers.models.falcon.modeling_falcon import FalconLinear
+from transformers.models.falcon.modeling_falcon import FalconLinear, build_alibi_tensor
 
 # The training hyper-parameters of the 10-step reference; tests/test_falcon.c uses the same numbers.
 STEPS, WARMUP, LR_PEAK, LR_FLOOR_FRAC = 10, 3, 1e-2, 0.1
@@ -64,6 +64,15 @@ LAYOUTS = {
     "mha": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=False,
                 new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=False,
                 max_position_embeddings=64, rope_theta=10000.0),
+    # ALiBi instead of RoPE, with 16 heads: slopes that are not powers of two, so that HF's bf16 rounding of the
+    # slopes and of slope x position shows; 512 positions, so that the table reaches the steps beyond position 256;
+    "alibi": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=16, multi_query=True,
+                  new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=True,
+                  max_position_embeddings=512),
+    # all four together: the layout of Falcon-RW-1B/7B (the RefinedWeb paper's models);
+    "rw": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=False,
+               new_decoder_architecture=False, parallel_attn=False, bias=True, alibi=True,
+               max_position_embeddings=64),
     # falcon.c's SwiGLU MLP, its hidden size round(2/3 of 4 x 32) = 85 (the GELU MLP's parameter count).
     "swiglu": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=True,
                    new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=False, mlp_type="swiglu",
@@ -149,6 +158,12 @@ def reference(name, kw, outdir):
     ref["labels"] = labels.to(torch.int32)
     ref["logits"] = out.logits.detach().contiguous()
     ref["loss"] = out.loss.detach().reshape(1)
+    if kw.get("alibi"):
+        # the score biases exactly as HF adds them: (NH, max_position_embeddings), key position along the rows
+        n = kw["max_position_embeddings"]
+        nh = kw["num_attention_heads"]
+        alibi = build_alibi_tensor(torch.ones(1, n, dtype=torch.long), nh, torch.float32)
+        ref["alibi"] = (alibi / math.sqrt(kw["hidden_size"] // nh)).reshape(nh, n).contiguous()
     for n, p in model.named_parameters():
         ref["grad." + n] = p.grad.detach().clone().contiguous()
 

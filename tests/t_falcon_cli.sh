@@ -30,11 +30,21 @@ for bin in ./falcon build/san/falcon; do
     check "$bin info: an original Falcon-7B config.json (RefinedWebModel) is 6.92B" grep -q "parameters: 6921720704" <<< "$out"
     out=$($bin info "$tmp/rw40")
     check "$bin info: an original Falcon-40B config.json (RefinedWeb) is 41.30B" grep -q "parameters: 41303293952" <<< "$out"
+    # the RefinedWeb paper's models: presets, and an original Falcon-RW-1B config.json (RefinedWebModel, n_head ...)
+    out=$($bin info --model falcon-rw-1b)
+    check "$bin info --model falcon-rw-1b: 1311625216 parameters" grep -q "parameters: 1311625216 (1.31B)" <<< "$out"
+    out=$($bin info falcon-rw-7b)
+    check "$bin info falcon-rw-7b: 7516020736 parameters" grep -q "parameters: 7516020736 (7.52B)" <<< "$out"
+    check "$bin info falcon-rw-7b: sequential blocks, ALiBi, biases" grep -q "sequential blocks, ALiBi, GELU MLP, biases" <<< "$out"
+    mkdir -p "$tmp/rw1"
+    printf '{"model_type": "RefinedWebModel", "hidden_size": 2048, "n_head": 32, "n_layer": 24, "multi_query": false, "parallel_attn": false, "bias": true, "alibi": true, "vocab_size": 50304, "bos_token_id": 1, "eos_token_id": 2}' > "$tmp/rw1/config.json"
+    out=$($bin info "$tmp/rw1")
+    check "$bin info: an original Falcon-RW-1B config.json is 1.31B" grep -q "parameters: 1311625216" <<< "$out"
     out=$($bin info tests/ref/gqa)
     check "$bin info DIR reads the checkpoint's config" grep -q "kv heads NKV=2" <<< "$out"
 
     # score: HF's loss for labels = input_ids, within 2e-6 (6 printed decimals)
-    for layout in mqa gqa gqa1 bias seq mha swiglu; do
+    for layout in mqa gqa gqa1 bias seq mha alibi rw swiglu; do
         got=$($bin score -m tests/ref/$layout < tests/ref/$layout/score_ids.txt)
         want=$(cat tests/ref/$layout/score_loss.txt)
         check "$bin score $layout: $got vs HF $want" close_to "$got" "$want" 2e-6
@@ -56,8 +66,8 @@ for bin in ./falcon build/san/falcon; do
     expect_error "$bin: vocab_size of the wrong type" '"vocab_size" must be an integer' $bin info "$tmp/ck"
     fresh; sed -i 's/"vocab_size": 61/"vocab_size": 1e40/' "$tmp/ck/config.json"
     expect_error "$bin: absurd vocab_size" '"vocab_size" = 1e?0*40.* out of range|out of range' $bin info "$tmp/ck"
-    fresh; sed -i 's/"alibi": false/"alibi": true/' "$tmp/ck/config.json"
-    expect_error "$bin: alibi refused" '"alibi": true is not supported' $bin info "$tmp/ck"
+    fresh; sed -i 's/"alibi": false/"alibi": "yes"/' "$tmp/ck/config.json"
+    expect_error "$bin: alibi not a boolean" 'config.json: byte [0-9]+: "alibi" must be true or false' $bin info "$tmp/ck"
     fresh; sed -i 's/"bias": false/"bias": true/' "$tmp/ck/config.json"
     expect_error "$bin: bias switched on, weights without biases" 'model.safetensors: tensor "transformer.h.0.self_attention.query_key_value.bias" is missing' $bin score -m "$tmp/ck"
     fresh; sed -i 's/"parallel_attn": true/"parallel_attn": false/; s/"new_decoder_architecture": false/"new_decoder_architecture": true/' "$tmp/ck/config.json"

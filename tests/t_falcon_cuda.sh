@@ -22,6 +22,8 @@ expect_error "check without a directory" "usage: falcon_cuda check" $B check
 # the switches the GPU kernels do not implement: one line, before any GPU is looked for
 expect_error "biases refused" 'tests/ref/bias: "bias": true is not implemented by the GPU kernels' $B check tests/ref/bias
 expect_error "sequential blocks refused" '"parallel_attn": false is not implemented' $B32 check tests/ref/seq
+expect_error "ALiBi refused" '"alibi": true is not implemented' $B check tests/ref/alibi
+expect_error "a Falcon-RW preset refused" 'falcon-rw-1b: "bias": true is not implemented' $B bench falcon-rw-1b
 expect_error "SwiGLU refused" '"mlp_type": "swiglu" is not implemented' $B train --model tests/ref/swiglu --data tests/ref
 expect_error "rank outside the world" "FALCON_RANK='3' is not an integer in \[0, 1\]" \
     env FALCON_RANK=3 FALCON_WORLD_SIZE=2 $B check tests/ref/mqa

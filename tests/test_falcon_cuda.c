@@ -104,9 +104,9 @@ static void test_flash_attention(const char *name, size_t NH, size_t NKV, size_t
     float *out = xmalloc(B * T * C * sizeof(float)), *lse = xmalloc(B * NH * T * sizeof(float));
     float *dqkv = xcalloc(B * T * QKV, sizeof(float));
     float *dqkv_ref = xcalloc(B * T * QKV, sizeof(float)), *lse_cpu = xmalloc(B * NH * T * sizeof(float));
-    attention_forward_ref(out_ref, att, qkv, NULL, &c, B, T);
+    attention_forward_ref(out_ref, att, qkv, NULL, NULL, &c, B, T);
     attention_backward_ref(dqkv_ref, dout, qkv, att, &c, B, T);
-    attention_forward(out, lse_cpu, qkv, NULL, &c, B, T);  // falcon.c's own (CPU) flash attention, for its lse
+    attention_forward(out, lse_cpu, qkv, NULL, NULL, &c, B, T);  // falcon.c's own (CPU) flash attention, for its lse
     double worst = 0.0;
     size_t brs[] = {1, 4, 8, 32};
     for (size_t i = 0; i < 4; i++) {
@@ -135,7 +135,7 @@ static void test_flash_attention(const char *name, size_t NH, size_t NKV, size_t
     tree_spans(span, B, T);
     float *out_n = xmalloc(B * T * C * sizeof(float)), *dqkv_n = xcalloc(B * T * QKV, sizeof(float));
     memset(dqkv, 0, B * T * QKV * sizeof(float));
-    attention_forward_ref(out_n, att, qkv, span, &c, B, T);
+    attention_forward_ref(out_n, att, qkv, span, NULL, &c, B, T);
     attention_backward_ref(dqkv_n, dout, qkv, att, &c, B, T);
     flash_attention_forward_ref(out, lse, qkv, span, &c, B, T, 8);
     flash_attention_backward_ref(dqkv, dout, out, lse, qkv, span, &c, B, T);
@@ -159,7 +159,8 @@ static void test_spec(void) {
 // The switches the GPU kernels do not implement are refused by name; Falcon's own layouts are not.
 static void test_unsupported(void) {
     const char *layouts[][2] = {{"mqa", ""}, {"gqa", ""}, {"gqa1", ""}, {"bias", "\"bias\""},
-                                {"seq", "\"parallel_attn\""}, {"mha", "\"multi_query\""}, {"swiglu", "\"mlp_type\""}};
+                                {"seq", "\"parallel_attn\""}, {"mha", "\"multi_query\""}, {"alibi", "\"alibi\""},
+                                {"rw", "\"bias\""}, {"swiglu", "\"mlp_type\""}};
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
         char dir[100];
         snprintf(dir, sizeof dir, "tests/ref/%s", layouts[i][0]);

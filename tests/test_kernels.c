@@ -68,17 +68,23 @@ static void test_attention(void) {
         TreeRow row;
         for (size_t b = 0; b < B; b++)
             tree_row_make(&row, pos + b * T, span + b * T, T, (TreeShape)((s + b) % TREE_SHAPES), 1 + s % 9, &rng);
-        for (int masked = 0; masked < 2; masked++) {
-            const int *se = masked ? span : NULL;
+        // ALiBi: each key's bias by its position id (the tree rows' depths), from falcon.c's table
+        float *table = xmalloc(T * c.NH * sizeof(float)), *kb = xmalloc(N * c.NH * sizeof(float));
+        alibi_table(table, T, c.NH, c.HS);
+        for (size_t i = 0; i < N; i++) memcpy(kb + i * c.NH, table + (size_t)pos[i] * c.NH, c.NH * sizeof(float));
+        for (int variant = 0; variant < 4; variant++) {
+            const int *se = variant & 1 ? span : NULL;
+            const float *bias = variant & 2 ? kb : NULL;
             for (size_t i = 0; i < N * QKV; i++) d1[i] = d2[i] = rng_normal(&rng);
-            attention_forward_ref(o1, att, qkv, se, &c, B, T);
-            attention_forward(o2, lse, qkv, se, &c, B, T);
+            attention_forward_ref(o1, att, qkv, se, bias, &c, B, T);
+            attention_forward(o2, lse, qkv, se, bias, &c, B, T);
             attention_backward_ref(d1, dout, qkv, att, &c, B, T);
-            attention_backward(d2, dout, qkv, o2, lse, se, &c, B, T);
+            attention_backward(d2, dout, qkv, o2, lse, se, bias, &c, B, T);
             double df = rel_diff(o2, o1, N * c.C), db = rel_diff(d2, d1, N * QKV);
-            CHECK(df < 1e-5 && db < 1e-5, "attention B=%zu T=%zu NH=%zu NKV=%zu HS=%zu%s: out %.1e dqkv %.1e", B, T,
-                  c.NH, c.NKV, c.HS, masked ? ", trees" : "", df, db);
+            CHECK(df < 1e-5 && db < 1e-5, "attention B=%zu T=%zu NH=%zu NKV=%zu HS=%zu%s%s: out %.1e dqkv %.1e", B, T,
+                  c.NH, c.NKV, c.HS, se ? ", trees" : "", bias ? ", ALiBi" : "", df, db);
         }
+        free(table); free(kb);
         free(qkv); free(dout); free(o1); free(o2); free(att); free(lse); free(d1); free(d2); free(pos); free(span);
     }
 }
