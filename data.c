@@ -2216,7 +2216,6 @@ struct DataLoader {
     uint64_t epoch, batch, fingerprint;
     uint32_t vocab;
     unsigned bits; // of the Feistel domain
-    uint64_t *win; // the B windows of the batch being read
 };
 
 static uint32_t shard_token(const unsigned char *map, uint32_t width, uint64_t i) {
@@ -2304,12 +2303,6 @@ static const LoaderShard *loader_locate(const DataLoader *dl, uint64_t w, uint64
     return &dl->shard[lo];
 }
 
-static void loader_read_window(const DataLoader *dl, uint64_t w, int32_t *out) {
-    uint64_t start;
-    const LoaderShard *s = loader_locate(dl, w, &start);
-    for (size_t i = 0; i <= dl->T; i++) out[i] = (int32_t)shard_token(s->map, s->info.token_bytes, start + i);
-}
-
 // One window as the four rows of dataloader_next_batch. Plain shards: the next token, t, T-1. Tree shards: the
 // rules of data.h, from the token's message, the next token's message and the message table; span_end is clamped
 // to [t, T-1] so that a damaged shard can never hand the model a mask outside its row.
@@ -2348,7 +2341,6 @@ static void loader_read_rows(const DataLoader *dl, uint64_t w, int32_t *in, int3
 static void dataloader_unmap(DataLoader *dl) {
     for (size_t i = 0; i < dl->nshard; i++) if (dl->shard[i].map) munmap((void *)dl->shard[i].map, dl->shard[i].map_len);
     free(dl->shard);
-    free(dl->win);
     free(dl);
 }
 
@@ -2359,7 +2351,6 @@ static DataLoader *loader_open(const char *const *paths, size_t npaths, size_t B
     if (world < 1 || rank < 0 || rank >= world) { snprintf(err, errsize, "data loader: rank %d outside world of %d", rank, world); return NULL; }
     DataLoader *dl = xcalloc(1, sizeof *dl);
     dl->shard = xcalloc(npaths, sizeof *dl->shard);
-    dl->win = xcalloc(B, sizeof *dl->win);
     dl->B = B; dl->T = T; dl->seed = seed; dl->rank = rank; dl->world = world; dl->shuffle = shuffle;
     uint64_t fp = mix64(B) ^ mix64(T * 3 + 1) ^ mix64(seed + 7) ^ mix64((uint64_t)rank * 131 + (uint64_t)world) ^ (uint64_t)shuffle;
     for (size_t i = 0; i < npaths; i++) {
@@ -2403,8 +2394,7 @@ DataLoader *dataloader_open_val(const char *const *paths, size_t npaths, size_t 
     return loader_open(paths, npaths, B, T, 0, rank, world, 0, err, errsize);
 }
 
-// Advances to the next batch and names its B windows in dl->win. Returns 0 at the end of a validation pass.
-static int loader_advance(DataLoader *dl) {
+int dataloader_next_batch(DataLoader *dl, int32_t *inputs, int32_t *targets, int32_t *pos, int32_t *span_end) {
     if (dl->batch >= dl->batches) {
         if (!dl->shuffle) return 0;
         dl->epoch++;
@@ -2412,22 +2402,11 @@ static int loader_advance(DataLoader *dl) {
     }
     uint64_t base = (dl->batch * (uint64_t)dl->world + (uint64_t)dl->rank) * dl->B;
     // validation: the last batch may run past the windows; its rows wrap to the start of the pass
-    for (size_t b = 0; b < dl->B; b++) dl->win[b] = loader_window(dl, (base + b) % dl->windows);
-    dl->batch++;
-    return 1;
-}
-
-int dataloader_next_batch(DataLoader *dl, int32_t *inputs, int32_t *targets, int32_t *pos, int32_t *span_end) {
-    if (!loader_advance(dl)) return 0;
     for (size_t b = 0; b < dl->B; b++) {
         size_t o = b * dl->T;
-        loader_read_rows(dl, dl->win[b], inputs + o, targets + o, pos + o, span_end + o);
+        loader_read_rows(dl, loader_window(dl, (base + b) % dl->windows), inputs + o, targets + o, pos + o, span_end + o);
     }
-    return 1;
-}
-int dataloader_next(DataLoader *dl, int32_t *tokens) {
-    if (!loader_advance(dl)) return 0;
-    for (size_t b = 0; b < dl->B; b++) loader_read_window(dl, dl->win[b], tokens + b * (dl->T + 1));
+    dl->batch++;
     return 1;
 }
 

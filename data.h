@@ -45,8 +45,8 @@
 // is not used. An epoch is a permutation of all windows of all shards, fixed by (seed, epoch number); batch
 // number s of rank r holds the windows at permuted positions (s * world + r) * B + b for b = 0..B-1, so the
 // ranks of a data-parallel job read disjoint windows. dataloader_next_batch turns each window into four rows of
-// T (inputs, targets, pos, span_end); dataloader_next gives the raw T+1 ids (inputs are row[0, T), targets
-// row[1, T+1)), which is the same thing for plain text.
+// T (inputs, targets, pos, span_end); for plain text, inputs are the window's ids [0, T) and targets its ids
+// [1, T+1).
 //
 // The attention mask of a row: key j is visible from query i iff j <= i <= span_end[j]. Depth-first order makes
 // every message's subtree a contiguous range of the row, and span_end[j] is the last token of the subtree of j's
@@ -102,7 +102,7 @@ typedef struct {
 DataLoader *dataloader_open(const char *const *paths, size_t npaths, size_t B, size_t T, uint64_t seed,
                             int rank, int world, char *err, size_t errsize);
 
-// The validation reader: the same windows in file order, no shuffling, rank-strided; dataloader_next returns 0
+// The validation reader: the same windows in file order, no shuffling, rank-strided; dataloader_next_batch returns 0
 // at the end of a pass, and dataloader_rewind starts the next pass from the beginning.
 DataLoader *dataloader_open_val(const char *const *paths, size_t npaths, size_t B, size_t T, int rank,
                                 int world, char *err, size_t errsize);
@@ -117,10 +117,6 @@ DataLoader *dataloader_open_val(const char *const *paths, size_t npaths, size_t 
 //   pos       the RoPE position id: t for plain text, the position on the token's root-to-leaf path in a tree
 //   span_end  the mask, row-relative: key j is visible from query i iff j <= i <= span_end[j] (T-1 for plain)
 int dataloader_next_batch(DataLoader *dl, int32_t *inputs, int32_t *targets, int32_t *pos, int32_t *span_end);
-// The raw windows: tokens[0, B*(T+1)), row b = the T+1 ids of its window, the same windows, in the same order,
-// as dataloader_next_batch (which it advances just the same). For plain text inputs = row[0, T) and targets =
-// row[1, T+1); for trees it ignores the structure (use dataloader_next_batch).
-int dataloader_next(DataLoader *dl, int32_t *tokens);
 int dataloader_has_trees(const DataLoader *dl);           // 1 when some shard holds trees (version 2)
 DataPos dataloader_tell(const DataLoader *dl);
 // Returns 0, or -1 with err when pos belongs to other data or lies beyond the end of an epoch.
