@@ -709,15 +709,27 @@ static void read_forest_file(Forest *f, const char *path, const Forest *src, int
 
 static uint64_t hash_ids(const int32_t *v, size_t n) { return hash_bytes(v, n * sizeof *v, 3); }
 
+// The messages of a forest as word tokens, the tokenizer of these tests (EOT is then id wv->next).
+static TokDoc *word_tokens(const Forest *f, WordVocab *wv) {
+    char err[64];
+    TokDoc *toks = xcalloc(f->n ? f->n : 1, sizeof *toks);
+    wordvocab_build(wv);
+    forest_tokenise(f, NULL, wv, toks, err, sizeof err);
+    return toks;
+}
+static void word_tokens_free(const Forest *f, TokDoc *toks, WordVocab *wv) {
+    for (size_t i = 0; i < f->n; i++) tokdoc_free(&toks[i]);
+    free(toks);
+    wordvocab_free(wv);
+}
+
 // Packs the forest for context T into dir (word tokens), then reads every window back in order and checks it.
 // Returns the number of rows that broke a rule; fills st.
 static size_t check_packed(const Forest *f, size_t T, const char *dir, TreeStats *st, int paths_exact, size_t *nrows) {
     char err[256];
     mkdir(dir, 0777);
-    TokDoc *toks = xcalloc(f->n, sizeof *toks);
     WordVocab wv;
-    wordvocab_build(&wv);
-    forest_tokenise(f, NULL, &wv, toks, err, sizeof err);
+    TokDoc *toks = word_tokens(f, &wv);
     TreeConfig c = {0};
     c.T = T; c.shard_tokens = 40 * T; c.eot = (uint32_t)wv.next; c.vocab = (uint32_t)wv.next + 1; c.seed = 1; c.out = dir;
     CHECK(trees_write(f, toks, &c, st, err, sizeof err) == 0, "trees: packed for T=%zu (%s)", T, err);
@@ -814,9 +826,7 @@ static size_t check_packed(const Forest *f, size_t T, const char *dir, TreeStats
     dataloader_close(dl);
     for (size_t i = 0; i < files.n; i++) remove(files.s[i]);
     strlist_free(&files);
-    for (size_t i = 0; i < f->n; i++) tokdoc_free(&toks[i]);
-    free(toks);
-    wordvocab_free(&wv);
+    word_tokens_free(f, toks, &wv);
     return bad_vis + bad_pos + bad_tg + bad_rows;
 }
 
@@ -859,10 +869,8 @@ static void test_trees(void) {
         const char *lines =
             "{\"text\":\"r1 r2 r3\",\"replies\":[{\"text\":\"a1 a2 a3 a4 a5 a6\"},{\"text\":\"b1 b2 b3 b4 b5 b6\"},{\"text\":\"c1 c2 c3 c4 c5 c6\"}]}\n";
         forest_add_jsonl(&k, "known", lines, strlen(lines));
-        TokDoc toks[4] = {{0}};
         WordVocab wv;
-        wordvocab_build(&wv);
-        forest_tokenise(&k, NULL, &wv, toks, err, sizeof err);
+        TokDoc *toks = word_tokens(&k, &wv);
         Packer p = {0};
         p.T = 16;
         packer_add_tree(&p, &k, toks, 0);
@@ -875,18 +883,15 @@ static void test_trees(void) {
         CHECK(p.npieces == 3 && p.truncated == 3 && p.tokens_dropped == 6 && p.e[1].ntok == 4 && p.e[1].flags == TREE_CUT,
               "trees: paths longer than T are cut at T: 3 pieces, 3 cuts, 6 tokens dropped (%zu, %zu, %zu)", p.npieces, p.truncated, p.tokens_dropped);
         packer_free(&p);
-        for (int i = 0; i < 4; i++) tokdoc_free(&toks[i]);
-        wordvocab_free(&wv);
+        word_tokens_free(&k, toks, &wv);
         forest_free(&k);
     }
     // a tree shard opened with another T is refused
     snprintf(dir, sizeof dir, "%s/tr4", tmpdir);
     mkdir(dir, 0777);
     {
-        TokDoc *toks = xcalloc(src.n, sizeof *toks);
         WordVocab wv;
-        wordvocab_build(&wv);
-        forest_tokenise(&src, NULL, &wv, toks, err, sizeof err);
+        TokDoc *toks = word_tokens(&src, &wv);
         TreeConfig c = {0};
         c.T = 256; c.shard_tokens = 1000000; c.eot = (uint32_t)wv.next; c.vocab = c.eot + 1; c.out = dir;
         trees_write(&src, toks, &c, &st, err, sizeof err);
@@ -895,9 +900,7 @@ static void test_trees(void) {
         DataLoader *dl = dataloader_open(pp, 1, 1, 128, 1, 0, 1, err, sizeof err);
         CHECK(!dl && strstr(err, "context 256") && strstr(err, "T = 128") && strstr(err, path), "trees: a shard packed for 256 is refused at T=128 (%s)", err);
         tree_stats_free(&st);
-        for (size_t i = 0; i < src.n; i++) tokdoc_free(&toks[i]);
-        free(toks);
-        wordvocab_free(&wv);
+        word_tokens_free(&src, toks, &wv);
     }
     forest_free(&src); forest_free(&flat); forest_free(&nested);
 }
@@ -943,18 +946,13 @@ static void test_trees_bad(void) {
     CHECK(f.ntrees == 1 && f.n == 20000 && f.msg[19999].depth == 19999 && f.bad_lines == 1,
           "trees: a 20000-deep chain is read (depth %u), a line nested past 512 is one malformed line", f.n ? f.msg[f.n - 1].depth : 0);
     WordVocab wv;
-    wordvocab_build(&wv);
-    TokDoc *toks = xcalloc(f.n, sizeof *toks);
-    char err[256];
-    forest_tokenise(&f, NULL, &wv, toks, err, sizeof err);
+    TokDoc *toks = word_tokens(&f, &wv);
     Packer p = {0};
     p.T = 64;
     packer_add_tree(&p, &f, toks, 0);
     CHECK(p.npieces == 1 && p.truncated == 1 && p.ntok[0] == 64, "trees: the deep chain becomes one piece cut at T=64");
     packer_free(&p);
-    for (size_t i = 0; i < f.n; i++) tokdoc_free(&toks[i]);
-    free(toks);
-    wordvocab_free(&wv);
+    word_tokens_free(&f, toks, &wv);
     forest_free(&f);
     free(b.s);
 }
@@ -973,10 +971,8 @@ static void test_mix_trees(void) {
     write_source(dir, "web", 300, 1, 4);
     Forest f = {0};
     synth_forest(&f, 60, 3);
-    TokDoc *toks = xcalloc(f.n, sizeof *toks);
     WordVocab wv;
-    wordvocab_build(&wv);
-    forest_tokenise(&f, NULL, &wv, toks, err, sizeof err);
+    TokDoc *toks = word_tokens(&f, &wv);
     for (size_t i = 0; i < f.n; i++) for (size_t t = 0; t < toks[i].n; t++) toks[i].ids[t] = 3000 + toks[i].ids[t] % 1900;
     TreeConfig c = {0};
     size_t T = 128;
@@ -1027,9 +1023,7 @@ static void test_mix_trees(void) {
     free(in); free(have);
     mix_source_free(&src[0]); mix_source_free(&src[1]);
     tree_stats_free(&st);
-    for (size_t i = 0; i < f.n; i++) tokdoc_free(&toks[i]);
-    free(toks);
-    wordvocab_free(&wv);
+    word_tokens_free(&f, toks, &wv);
     forest_free(&f);
 }
 
@@ -1046,10 +1040,8 @@ static void test_trees_example(void) {
     mkdir(dir, 0777);
     Forest f = {0};
     forest_add_jsonl(&f, "example.jsonl", in, strlen(in));
-    TokDoc toks[4] = {{0}};
     WordVocab wv;
-    wordvocab_build(&wv);
-    forest_tokenise(&f, NULL, &wv, toks, err, sizeof err);
+    TokDoc *toks = word_tokens(&f, &wv);
     TreeConfig c = {0};
     c.T = 16; c.shard_tokens = 1000; c.eot = (uint32_t)wv.next; c.vocab = c.eot + 1; c.out = dir;
     TreeStats st;
@@ -1067,8 +1059,7 @@ static void test_trees_example(void) {
     CHECK(ok, "trees: the example of docs/trees.md packs as drawn (positions, span_end, targets, padding)");
     dataloader_close(dl);
     tree_stats_free(&st);
-    for (int i = 0; i < 4; i++) tokdoc_free(&toks[i]);
-    wordvocab_free(&wv);
+    word_tokens_free(&f, toks, &wv);
     forest_free(&f);
 }
 
