@@ -2358,7 +2358,7 @@ static DataLoader *loader_open(const char *const *paths, size_t npaths, size_t B
         if (shard_map(paths[i], &s->info, &s->map, &s->map_len, err, errsize) != 0) { dataloader_unmap(dl); return NULL; }
         dl->nshard = i + 1;
         if (s->info.version == DATA_SHARD_VERSION_TREES && s->info.context != T) {
-            snprintf(err, errsize, "%s: trees packed for context %u, the loader asks for T = %zu (prepare again with --context %zu)",
+            snprintf(err, errsize, "%s: trees packed for context %u, the loader asks for T = %zu (pack them again: data trees --context %zu)",
                      paths[i], s->info.context, T, T);
             dataloader_unmap(dl);
             return NULL;

@@ -61,4 +61,12 @@ out=$(./data mix --out "$T/mix" web=0.94=$T/webs/train_000.bin conv=0.06=$T/conv
 check "mix with trees writes a tree shard" sh -c "./data info '$T/mix/mix_000.bin' | grep -q 'trees packed for context 128'"
 share=$(printf '%s\n' "$out" | awk '$1 == "conv" {print $6}')
 check "mix gives conversations their 6% share ($share)" awk "BEGIN {exit !($share > 0.055 && $share < 0.065)}"
+# train and val split by tree; ./falcon trains on the tree shards and refuses them at another T
+out=$(./data trees --tokenizer "$T/tok.json" --context 128 --val-frac 0.3 --out "$T/tv" "$T/flat.jsonl")
+tr=$(printf '%s\n' "$out" | sed -nE 's/^train: ([0-9]+) trees.*/\1/p'); va=$(printf '%s\n' "$out" | sed -nE 's/^val: ([0-9]+) trees.*/\1/p')
+check "--val-frac 0.3 splits the 150 trees ($tr train + $va val)" test "$((tr + va))" -eq 150 -a "$va" -gt 20 -a "$va" -lt 70
+check "falcon trains 2 steps on tree shards" sh -c "./falcon train --data '$T/tv' --tokenizer '$T/tok.json' --model nano -B 2 -T 128 \
+    --steps 2 --warmup 1 --eval-every 2 --eval-batches 1 --out '$T/run' > /dev/null 2>&1"
+expect_error "falcon refuses tree shards packed for another T" "trees packed for context 128, the loader asks for T = 64" \
+    ./falcon train --data "$T/tv" --tokenizer "$T/tok.json" --model nano -B 2 -T 64 --steps 2 --out "$T/run2"
 summary
