@@ -3008,8 +3008,9 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
     const Config *c = &r->m.config;
     printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", r->m.num_params, c->L,
            c->C, c->NH, c->NKV, c->V, r->flops_per_token / 1e6);
-    printf("data: %zu train shards, %zu val shards; batch %zu x %zu x %zu accum; %zu steps\n", r->ntrain, r->nval, o->B,
-           o->T, o->accum, o->steps);
+    printf("data: %zu train shards%s, %zu val shards; batch %zu x %zu x %zu accum; %zu steps\n", r->ntrain,
+           dataloader_has_trees(r->train) ? " (conversation trees: masked attention)" : "", r->nval, o->B, o->T,
+           o->accum, o->steps);
     r->t_start = now_seconds();
     r->tokens_start = r->ts.tokens;
     r->first_step = r->ts.step;

@@ -88,4 +88,18 @@ expect_error "eval: nothing to do" "usage: falcon eval" ./falcon eval -m "$tmp/a
 expect_error "plot: no log" "log.jsonl: cannot open" ./falcon plot "$tmp/nowhere"
 expect_error "make-task: bad --choices" "between 2 and 16" ./falcon make-task --from x -o y --choices 40
 expect_error "train: unknown option" "unknown option '--frobnicate'" ./falcon train --frobnicate 1
+
+# 8. conversation trees: ./data synth --trees, ./data trees packs them for T = 64, falcon trains on the packed rows
+./data synth --trees 80 --seed 3 -o "$tmp/trees.jsonl" > /dev/null 2>&1
+./data trees --out "$tmp/trees" --context 64 --val-frac 0.1 --tokenizer "$tmp/demo/tokenizer.json" "$tmp/trees.jsonl" > /dev/null
+./falcon train --data "$tmp/trees" --model nano -B 2 -T 64 --steps 10 --warmup 2 --lr 3e-3 --eval-every 10 \
+    --out "$tmp/t" > "$tmp/t.log" 2>&1
+check "trees: training on packed tree shards finishes" test $? -eq 0
+check "trees: the run says its attention is masked" grep -q "conversation trees: masked attention" "$tmp/t.log"
+read -r first _ <<< "$(losses "$tmp/t")"
+last=$(losses "$tmp/t" | awk '{print $NF}')
+check "trees: the loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }'
+check "trees: a validation loss is logged" grep -q '"val_loss"' "$tmp/t/log.jsonl"
+expect_error "trees: a T the trees were not packed for" "trees packed for context 64, the loader asks for T = 32" \
+    ./falcon train --data "$tmp/trees" --model nano -T 32 --out "$tmp/t2"
 summary

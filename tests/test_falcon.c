@@ -656,6 +656,71 @@ static void test_make_task(void) {
     CHECK(items == 10 && good == 10, "make-task: %zu items, %zu whose labelled choice continues its context", items, good);
 }
 
+// The tree invariant on the rows data.c packs: ./data synth --trees, then ./data trees, then the loader's batches.
+// In a row, the keys visible from token i (span_end) are its root-to-leaf path up to i, and the position ids must
+// count along it; the last token of a leaf message (span_end[i] = i) ends a path, whose logits in the packed row
+// must be those of the path alone. A small random model with the data's vocabulary.
+static void test_tree_packer(void) {
+    enum { B = 4, T = 128 };
+    char jsonl[600], dir[600], shard[700], derr[512];
+    path_of(jsonl, sizeof jsonl, "%s/trees.jsonl", tmpdir_root);
+    path_of(dir, sizeof dir, "%s/trees", tmpdir_root);
+    path_of(shard, sizeof shard, "%s/train_000.bin", dir);
+    char *synth[] = {"data", "synth", "--trees", "30", "--seed", "5", "-o", jsonl};
+    char *pack[] = {"data", "trees", "--out", dir, "--context", "128", jsonl};  // word ids: short messages, many fit
+    const char *shards[] = {shard};
+    DataLoader *dl = NULL;
+    if (data_cli(8, synth) || data_cli(7, pack) || !(dl = dataloader_open_val(shards, 1, B, T, 0, 1, derr, sizeof derr))) {
+        CHECK(0, "data.c packs trees into a shard that the loader opens (%s)", dl ? "" : derr);
+        return;
+    }
+    Falcon m;
+    Err e = {{0}};
+    falcon_load(&m, REF "/mqa", &e);
+    Config c = m.config;
+    falcon_free(&m);
+    c.V = dataloader_vocab_size(dl);
+    c.maxT = T;
+    falcon_build(&m, &c);
+    falcon_init(&m, 3, 0.2f);
+    Batch bt;
+    batch_build(&bt, B, T);
+    size_t V = c.V, rows[T], paths = 0, branched = 0, badpos = 0;
+    float *packed = xmalloc(B * T * V * sizeof(float));
+    int alone[T];
+    double worst = 0.0;
+    for (int k = 0; k < 2 && batch_next(&bt, dl); k++) {
+        falcon_forward(&m, bt.inputs, NULL, bt.pos, bt.span_end, B, T);
+        memcpy(packed, m.acts[A_LOGITS], B * T * V * sizeof(float));
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = 0; i < T; i++) {
+                const int32_t *se = bt.span_end + b * T;
+                if (se[i] != (int32_t)i) continue;  // not the end of a path
+                size_t n = 0;
+                for (size_t j = 0; j <= i; j++)
+                    if ((int32_t)i <= se[j]) rows[n++] = j;
+                if (n == 1) continue;  // padding (it sees only itself)
+                for (size_t q = 0; q < n; q++) {
+                    alone[q] = bt.inputs[b * T + rows[q]];
+                    badpos += bt.pos[b * T + rows[q]] != (int32_t)q;
+                }
+                branched += rows[n - 1] - rows[0] + 1 != n;  // the path skips a sibling branch
+                falcon_forward(&m, alone, NULL, NULL, NULL, 1, n);
+                for (size_t q = 0; q < n; q++)
+                    worst = fmax(worst, rel_diff(packed + (b * T + rows[q]) * V, m.acts[A_LOGITS] + q * V, V));
+                paths++;
+            }
+    }
+    CHECK(badpos == 0 && branched > 0, "data.c's packed rows: position ids count along each of %zu paths (%zu wrong), "
+          "%zu of them skip a sibling branch", paths, badpos, branched);
+    CHECK(worst < TOL_REL, "data.c's packed rows: every path's logits are those of the path alone (max rel diff %.2e)",
+          worst);
+    free(packed);
+    batch_free(&bt);
+    dataloader_close(dl);
+    falcon_free(&m);
+}
+
 // Writes text to path, replacing what was there.
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
@@ -716,6 +781,7 @@ int main(void) {
     test_save_load();
     test_make_task();
     test_task_file();
+    test_tree_packer();
     test_resume();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir_root);
