@@ -49,6 +49,12 @@ check "every coordinate is a finite number" \
     test "$(grep -o ' c\?[xy][12]\?="[^"]*"' "$svg" | grep -vc '="-\?[0-9][0-9.]*"')" -eq 0
 if command -v xmllint > /dev/null; then check "xmllint parses the chart" xmllint --noout "$svg"; fi
 
+# --report writes the table again from the finished runs, trains nothing, and needs no lock
+mkdir "$T/a/lock"
+rm "$T/a/results.md"
+check "--report rewrites the table while a runner holds the lock" sh tools/ablate.sh --smoke --axes zloss --seeds 2 --out "$T/a" --report
+check "... with the same rows" test "$(grep -c "^| [a-z-]* | \*\*" "$T/a/results.md")" -eq 2
+rmdir "$T/a/lock"
 # a rerun reuses every finished run
 out=$(sh tools/ablate.sh --smoke --axes zloss --seeds 2 --jobs 2 --out "$T/a" 2>&1)
 check "a rerun has nothing to train" sh -c "printf '%s\n' \"\$1\" | grep -q ', 0 runs to do'" _ "$out"

@@ -18,6 +18,7 @@ usage() {
 usage: tools/ablate.sh [options]
   --quick           the quick grid: a 0.5M-parameter model, 200 steps, 3 seeds (about 30 min on 2 cores)
   --smoke           a seconds-long grid for the test suite (tiny corpus, tiny model, a few steps)
+  --report          only write the table and the chart from the runs finished so far
   --seeds N         seeds per variant [quick 3, full 5]
   --steps N         optimizer steps per run [quick 200, full 2000]
   --tokens N        token budget per run instead of --steps (steps = N / (batch x sequence))
@@ -86,12 +87,13 @@ fi
 
 # ------------------------------------------------------------------------------------------------------------
 # Options and settings.
-QUICK=0 SMOKE=0 SEEDS='' STEPS='' TOKENS='' OUT='' GIVEN='' TASK='' AXES=all JOBS='' FALCON=./falcon
+QUICK=0 SMOKE=0 REPORT=0 SEEDS='' STEPS='' TOKENS='' OUT='' GIVEN='' TASK='' AXES=all JOBS='' FALCON=./falcon
 TRAINER='' O_SHAPE='' O_B='' O_T='' O_LR='' O_DOCS=''
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
     --smoke) SMOKE=1 ;;
+    --report) REPORT=1 ;;
     --seeds|--steps|--tokens|--out|--data|--task|--axes|--jobs|--falcon|--trainer|--shape|--batch|--seq|--lr|--docs)
         [ $# -ge 2 ] || die "option $1 needs a value"
         case $1 in
@@ -150,10 +152,12 @@ done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 # one invocation at a time per directory: two would train the same runs and overwrite each other's files
-mkdir "$OUT/lock" 2>/dev/null ||
-    die "$OUT/lock exists: another tools/ablate.sh is running there (if none is, remove that directory)"
-trap 'rmdir "$OUT/lock"' EXIT
-trap 'exit 130' INT TERM
+if [ $REPORT = 0 ]; then
+    mkdir "$OUT/lock" 2>/dev/null ||
+        die "$OUT/lock exists: another tools/ablate.sh is running there (if none is, remove that directory)"
+    trap 'rmdir "$OUT/lock"' EXIT
+    trap 'exit 130' INT TERM
+fi
 D=$OUT/data
 
 # The settings a finished run depends on. A rerun into the same --out must agree, or its results would mix.
@@ -162,6 +166,17 @@ if [ -f "$OUT/key" ] && [ "$(cat "$OUT/key")" != "$key" ]; then
     die "$OUT holds runs made with other settings ($(cat "$OUT/key")); use another --out or remove it"
 fi
 echo "$key" > "$OUT/key"
+
+planned='' skipnames='' failed=0
+if [ $REPORT = 1 ]; then
+    # only the table and the chart, from the runs finished so far (also while another runner is training)
+    [ -f "$OUT/variants.txt" ] || die "$OUT: nothing planned yet"
+    while IFS='|' read -r name axis _ _ _; do
+        case ",$AXES," in *",$axis,"*) ;; *) [ "$axis" = - ] || continue ;; esac
+        if [ -f "$OUT/variants/$name/plan" ]; then planned="$planned $name"
+        elif [ -f "$OUT/variants/$name/skipped" ]; then skipnames="$skipnames $name"; fi
+    done < "$OUT/variants.txt"
+else
 
 # ------------------------------------------------------------------------------------------------------------
 # Data, made once: a synthetic web corpus and its refinements (raw / refined / refined+deduplicated), code-like
@@ -356,6 +371,8 @@ say "$(echo "$planned" | wc -w) variants x $SEEDS seeds, $todo runs to do, $JOBS
 failed=0
 if [ $todo -gt 0 ]; then
     xargs -n 3 -P "$JOBS" sh "$SELF" --one < "$OUT/jobs" || failed=1
+fi
+
 fi
 
 # ------------------------------------------------------------------------------------------------------------
