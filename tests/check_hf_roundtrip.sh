@@ -18,7 +18,8 @@ for name, n in (("train_000.bin", 3000), ("val_000.bin", 500)):
         f.write(struct.pack(f"<{n}H", *[random.randrange(50) for _ in range(n)]))
 PY
 status=0
-for layout in mqa gqa gqa1; do
+# every layout HF's FalconForCausalLM has (the SwiGLU one is falcon.c's own: HF cannot load it)
+for layout in mqa gqa gqa1 bias seq mha alibi rw; do
     ./falcon train --model "tests/ref/$layout" --data "$tmp/data" --out "$tmp/run_$layout" -B 2 -T 16 --steps 3 \
         --warmup 1 --lr 1e-2 --eval-every 0 > /dev/null
     ckpt="$tmp/run_$layout/latest"

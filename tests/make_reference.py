@@ -318,7 +318,7 @@ def tree_reference(name, outdir):
 def check_c(d):
     """Loads a falcon.c checkpoint directory with transformers and compares logits with falcon.c's."""
     model = FalconForCausalLM.from_pretrained(d, torch_dtype=torch.float32)
-    model.config._attn_implementation = "eager"
+    model.config._attn_implementation = attention_implementation({"alibi": model.config.alibi})
     t = load_file(os.path.join(d, "logits.safetensors"))
     with torch.no_grad():
         logits = model(input_ids=t["input_ids"].long()).logits
