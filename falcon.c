@@ -2783,7 +2783,9 @@ static double now_seconds(void) {
 
 // Training FLOPs per token: 6 per parameter (forward 2, backward 4; the tied LM head counts once, as its matmul
 // costs what its parameters say) plus causal attention, 6 L C T (scores and weighted values over T/2 keys on
-// average, forward and backward).
+// average, forward and backward). The switches need no term of their own: SwiGLU's three matrices and full
+// multi-head's larger QKV are in the parameter count, and the attention term depends on NH HS = C alone; biases,
+// ALiBi's additions and SwiGLU's products are elementwise, as GELU and the LayerNorms are, and not counted either.
 static double flops_per_token(const Falcon *m, size_t T) {
     const Config *c = &m->config;
     return 6.0 * (double)m->num_params + 6.0 * (double)c->L * (double)c->C * (double)T;
