@@ -1221,17 +1221,18 @@ enum { ATT_BK = 64, ATT_ROWS = 64 };  // keys per tile; query rows per tile (few
 // e^x in arithmetic the compiler vectorises (libm's expf is a call per element): x = n ln2 + f
 // with n = round(x / ln2) and |f| <= ln2 / 2 (ln2 in two parts so that f is exact), e^f by its Taylor series to
 // f^6 (relative error under 2e-7 there), times 2^n written straight into the exponent bits. x is clamped to the
-// range where 2^n is a normal float, so exp_fast(-inf) is about 1e-38.
+// range where 2^n is a normal float; below it (e^x < 1.7e-38, e.g. a masked score of -inf) the result is an exact
+// 0, which keeps subnormal floats, slow on x86, out of the products that follow.
 static inline float exp_fast(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // rounded: adding 1.5 2^23 drops the fraction bits
-    float f = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float xc = x < -87.0f ? -87.0f : x;
+    xc = xc > 88.0f ? 88.0f : xc;
+    float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;  // rounded: adding 1.5 2^23 drops the fraction bits
+    float f = xc - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 + f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
     int32_t bits = ((int32_t)n + 127) * (1 << 23);
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
-    return p * two_n;
+    return x < -87.0f ? 0.0f : p * two_n;
 }
 
 // Per-thread scratch of the flash kernels, for R rows of head size HS.
@@ -1278,7 +1279,7 @@ static int att_tile_kind(const int *se, size_t s0, size_t nk, size_t t0, size_t 
 }
 
 // In a mixed tile, the scores s of the first jn keys (spans se) of query t: those not visible become -inf, so
-// that exp_fast gives them 2^-126, a weight below float resolution next to the row's largest, which is 1.
+// that exp_fast gives them the weight 0.
 static void att_mask_row(float *s, const int *se, size_t t, size_t jn) {
     for (size_t j = 0; j < jn; j++)
         if (se[j] < (int)t) s[j] = -INFINITY;
