@@ -236,13 +236,15 @@ static int config_parse(Config *c, const char *text, size_t len, const char *pat
     // HF's decoder layer reads ln_attn/ln_mlp (new_decoder_architecture) or post_attention_layernorm (sequential),
     // never both: the combination fails inside transformers itself
     if (!par && nda) {
-        errorf(e, "%s: \"parallel_attn\": false contradicts \"new_decoder_architecture\": true", path);
+        errorf(e, "%s: byte %zu: \"parallel_attn\": false contradicts \"new_decoder_architecture\": true", path,
+               json_get(&root, "parallel_attn")->start);
         goto done;
     }
     // full multi-head (multi_query false): HF reshapes the keys to num_kv_heads heads, which must then be all of them
     if (!nda && !mq && NKV != NH) {
-        errorf(e, "%s: \"num_kv_heads\" %lld must equal num_attention_heads %lld with \"multi_query\": false", path, NKV,
-               NH);
+        const Json *kv = json_get(&root, "num_kv_heads");
+        errorf(e, "%s: byte %zu: \"num_kv_heads\" %lld must equal num_attention_heads %lld with \"multi_query\": false",
+               path, (kv ? kv : json_get(&root, "n_head_kv"))->start, NKV, NH);
         goto done;
     }
     if (C % NH) { errorf(e, "%s: hidden_size %lld is not divisible by num_attention_heads %lld", path, C, NH); goto done; }
