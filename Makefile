@@ -134,11 +134,13 @@ endif
 
 # ---------------------------------------------------------------- the main job
 # Everything from nothing: a synthetic web corpus, a BPE vocabulary learned on it, the refinement pipeline and
-# shards, a few minutes of training of the nano preset, and a sample. Smaller: make train DEMO_STEPS=100
+# shards, a few minutes of training of the nano preset, a sample, and zero-shot multiple choice on a task made
+# (deterministically) from documents the model never saw. Smaller: make train DEMO_STEPS=100
 DEMO        = runs/demo
 DEMO_DOCS  ?= 2000
 DEMO_VOCAB ?= 4096
 DEMO_STEPS ?= 400
+DEMO_ITEMS ?= 200
 train: $(BINS)
 	mkdir -p $(DEMO)
 	./data synth --docs $(DEMO_DOCS) -o $(DEMO)/corpus.jsonl
@@ -148,6 +150,9 @@ train: $(BINS)
 	./falcon train --data $(DEMO)/data --model nano --out $(DEMO)/run -B 8 -T 128 --steps $(DEMO_STEPS) \
 		--warmup 20 --lr 3e-3 --eval-every 50 --save-every 200
 	./falcon sample -m $(DEMO)/run/latest --prompt "The old teacher" -n 60 --seed 1
+	./data synth --docs 100 --seed 99 -o $(DEMO)/heldout.jsonl
+	./falcon make-task --from $(DEMO)/heldout.jsonl -o $(DEMO)/task.jsonl --items $(DEMO_ITEMS)
+	./falcon eval -m $(DEMO)/run/latest --task $(DEMO)/task.jsonl
 
 # ---------------------------------------------------------------- ablations (docs/ablation.md)
 # The Falcon paper's method: small models, one design axis at a time, several seeds, judged by zero-shot accuracy.

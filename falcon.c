@@ -41,6 +41,7 @@ below it), the model, the optimizer, checkpoints, training data, sampling, the c
 #endif
 #include "data.h"
 #include "json.h"
+#include "progress.h"
 #include "tokenizer.h"
 
 // ----------------------------------------------------------------------------
@@ -2062,16 +2063,22 @@ static int falcon_load(Falcon *m, const char *dir, Err *e) {
 // ----------------------------------------------------------------------------
 // Training options, and the training state saved beside a checkpoint.
 
+#define MAX_SOURCES 16        // weighted data sources of one run
+
 typedef struct {
     const char *model;        // preset name or HF directory to start from
     const char *resume;       // checkpoint directory (or run directory: its latest) to continue from
-    const char *data;         // directory of shards: train_*.bin and val_*.bin
+    const char *data;         // shards: directories, files or NAME=WEIGHT=PATH sources, comma-separated
+    const char *sources[MAX_SOURCES];  // more NAME=WEIGHT=PATH sources (--source, repeated)
+    size_t nsources;
+    const char *val;          // validation shards (default: the val*.bin of the data directories)
     const char *tokenizer;    // tokenizer.json, copied into every checkpoint (default: DATA/tokenizer.json)
     const char *out;          // run directory
     size_t B, T;              // micro-batch shape
     size_t accum;             // micro-batches per optimizer step (gradient accumulation)
     size_t ramp_tokens;       // batch-size ramp-up: accumulation grows linearly from 1 over these tokens
     size_t steps, warmup;
+    size_t max_tokens;        // run length in tokens instead of steps (0: --steps decides)
     size_t eval_every, eval_batches, save_every, keep;
     size_t stop_after;        // end this invocation (with a checkpoint) after so many steps, 0 = run to the end
     size_t sample_every;      // print and log a sample every so many steps (0 = never)
@@ -2112,11 +2119,15 @@ static TrainOptions train_defaults(void) {
 }
 
 // The training state saved beside a checkpoint (train_state.safetensors): AdamW's moments as tensors, and
-// as metadata strings the step, tokens seen, the data loader's position and every option that shapes the run.
+// as metadata strings the step, tokens seen, the data loaders' positions and every option that shapes the run.
 typedef struct {
     size_t step;              // optimizer steps done
     uint64_t tokens;          // training tokens consumed
-    DataPos data_pos;
+    DataPos data_pos;         // the loader of one unweighted source
+    char sources[256];        // weighted sources, "name=weight,..." ("" for one unweighted source)
+    size_t nsrc;              // weighted sources: the loader position of each, and the generator that draws them
+    DataPos src_pos[MAX_SOURCES];
+    uint64_t data_rng;
 } TrainState;
 
 // The options that shape a run, by name, so that the state file can store and restore them.
@@ -2140,11 +2151,15 @@ static size_t train_option_fields(TrainOptions *o, OptField *f) {
     return sizeof t / sizeof t[0];
 }
 
+static const char *const STATE_KEYS[6] = {"step", "tokens", "adamw_t", "data_epoch", "data_batch", "data_fingerprint"};
+static const char *const POS_FIELDS[3] = {"epoch", "batch", "fingerprint"};  // data_epoch_S, ... for source S
+#define STATE_VALUES (32 + 8 + 3 * MAX_SOURCES)
+
 static int train_state_save(const char *dir, const TrainOptions *o, const TrainState *ts, const AdamW *opt, Err *e) {
     OptField f[32];
     size_t nf = train_option_fields((TrainOptions *)o, f);
-    char vals[40][48], path[4096];
-    const char *meta[82];
+    char vals[STATE_VALUES][48], keys[3 * MAX_SOURCES][32], path[4096];
+    const char *meta[2 * STATE_VALUES + 4];
     size_t k = 0;
     for (size_t i = 0; i < nf; i++) {
         if (f[i].z) snprintf(vals[i], sizeof vals[i], "%zu", *f[i].z);
@@ -2155,11 +2170,28 @@ static int train_state_save(const char *dir, const TrainOptions *o, const TrainS
     }
     unsigned long long st[6] = {ts->step, ts->tokens, opt->t, ts->data_pos.epoch, ts->data_pos.batch,
                                 ts->data_pos.fingerprint};
-    const char *keys[6] = {"step", "tokens", "adamw_t", "data_epoch", "data_batch", "data_fingerprint"};
+    size_t nv = nf;
     for (size_t i = 0; i < 6; i++) {
-        snprintf(vals[nf + i], sizeof vals[0], "%llu", st[i]);
-        meta[k++] = keys[i];
-        meta[k++] = vals[nf + i];
+        snprintf(vals[nv], sizeof vals[0], "%llu", st[i]);
+        meta[k++] = STATE_KEYS[i];
+        meta[k++] = vals[nv++];
+    }
+    // weighted sources: their names and weights, the generator, and each loader's position
+    meta[k++] = "data_sources";
+    meta[k++] = ts->sources;
+    if (ts->sources[0]) {
+        snprintf(vals[nv], sizeof vals[0], "%llu", (unsigned long long)ts->data_rng);
+        meta[k++] = "data_rng";
+        meta[k++] = vals[nv++];
+    }
+    for (size_t s = 0; ts->sources[0] && s < ts->nsrc; s++) {
+        uint64_t v[3] = {ts->src_pos[s].epoch, ts->src_pos[s].batch, ts->src_pos[s].fingerprint};
+        for (size_t j = 0; j < 3; j++) {
+            snprintf(keys[3 * s + j], sizeof keys[0], "data_%s_%zu", POS_FIELDS[j], s);
+            snprintf(vals[nv], sizeof vals[0], "%llu", (unsigned long long)v[j]);
+            meta[k++] = keys[3 * s + j];
+            meta[k++] = vals[nv++];
+        }
     }
     meta[k] = NULL;
     WTensor t[2] = {{"adamw.m", {opt->num_params}, 1, opt->m}, {"adamw.v", {opt->num_params}, 1, opt->v}};
@@ -2205,9 +2237,27 @@ static int train_state_load(const char *dir, TrainState *ts, AdamW *opt, Err *e)
     SafeTensors st;
     if (safetensors_open(&st, path, e)) return -1;
     unsigned long long v[6];
-    const char *keys[6] = {"step", "tokens", "adamw_t", "data_epoch", "data_batch", "data_fingerprint"};
     int rc = 0;
-    for (size_t i = 0; i < 6 && rc == 0; i++) rc = meta_number(&st, keys[i], &v[i], NULL, e);
+    for (size_t i = 0; i < 6 && rc == 0; i++) rc = meta_number(&st, STATE_KEYS[i], &v[i], NULL, e);
+    // weighted sources (absent from the state of a run on one source)
+    const Json *src = json_get(&st.meta, "data_sources");
+    ts->sources[0] = 0;
+    ts->nsrc = 0;
+    if (rc == 0 && src && src->type == JSON_STRING && src->len > 0) {
+        snprintf(ts->sources, sizeof ts->sources, "%s", src->str);
+        unsigned long long u = 0, p[3] = {0, 0, 0};
+        rc = meta_number(&st, "data_rng", &u, NULL, e);
+        ts->data_rng = u;
+        for (const char *c = ts->sources; rc == 0 && c; c = strchr(c + 1, ','), ts->nsrc++) {
+            if (ts->nsrc == MAX_SOURCES) { rc = errorf(e, "%s: more than %d data sources", path, MAX_SOURCES); break; }
+            char key[32];
+            for (size_t j = 0; j < 3 && rc == 0; j++) {
+                snprintf(key, sizeof key, "data_%s_%zu", POS_FIELDS[j], ts->nsrc);
+                rc = meta_number(&st, key, &p[j], NULL, e);
+            }
+            ts->src_pos[ts->nsrc] = (DataPos){p[0], p[1], p[2], 0};
+        }
+    }
     size_t shape[1] = {opt->num_params};
     if (rc == 0) rc = safetensors_read_f32(&st, "adamw.m", shape, 1, opt->m, e);
     if (rc == 0) rc = safetensors_read_f32(&st, "adamw.v", shape, 1, opt->v, e);
@@ -2778,12 +2828,6 @@ static int plot_write(const char *run, const char *outpath, Err *e) {
 static volatile sig_atomic_t interrupted = 0;
 static void on_sigint(int sig) { (void)sig; interrupted = 1; }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // Training FLOPs per token: 6 per parameter (forward 2, backward 4; the tied LM head counts once, as its matmul
 // costs what its parameters say) plus causal attention, 6 L C T (scores and weighted values over T/2 keys on
 // average, forward and backward). The switches need no term of their own: SwiGLU's three matrices and full
@@ -2833,8 +2877,9 @@ static float falcon_forward_batch(Falcon *m, const Batch *b) {
     return falcon_forward(m, b->inputs, b->targets, b->pos, b->span_end, b->B, b->T);
 }
 
-// Mean cross-entropy over (up to) `batches` validation batches, the reader rewound first.
-static float evaluate(Falcon *m, DataLoader *val, size_t batches, Batch *bt) {
+// Mean cross-entropy over (up to) `batches` validation batches, the reader rewound first. With a progress line
+// (NULL: none), it counts the tokens evaluated.
+static float evaluate(Falcon *m, DataLoader *val, size_t batches, Batch *bt, Progress *p) {
     dataloader_rewind(val);
     double sum = 0.0;
     size_t n = 0;
@@ -2844,6 +2889,7 @@ static float evaluate(Falcon *m, DataLoader *val, size_t batches, Batch *bt) {
         falcon_forward_batch(m, bt);
         sum += m->loss_ce;
         n++;
+        if (p) progress_update(p, (double)(n * bt->B * bt->T));
     }
     m->zloss_coef = zc;
     return n ? (float)(sum / (double)n) : NAN;
@@ -2887,6 +2933,203 @@ static double unigram_entropy(DataLoader *val, size_t V, Batch *bt) {
     return h;
 }
 
+// Training data: shard files and source weights (train's --data, --source and --val).
+//   DIR                 its train*.bin shards, or (a directory made by ./data mix) its mix_*.bin
+//   FILE                one shard file
+//   A,B,...             several directories or files, read as one source
+//   NAME=WEIGHT=PATH,.. weighted sources, PATH a directory or a file, named as ./data mix names them (also
+//                       --source NAME=WEIGHT=PATH, repeated)
+// One source is read by one loader of B rows. Weighted sources have a loader each, of one row: every row of
+// every batch comes from source s with probability w_s / sum of the weights, drawn by a generator seeded by
+// --seed, so a batch holds the sources in their shares on average (./data mix fixes the shares in the shards
+// instead). The state of a run stores the generator and each loader's position: a resume continues exactly.
+// Validation: the val*.bin of every directory named, or --val's directories (val*.bin) and files.
+typedef struct {
+    char *name;          // weighted sources: the name; NULL for one unweighted source
+    double weight;
+    char **files;
+    size_t nfiles;
+    DataLoader *dl;
+} DataSource;
+
+typedef struct {
+    DataSource src[MAX_SOURCES];
+    size_t n;
+    int weighted;
+    double total_weight;
+    uint64_t rng;              // weighted: draws the source of each row
+    char sources[256];         // weighted: "name=weight,...", stored in the state and checked on resume
+    char **val_files;          // NULL: no validation shards
+    size_t nval;
+    char dir[4096];            // the directory of the first path (for DIR/tokenizer.json)
+} TrainData;
+
+// Appends the shard files of one path to *files: a file itself, a directory's <prefix>*.bin, for training
+// falling back to the mix_*.bin that ./data mix writes. Returns 0, or -1 with e.
+static int path_shards(const char *path, int val, char ***files, size_t *n, Err *e) {
+    struct stat st;
+    if (stat(path, &st)) return errorf(e, "%s: cannot open: %s", path, strerror(errno));
+    size_t k = 0;
+    char **found = NULL;
+    Err quiet = {{0}};
+    if (!S_ISDIR(st.st_mode)) {
+        found = xmalloc(sizeof(char *));
+        found[k++] = strdup(path);
+    } else if (val) {
+        found = list_shards(path, "val", &k, &quiet);
+    } else if (!(found = list_shards(path, "train", &k, &quiet)) && !(found = list_shards(path, "mix_", &k, &quiet))) {
+        return errorf(e, "%s: no train*.bin or mix_*.bin shards (make them with ./data prepare or ./data mix)", path);
+    }
+    *files = realloc(*files, (*n + k + 1) * sizeof(char *));
+    if (!*files) die("out of memory");
+    for (size_t i = 0; i < k; i++) (*files)[(*n)++] = found[i];
+    free(found);
+    return 0;
+}
+
+// Splits a NAME=WEIGHT=PATH item (WEIGHT a positive number); 0 when the item is a plain path.
+static int source_item(const char *item, char *name, size_t nn, double *weight, const char **path) {
+    const char *e1 = strchr(item, '='), *e2 = e1 ? strchr(e1 + 1, '=') : NULL;
+    char *end;
+    if (!e2 || e1 == item) return 0;
+    *weight = strtod(e1 + 1, &end);
+    if (end != e2 || !isfinite(*weight) || *weight <= 0) return 0;
+    snprintf(name, nn, "%.*s", (int)(e1 - item), item);
+    *path = e2 + 1;
+    return 1;
+}
+
+static void traindata_close(TrainData *d) {
+    for (size_t s = 0; s < d->n; s++) {
+        free(d->src[s].name);
+        free_list(d->src[s].files, d->src[s].nfiles);
+        if (d->src[s].dl) dataloader_close(d->src[s].dl);
+    }
+    free_list(d->val_files, d->nval);
+    memset(d, 0, sizeof *d);
+}
+
+// Opens the training data of o (--data's comma-separated items, then every --source) for data-parallel rank
+// `rank` of `world`. Returns 0, or -1 with a one-line e.
+static int traindata_open(TrainData *d, const TrainOptions *o, int rank, int world, Err *e) {
+    memset(d, 0, sizeof *d);
+    char *list = strdup(o->data ? o->data : ""), *save = NULL, derr[512];
+    const char *items[64 + MAX_SOURCES];
+    size_t nitems = 0, plain = 0;
+    int rc = 0;
+    for (char *t = strtok_r(list, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save))
+        if (nitems < 64) items[nitems++] = t;
+        else rc = errorf(e, "train: --data names more than 64 paths");
+    for (size_t i = 0; i < o->nsources; i++) items[nitems++] = o->sources[i];
+    if (rc == 0 && !nitems) rc = errorf(e, "train: --data names no shards");
+    for (size_t i = 0; i < nitems && rc == 0; i++) {
+        char name[64];
+        double w = 0;
+        const char *path = items[i];
+        int weighted = source_item(items[i], name, sizeof name, &w, &path);
+        if (i == 0) {  // the first path's directory holds the tokenizer
+            struct stat st;
+            int isdir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+            const char *slash = strrchr(path, '/');
+            if (isdir) snprintf(d->dir, sizeof d->dir, "%s", path);
+            else snprintf(d->dir, sizeof d->dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        }
+        if ((weighted && plain) || (!weighted && d->weighted)) {
+            rc = errorf(e, "train: '%s': give every source a weight (NAME=WEIGHT=PATH) or none", items[i]);
+            break;
+        }
+        if (weighted && d->n == MAX_SOURCES) { rc = errorf(e, "train: more than %d data sources", MAX_SOURCES); break; }
+        DataSource *src = &d->src[weighted ? d->n++ : 0];
+        if (weighted) {
+            src->name = strdup(name);
+            src->weight = w;
+            d->weighted = 1;
+            d->total_weight += w;
+            size_t len = strlen(d->sources);
+            snprintf(d->sources + len, sizeof d->sources - len, "%s%s=%g", len ? "," : "", name, w);
+        } else {
+            plain++;
+            d->n = 1;
+        }
+        rc = path_shards(path, 0, &src->files, &src->nfiles, e);
+        // validation: every directory's val*.bin, unless --val names them
+        struct stat st;
+        if (rc == 0 && !o->val && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            rc = path_shards(path, 1, &d->val_files, &d->nval, e);
+    }
+    free(list);
+    if (rc == 0 && o->val) {
+        char *vl = strdup(o->val);
+        for (char *t = strtok_r(vl, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save))
+            rc = path_shards(t, 1, &d->val_files, &d->nval, e);
+        free(vl);
+        if (rc == 0 && !d->nval) rc = errorf(e, "%s: no val*.bin shards", o->val);
+    }
+    // one loader of B rows for one source; one of single rows per weighted source
+    for (size_t s = 0; s < d->n && rc == 0; s++) {
+        DataSource *src = &d->src[s];
+        src->dl = dataloader_open((const char *const *)src->files, src->nfiles, d->weighted ? 1 : o->B, o->T,
+                                  o->seed + s, rank, world, derr, sizeof derr);
+        if (!src->dl) rc = errorf(e, "%s", derr);
+    }
+    d->rng = (o->seed ^ 0x5DEECE66DULL) * 0x9E3779B97F4A7C15ULL + 2 * (uint64_t)rank + 1;  // odd: never zero
+    if (rc) traindata_close(d);
+    return rc;
+}
+
+// The next training batch: B rows of the one source, or B rows each drawn from a weighted source.
+static void traindata_next(TrainData *d, Batch *b) {
+    if (!d->weighted) { batch_next(b, d->src[0].dl); return; }
+    for (size_t r = 0; r < b->B; r++) {
+        double u = (double)(rng_next(&d->rng) >> 11) / 9007199254740992.0 * d->total_weight;  // [0, total)
+        size_t s = 0;
+        while (s + 1 < d->n && u >= d->src[s].weight) u -= d->src[s++].weight;
+        size_t at = r * b->T;
+        dataloader_next_batch(d->src[s].dl, b->inputs + at, b->targets + at, b->pos + at, b->span_end + at);
+    }
+}
+
+// The largest vocabulary of the shards.
+static uint32_t traindata_vocab_size(const TrainData *d) {
+    uint32_t v = 0;
+    for (size_t s = 0; s < d->n; s++)
+        if (dataloader_vocab_size(d->src[s].dl) > v) v = dataloader_vocab_size(d->src[s].dl);
+    return v;
+}
+
+// The data's part of the training state: the loaders' positions and the generator.
+static void traindata_tell(const TrainData *d, TrainState *ts) {
+    snprintf(ts->sources, sizeof ts->sources, "%s", d->sources);
+    ts->nsrc = d->weighted ? d->n : 0;
+    ts->data_rng = d->rng;
+    if (!d->weighted) ts->data_pos = dataloader_tell(d->src[0].dl);
+    for (size_t s = 0; d->weighted && s < d->n; s++) ts->src_pos[s] = dataloader_tell(d->src[s].dl);
+}
+
+// Continues where a checkpoint's state left the data; refuses other sources or weights than the run's.
+static int traindata_seek(TrainData *d, const TrainState *ts, Err *e) {
+    char derr[512];
+    if (strcmp(d->sources, ts->sources))
+        return errorf(e, "train: the data sources (%s) are not the run's (%s): a resumed run keeps its sources and weights",
+                      d->sources[0] ? d->sources : "one, unweighted", ts->sources[0] ? ts->sources : "one, unweighted");
+    if (!d->weighted) return dataloader_seek(d->src[0].dl, ts->data_pos, derr, sizeof derr) ? errorf(e, "%s", derr) : 0;
+    d->rng = ts->data_rng;
+    for (size_t s = 0; s < d->n; s++)
+        if (dataloader_seek(d->src[s].dl, ts->src_pos[s], derr, sizeof derr)) return errorf(e, "%s", derr);
+    return 0;
+}
+
+// The optimizer steps of a run of `tokens` tokens: the fewest steps that see at least that many, each taking
+// accum_at(tokens so far) micro-batches of B x T tokens on each of `world` ranks (during a batch ramp-up the
+// steps are smaller, so there are more of them).
+static size_t steps_for_tokens(const TrainOptions *o, uint64_t tokens, size_t world) {
+    uint64_t seen = 0, per = (uint64_t)o->B * o->T * world;
+    size_t steps = 0;
+    for (; seen < tokens && seen < o->ramp_tokens; steps++) seen += accum_at(o, seen) * per;
+    if (seen < tokens) steps += (size_t)((tokens - seen + o->accum * per - 1) / (o->accum * per));
+    return steps;
+}
+
 static void emit_buffer(void *ctx, const char *bytes, size_t len) {
     TokenBytes *b = ctx;
     if (b->len + len + 1 > b->cap) {
@@ -2913,9 +3156,8 @@ typedef struct {
     Falcon m;
     AdamW opt;
     TrainState ts;
-    DataLoader *train, *val;          // val is NULL without val*.bin shards
-    char **train_files, **val_files;
-    size_t ntrain, nval;
+    TrainData data;                   // the training shards and their sources
+    DataLoader *val;                  // NULL without validation shards
     Tokenizer *tokenizer;             // for samples during training (--sample-every)
     FILE *log;                        // RUN/log.jsonl
     char logpath[4200];
@@ -2942,16 +3184,15 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
         adamw_build(&r->opt, r->m.num_params);
         if (train_state_load(resume_dir, &r->ts, &r->opt, &e)) die("%s", e.msg);
     }
-    if (!o->data) die("train: --data DIR (shards made by ./data prepare) is required");
-    if (!(r->train_files = list_shards(o->data, "train", &r->ntrain, &e))) die("%s", e.msg);
-    r->val_files = list_shards(o->data, "val", &r->nval, &e);  // validation is optional
-    r->train = dataloader_open((const char *const *)r->train_files, r->ntrain, o->B, o->T, o->seed, 0, 1, derr, sizeof derr);
-    if (!r->train) die("%s", derr);
-    if (r->val_files && !(r->val = dataloader_open_val((const char *const *)r->val_files, r->nval, o->B, o->T, 0, 1,
-                                                      derr, sizeof derr)))
+    if (!o->data && !o->nsources) die("train: --data DIR (shards made by ./data prepare or ./data mix) is required");
+    e.msg[0] = 0;
+    if (traindata_open(&r->data, o, 0, 1, &e)) die("%s", e.msg);
+    TrainData *d = &r->data;
+    if (d->nval && !(r->val = dataloader_open_val((const char *const *)d->val_files, d->nval, o->B, o->T, 0, 1, derr,
+                                                  sizeof derr)))
         die("%s", derr);
     if (o->resume) {
-        if (dataloader_seek(r->train, r->ts.data_pos, derr, sizeof derr)) die("%s", derr);
+        if (traindata_seek(d, &r->ts, &e)) die("%s", e.msg);
     } else {
         // a preset or a config.json starts from random weights; a checkpoint directory continues from its weights
         const Config *pc = preset_find(o->model);
@@ -2960,7 +3201,7 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
         Config c;
         if (pc) {
             c = *pc;
-            c.V = dataloader_vocab_size(r->train);  // presets take the tokenizer's vocabulary
+            c.V = traindata_vocab_size(d);  // presets take the tokenizer's vocabulary
             if (o->T > c.maxT) c.maxT = o->T;
         } else if (from_json) {
             char *text, jerr[256];
@@ -2979,13 +3220,13 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
         }
         adamw_build(&r->opt, r->m.num_params);
     }
-    if (dataloader_vocab_size(r->train) > r->m.config.V)
-        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", o->data, dataloader_vocab_size(r->train),
-            r->m.config.V);
+    if (traindata_vocab_size(d) > r->m.config.V)
+        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", d->src[0].files[0],
+            traindata_vocab_size(d), r->m.config.V);
     if (o->T > r->m.config.maxT) die("train: -T %zu exceeds max_position_embeddings %zu", o->T, r->m.config.maxT);
     if (!o->tokenizer) {
         static char tokpath[4200];
-        path_of(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : o->data);
+        path_of(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : d->dir);
         if (access(tokpath, F_OK) == 0) o->tokenizer = tokpath;
     }
     if (o->sample_every) {
@@ -2993,6 +3234,7 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
         if (!o->tokenizer) die("train: --sample-every needs a tokenizer (--tokenizer FILE or DATA/tokenizer.json)");
         if (!(r->tokenizer = tokenizer_load(o->tokenizer, terr, sizeof terr))) die("%s", terr);
     }
+    if (o->max_tokens) o->steps = steps_for_tokens(o, o->max_tokens, 1);
     AdamW *opt = &r->opt;
     opt->lr = o->lr;
     opt->lr_floor = o->lr_floor;
@@ -3013,9 +3255,16 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
     const Config *c = &r->m.config;
     printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", r->m.num_params, c->L,
            c->C, c->NH, c->NKV, c->V, r->flops_per_token / 1e6);
-    printf("data: %zu train shards%s, %zu val shards; batch %zu x %zu x %zu accum; %zu steps\n", r->ntrain,
-           dataloader_has_trees(r->train) ? " (conversation trees: masked attention)" : "", r->nval, o->B, o->T,
-           o->accum, o->steps);
+    int trees = 0;
+    for (size_t s = 0; s < d->n; s++) trees |= dataloader_has_trees(d->src[s].dl);
+    printf("data: ");
+    for (size_t s = 0; s < d->n; s++)
+        if (d->weighted) printf("%s %s %.3g (%zu shards)", s ? "," : "source", d->src[s].name, d->src[s].weight / d->total_weight, d->src[s].nfiles);
+        else printf("%zu train shards", d->src[s].nfiles);
+    printf("%s, %zu val shards; batch %zu x %zu x %zu accum; %zu steps", trees ? " (conversation trees: masked attention)" : "",
+           d->nval, o->B, o->T, o->accum, o->steps);
+    if (o->max_tokens) printf(" (%zu tokens)", o->max_tokens);
+    printf("\n");
     r->t_start = now_seconds();
     r->tokens_start = r->ts.tokens;
     r->first_step = r->ts.step;
@@ -3051,14 +3300,16 @@ static void trainrun_step_done(TrainRun *r, float loss, float lr, float norm, si
     double tps = (double)tokens / seconds, elapsed = now_seconds() - r->t_start;
     double eta = (double)(o->steps - ts->step) * elapsed / (double)(ts->tokens - r->tokens_start) * (double)tokens;
     double mfu = tps * r->flops_per_token / (o->peak_gflops * 1e9);
+    char eta_text[32];
+    progress_time(eta_text, sizeof eta_text, eta);  // M:SS or H:MM:SS, as the progress lines
     if (!o->quiet)
-        printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %.0fs\n", ts->step,
-               o->steps, loss, lr, norm, tps, 100.0 * mfu, eta);
+        printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %s\n", ts->step,
+               o->steps, loss, lr, norm, tps, 100.0 * mfu, eta_text);
     fprintf(r->log, "{\"step\": %zu, \"tokens\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
                     "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
             ts->step, (unsigned long long)ts->tokens, loss, lr, norm, tps, mfu);
     if (r->val && o->eval_every && (ts->step % o->eval_every == 0 || ts->step == o->steps)) {
-        r->val_loss = evaluate(&r->m, r->val, o->eval_batches, &r->batch);
+        r->val_loss = evaluate(&r->m, r->val, o->eval_batches, &r->batch, NULL);
         r->evaluated_at = ts->step;
         printf("step %5zu: val loss %.4f\n", ts->step, r->val_loss);
         fprintf(r->log, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts->step,
@@ -3076,7 +3327,7 @@ static void trainrun_step_done(TrainRun *r, float loss, float lr, float norm, si
     }
     fflush(r->log);
     if (o->save_every && ts->step % o->save_every == 0 && ts->step < o->steps) {
-        ts->data_pos = dataloader_tell(r->train);
+        traindata_tell(&r->data, ts);
         if (run_checkpoint(o->out, &r->m, o, ts, &r->opt, &e)) die("%s", e.msg);
     }
 }
@@ -3086,7 +3337,7 @@ static void trainrun_finish(TrainRun *r, int failed) {
     TrainOptions *o = r->o;
     TrainState *ts = &r->ts;
     Err e = {{0}};
-    ts->data_pos = dataloader_tell(r->train);
+    traindata_tell(&r->data, ts);
     if (!failed && run_checkpoint(o->out, &r->m, o, ts, &r->opt, &e)) die("%s", e.msg);
     if (interrupted) printf("interrupted: checkpoint of step %zu saved in %s/latest\n", ts->step, o->out);
     fflush(r->log);
@@ -3101,7 +3352,7 @@ static void trainrun_finish(TrainRun *r, int failed) {
     printf("final train loss %.4f", r->loss);
     if (r->val) {
         if (r->evaluated_at != ts->step)
-            r->val_loss = evaluate(&r->m, r->val, o->eval_batches, &r->batch);
+            r->val_loss = evaluate(&r->m, r->val, o->eval_batches, &r->batch, NULL);
         double h = unigram_entropy(r->val, r->m.config.V, &r->batch);
         printf(", val loss %.4f (perplexity %.2f); unigram entropy of the val data %.4f nats", r->val_loss,
                exp(r->val_loss), h);
@@ -3113,9 +3364,7 @@ static void trainrun_close(TrainRun *r) {
     fclose(r->log);
     batch_free(&r->batch);
     if (r->tokenizer) tokenizer_free(r->tokenizer);
-    free_list(r->train_files, r->ntrain);
-    free_list(r->val_files, r->nval);
-    dataloader_close(r->train);
+    traindata_close(&r->data);
     if (r->val) dataloader_close(r->val);
     adamw_free(&r->opt);
     falcon_free(&r->m);
@@ -3134,7 +3383,7 @@ static int train_run(TrainOptions *o) {
         falcon_zero_grad(&r.m);
         float loss = 0.0f;
         for (size_t k = 0; k < accum; k++) {
-            batch_next(&r.batch, r.train);
+            traindata_next(&r.data, &r.batch);
             loss += falcon_forward_batch(&r.m, &r.batch) / (float)accum;
             falcon_backward(&r.m, 1.0f / (float)accum);
         }
@@ -3174,6 +3423,13 @@ static float arg_float(const char *opt, const char *v) {
     return x;
 }
 
+// `--help` or `-h` anywhere an option may stand prints the command's usage and exits with success.
+static void help_if_asked(const char *a, void (*usage)(void)) {
+    if (strcmp(a, "--help") && strcmp(a, "-h")) return;
+    usage();
+    exit(0);
+}
+
 static void print_config(const char *name, const Config *c) {
     size_t n = param_count(c);
     printf("%s: %s\n", name, c->new_decoder ? "new decoder architecture (Falcon-40B/180B): grouped K/V heads"
@@ -3188,14 +3444,20 @@ static void print_config(const char *name, const Config *c) {
     printf("  parameters: %zu (%.2f%s)\n", n, n >= 1000000000 ? (double)n / 1e9 : (double)n / 1e6, n >= 1000000000 ? "B" : "M");
 }
 
+static void info_usage(void) {
+    printf("usage: falcon info [--model] PRESET|DIR   a configuration and its exact parameter count\n"
+           "  PRESET              one of:");
+    for (size_t i = 0; i < NUM_PRESETS; i++) printf(" %s", PRESETS[i].name);
+    printf("\n  DIR                 a checkpoint directory (its config.json), falcon.c's or HF's\n"
+           "  (no argument: this list)\n");
+}
+
 static int cmd_info(int argc, char **argv) {
-    if (argc < 3) {
-        printf("presets:");
-        for (size_t i = 0; i < NUM_PRESETS; i++) printf(" %s", PRESETS[i].name);
-        printf("\nusage: falcon info [--model] PRESET|CHECKPOINT_DIR\n");
-        return 0;
-    }
-    const char *model = argc > 3 && !strcmp(argv[2], "--model") ? argv[3] : argv[2];  // --model as train takes it
+    if (argc > 2) help_if_asked(argv[2], info_usage);
+    if (argc < 3) { info_usage(); return 0; }
+    int flag = !strcmp(argv[2], "--model");  // --model as train takes it
+    if (argc != 3 + flag) die("info: one preset or directory (see falcon info --help)");
+    const char *model = argv[2 + flag];
     const Config *pc = preset_find(model);
     Config c;
     Err e = {{0}};
@@ -3236,14 +3498,23 @@ static int *read_ids(FILE *f, const char *what, size_t *n) {
     return ids;
 }
 
+static void score_usage(void) {
+    printf("usage: falcon score -m DIR [--dump FILE] < ids.txt\n"
+           "  prints the mean next-token cross-entropy of the whitespace-separated token ids on stdin (HF's loss\n"
+           "  for labels = input_ids), for one-line comparisons with other implementations\n"
+           "  -m DIR              checkpoint directory (required)\n"
+           "  --dump FILE         also write the input ids and the logits to FILE (safetensors) [no dump]\n");
+}
+
 static int cmd_score(int argc, char **argv) {
     const char *dir = NULL, *dump = NULL;
     for (int i = 2; i < argc; i++) {
+        help_if_asked(argv[i], score_usage);
         if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump = argv[++i];
-        else die("score: unknown argument '%s' (usage: falcon score -m DIR [--dump logits.safetensors] < ids.txt)", argv[i]);
+        else die("score: unknown argument '%s' (see falcon score --help)", argv[i]);
     }
-    if (!dir) die("score: -m DIR is required");
+    if (!dir) die("score: -m DIR is required (see falcon score --help)");
     Falcon m;
     Err e = {{0}};
     if (falcon_load(&m, dir, &e)) die("%s", e.msg);
@@ -3272,18 +3543,27 @@ static int cmd_score(int argc, char **argv) {
 
 static void train_usage(void) {
     TrainOptions d = train_defaults();
-    printf("usage: falcon train --data DIR [options]\n"
-           "  --data DIR          shards made by ./data prepare (train*.bin, val*.bin, tokenizer.json)\n"
+    printf("usage: falcon train --data SHARDS [options]\n"
+           "  --data SHARDS       training shards (required): a directory (its train*.bin, or the mix_*.bin of\n"
+           "                      ./data mix), shard files, or several, comma-separated, read as one source; or\n"
+           "                      weighted sources NAME=WEIGHT=PATH,... (as ./data mix names them): each row of\n"
+           "                      a batch comes from a source drawn with probability WEIGHT / sum of weights\n"
+           "  --source N=W=PATH   one more weighted source (repeatable), the same as in --data [none]\n"
+           "  --val SHARDS        validation shards: directories (their val*.bin) or files, comma-separated\n"
+           "                      [the val*.bin of the --data directories]\n"
            "  --model M           preset (nano, tiny, small, falcon-7b, ...) or config.json: random weights;\n"
            "                      or an HF checkpoint directory: fine-tune its weights [%s]\n"
-           "  --resume DIR        continue a run (its directory, or one checkpoint) exactly where it stopped\n"
+           "  --resume DIR        continue a run (its directory, or one checkpoint) exactly where it stopped [none]\n"
            "  --out DIR           run directory: checkpoints, log.jsonl [%s]\n"
-           "  --tokenizer FILE    tokenizer.json copied into checkpoints [DATA/tokenizer.json]\n"
+           "  --tokenizer FILE    tokenizer.json copied into checkpoints [DIR/tokenizer.json of the first --data path]\n"
            "  -B N                micro-batch size [%zu]\n"
            "  -T N                sequence length [%zu]\n"
            "  --accum N           micro-batches per step (gradient accumulation) [%zu]\n"
            "  --ramp-tokens N     batch ramp-up: accumulation grows from 1 to --accum over N tokens [0 = off]\n"
-           "  --steps N           optimizer steps [%zu]\n"
+           "  --steps N           optimizer steps; the cosine schedule ends there [%zu]\n"
+           "  --tokens N          or the run's length in tokens: the fewest steps that train on N tokens, each of\n"
+           "                      accum x B x T tokens (fewer micro-batches during a ramp-up, so more steps)\n"
+           "                      [off: --steps]; with --resume, --steps or --tokens may lengthen the run\n"
            "  --warmup N          linear warm-up steps [%zu]\n"
            "  --lr X              peak learning rate [%g]\n"
            "  --lr-floor X        cosine floor as a fraction of the peak [%g]\n"
@@ -3294,7 +3574,7 @@ static void train_usage(void) {
            "  --eval-batches N    validation batches per evaluation [%zu]\n"
            "  --save-every N      checkpoint every N steps [%zu]\n"
            "  --keep N            checkpoints kept [%zu]\n"
-           "  --stop-after N      stop after N steps of this invocation, with a checkpoint to --resume from\n"
+           "  --stop-after N      stop after N steps of this invocation, with a checkpoint to --resume from [0 = off]\n"
            "  --sample-every N    print and log a sample every N steps [0 = never]\n"
            "  --poison N[-M]      testing: make the gradients of steps N..M NaN, to see them skipped [never]\n"
            "  --seed N            initialisation and data order [%llu]\n"
@@ -3307,16 +3587,28 @@ static void train_usage(void) {
 // Parses train options. On --resume, options that shape the run come from the checkpoint, so they may not be
 // given again; the run length, evaluation and saving may change.
 static void parse_train_args(int argc, char **argv, TrainOptions *o, int resumed) {
+    int steps_given = 0;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int shaping = 1;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { train_usage(); exit(0); }
+        help_if_asked(a, train_usage);
         if (!v) die("train: option %s needs a value (see falcon train --help)", a);
         if (!strcmp(a, "--resume")) { o->resume = v; shaping = 0; }
         else if (!strcmp(a, "--data")) { o->data = v; shaping = 0; }
         else if (!strcmp(a, "--out")) { o->out = v; shaping = 0; }
         else if (!strcmp(a, "--tokenizer")) { o->tokenizer = v; shaping = 0; }
-        else if (!strcmp(a, "--steps")) { o->steps = arg_size(a, v, 0); shaping = 0; }
+        else if (!strcmp(a, "--source")) {
+            char name[64];
+            double w;
+            const char *path;
+            if (!source_item(v, name, sizeof name, &w, &path)) die("train: --source '%s' is not NAME=WEIGHT=PATH with a positive weight", v);
+            if (o->nsources == MAX_SOURCES) die("train: more than %d data sources", MAX_SOURCES);
+            o->sources[o->nsources++] = v;
+            shaping = 0;
+        }
+        else if (!strcmp(a, "--val")) { o->val = v; shaping = 0; }
+        else if (!strcmp(a, "--steps")) { o->steps = arg_size(a, v, 0); steps_given = 1; shaping = 0; }
+        else if (!strcmp(a, "--tokens")) { o->max_tokens = arg_size(a, v, 0); shaping = 0; }
         else if (!strcmp(a, "--eval-every")) { o->eval_every = arg_size(a, v, 1); shaping = 0; }
         else if (!strcmp(a, "--eval-batches")) { o->eval_batches = arg_size(a, v, 1); shaping = 0; }
         else if (!strcmp(a, "--save-every")) { o->save_every = arg_size(a, v, 1); shaping = 0; }
@@ -3347,6 +3639,7 @@ static void parse_train_args(int argc, char **argv, TrainOptions *o, int resumed
         else die("train: unknown option '%s' (see falcon train --help)", a);
         if (resumed && shaping) die("train: %s cannot change when resuming: the run keeps its own", a);
     }
+    if (steps_given && o->max_tokens) die("train: give the run's length as --steps or --tokens, not both");
 }
 
 // The options of `train`: the command line's, or with --resume the run's own and those that may change then.
@@ -3378,12 +3671,31 @@ static void emit_stdout(void *ctx, const char *bytes, size_t len) {
     fflush(stdout);
 }
 
+static const SampleSettings SAMPLE_DEFAULTS = {200, 0, 0.8f, 0.95f, 42};
+static const char *const SAMPLE_DIR = "runs/demo/run/latest";
+
+static void sample_usage(void) {
+    const SampleSettings *d = &SAMPLE_DEFAULTS;
+    printf("usage: falcon sample [-m DIR] [options]   continues a prompt, printing each token as it is drawn\n"
+           "  -m DIR              checkpoint directory, falcon.c's or an HF Falcon directory [%s]\n"
+           "  --tokenizer FILE    tokenizer.json [DIR/tokenizer.json]\n"
+           "  --prompt TEXT       text to continue [\"\": start as a document starts, after <|endoftext|>]\n"
+           "  -n N                tokens to generate at most (fewer at <|endoftext|> or the context's end) [%zu]\n"
+           "  --temperature X     divides the logits; 0 = always the most likely token [%g]\n"
+           "  --top-k K           draw among the K most likely tokens only [%zu = all]\n"
+           "  --top-p P           draw among the fewest most likely tokens whose probability reaches P [%g]\n"
+           "  --seed N            the random draws: the same seed gives the same text [%llu]\n"
+           "  the speed (tokens/s) goes to stderr at the end\n",
+           SAMPLE_DIR, d->max_tokens, d->temperature, d->top_k, d->top_p, (unsigned long long)d->seed);
+}
+
 static int cmd_sample(int argc, char **argv) {
-    const char *dir = "runs/demo/run/latest", *tokpath = NULL, *prompt = "";
-    SampleSettings st = {200, 0, 0.8f, 0.95f, 42};
+    const char *dir = SAMPLE_DIR, *tokpath = NULL, *prompt = "";
+    SampleSettings st = SAMPLE_DEFAULTS;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) die("sample: option %s needs a value", a);
+        help_if_asked(a, sample_usage);
+        if (!v) die("sample: option %s needs a value (see falcon sample --help)", a);
         if (!strcmp(a, "-m")) dir = v;
         else if (!strcmp(a, "--tokenizer")) tokpath = v;
         else if (!strcmp(a, "--prompt")) prompt = v;
@@ -3392,8 +3704,7 @@ static int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--top-k")) st.top_k = arg_size(a, v, 1);
         else if (!strcmp(a, "--top-p")) st.top_p = arg_float(a, v);
         else if (!strcmp(a, "--seed")) st.seed = arg_size(a, v, 1);
-        else die("sample: unknown option '%s' (options: -m DIR --tokenizer F --prompt S -n N --temperature X "
-                 "--top-k K --top-p P --seed S)", a);
+        else die("sample: unknown option '%s' (see falcon sample --help)", a);
     }
     Falcon m;
     Err e = {{0}};
@@ -3415,20 +3726,35 @@ static int cmd_sample(int argc, char **argv) {
     return 0;
 }
 
+static void eval_usage(void) {
+    printf("usage: falcon eval -m DIR [--data DIR] [--task FILE.jsonl] [options]\n"
+           "  -m DIR              checkpoint directory (required)\n"
+           "  --data DIR          validation loss and perplexity on the shards DIR/val*.bin [none]\n"
+           "  -B N                rows per validation batch [8]\n"
+           "  -T N                tokens per row [the model's context, at most 256]\n"
+           "  --batches N         validation batches at most (0 = all) [100]\n"
+           "  --task FILE         zero-shot multiple choice on a JSONL task [none]: one item per line,\n"
+           "                      {\"context\": ..., \"choices\": [...], \"label\": i}; prints accuracy and normalised\n"
+           "                      accuracy (the EleutherAI harness's acc and acc_norm)\n"
+           "  --tokenizer FILE    tokenizer.json for --task [DIR/tokenizer.json]\n"
+           "  at least one of --data and --task\n");
+}
+
 static int cmd_eval(int argc, char **argv) {
     const char *dir = NULL, *data = NULL, *task = NULL, *tokpath = NULL;
     size_t B = 8, T = 0, batches = 100;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) die("eval: option %s needs a value", a);
+        help_if_asked(a, eval_usage);
+        if (!v) die("eval: option %s needs a value (see falcon eval --help)", a);
         if (!strcmp(a, "-m")) dir = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--task")) task = v;
         else if (!strcmp(a, "--tokenizer")) tokpath = v;
         else if (!strcmp(a, "-B")) B = arg_size(a, v, 0);
         else if (!strcmp(a, "-T")) T = arg_size(a, v, 0);
-        else if (!strcmp(a, "--batches")) batches = arg_size(a, v, 0);
-        else die("eval: unknown option '%s' (usage: falcon eval -m DIR [--data DIR] [--task FILE.jsonl])", a);
+        else if (!strcmp(a, "--batches")) batches = arg_size(a, v, 1);
+        else die("eval: unknown option '%s' (see falcon eval --help)", a);
     }
     if (!dir || (!data && !task)) die("eval: usage: falcon eval -m DIR [--data DIR [-B N -T N --batches N]] [--task FILE.jsonl]");
     Falcon m;
@@ -3444,9 +3770,14 @@ static int cmd_eval(int argc, char **argv) {
         if (!val) die("%s", derr);
         Batch bt;
         batch_build(&bt, B, T);
-        float loss = evaluate(&m, val, batches, &bt);
-        printf("val loss %.4f  perplexity %.2f  (%zu batches of %zu x %zu)\n", loss, exp(loss),
-               batches < dataloader_batches_per_epoch(val) ? batches : dataloader_batches_per_epoch(val), B, T);
+        size_t nb = dataloader_batches_per_epoch(val);
+        if (batches && batches < nb) nb = batches;
+        Progress p;  // a large validation set takes a while: tokens evaluated, rate and ETA on the terminal
+        double total = (double)(nb * B * T);
+        progress_start(&p, "eval", total, total < 1e7 ? "k tokens" : "M tokens", total < 1e7 ? 1e3 : 1e6);
+        float loss = evaluate(&m, val, nb, &bt, &p);
+        progress_finish(&p);
+        printf("val loss %.4f  perplexity %.2f  (%zu batches of %zu x %zu)\n", loss, exp(loss), nb, B, T);
         batch_free(&bt);
         free_list(files, nval);
         dataloader_close(val);
@@ -3471,19 +3802,31 @@ static int cmd_eval(int argc, char **argv) {
     return 0;
 }
 
+static void make_task_usage(void) {
+    printf("usage: falcon make-task --from DOCS.jsonl -o TASK.jsonl [options]\n"
+           "  a multiple-choice task from held-out documents: the context stops in the middle of a sentence, the\n"
+           "  right choice is its true ending, the others end sentences of other documents (deterministic for a seed)\n"
+           "  --from FILE         documents, JSONL with a \"text\" field (required)\n"
+           "  -o FILE             the task, JSONL for falcon eval --task (required)\n"
+           "  --items N           items at most [200]\n"
+           "  --choices K         choices per item, 2 to 16 [4]\n"
+           "  --seed N            which sentences and endings are drawn [1]\n");
+}
+
 static int cmd_make_task(int argc, char **argv) {
     const char *from = NULL, *out = NULL;
     size_t items = 200, choices = 4;
     uint64_t seed = 1;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) die("make-task: option %s needs a value", a);
+        help_if_asked(a, make_task_usage);
+        if (!v) die("make-task: option %s needs a value (see falcon make-task --help)", a);
         if (!strcmp(a, "--from")) from = v;
         else if (!strcmp(a, "-o")) out = v;
         else if (!strcmp(a, "--items")) items = arg_size(a, v, 0);
         else if (!strcmp(a, "--choices")) choices = arg_size(a, v, 0);
         else if (!strcmp(a, "--seed")) seed = arg_size(a, v, 1);
-        else die("make-task: unknown option '%s'", a);
+        else die("make-task: unknown option '%s' (see falcon make-task --help)", a);
     }
     if (!from || !out) die("make-task: usage: falcon make-task --from DOCS.jsonl -o TASK.jsonl [--items N] [--choices K]");
     if (choices < 2 || choices > 16) die("make-task: --choices must be between 2 and 16");
@@ -3493,7 +3836,14 @@ static int cmd_make_task(int argc, char **argv) {
 }
 
 
+static void plot_usage(void) {
+    printf("usage: falcon plot RUN [-o FILE.svg]   train and validation loss against tokens, from RUN/log.jsonl\n"
+           "  RUN                 a run directory (falcon train --out)\n"
+           "  -o FILE             the SVG to write [RUN/loss.svg]\n");
+}
+
 static int cmd_plot(int argc, char **argv) {
+    for (int i = 2; i < argc; i++) help_if_asked(argv[i], plot_usage);
     if (argc != 3 && !(argc == 5 && !strcmp(argv[3], "-o"))) die("plot: usage: falcon plot RUN_DIR [-o FILE.svg]");
     char out[4200];
     Err e = {{0}};
@@ -3504,16 +3854,52 @@ static int cmd_plot(int argc, char **argv) {
     return 0;
 }
 
+// The commands, in the order `falcon --help` shows them.
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    void (*usage)(void);
+} Command;
+
+static const Command COMMANDS[] = {
+    {"train", cmd_train, train_usage},      {"sample", cmd_sample, sample_usage},
+    {"eval", cmd_eval, eval_usage},         {"make-task", cmd_make_task, make_task_usage},
+    {"plot", cmd_plot, plot_usage},         {"info", cmd_info, info_usage},
+    {"score", cmd_score, score_usage},
+};
+#define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static const Command *command_find(const char *name) {
+    for (size_t i = 0; i < NUM_COMMANDS; i++)
+        if (!strcmp(COMMANDS[i].name, name)) return &COMMANDS[i];
+    return NULL;
+}
+
+// falcon --help, -h and help: every command's usage; falcon help CMD: one.
+static int cmd_help(int argc, char **argv) {
+    if (argc > 2) {
+        const Command *c = command_find(argv[2]);
+        if (!c) die("help: unknown command '%s' (falcon --help lists them)", argv[2]);
+        c->usage();
+        return 0;
+    }
+    printf("falcon.c: train, sample from and evaluate Falcon models (docs/training.md walks through a first run)\n"
+           "falcon COMMAND [options]; falcon COMMAND --help (or falcon help COMMAND) shows one command\n");
+    for (size_t i = 0; i < NUM_COMMANDS; i++) {
+        printf("\n");
+        COMMANDS[i].usage();
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *usage = "usage: falcon info|score|train|sample|eval|make-task|plot ...   (falcon train --help for training options)";
-    if (argc < 2) die("%s", usage);
-    if (!strcmp(argv[1], "info")) return cmd_info(argc, argv);
-    if (!strcmp(argv[1], "score")) return cmd_score(argc, argv);
-    if (!strcmp(argv[1], "train")) return cmd_train(argc, argv);
-    if (!strcmp(argv[1], "sample")) return cmd_sample(argc, argv);
-    if (!strcmp(argv[1], "eval")) return cmd_eval(argc, argv);
-    if (!strcmp(argv[1], "make-task")) return cmd_make_task(argc, argv);
-    if (!strcmp(argv[1], "plot")) return cmd_plot(argc, argv);
-    die("unknown command '%s'; %s", argv[1], usage);
+    char names[256] = "";
+    for (size_t i = 0; i < NUM_COMMANDS; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", COMMANDS[i].name);
+    if (argc < 2) die("usage: falcon COMMAND [options], COMMAND one of %s (falcon --help for all of them)", names);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return cmd_help(argc, argv);
+    const Command *c = command_find(argv[1]);
+    if (!c) die("unknown command '%s'; commands: %s (falcon --help for their options)", argv[1], names);
+    return c->run(argc, argv);
 }
 #endif

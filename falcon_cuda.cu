@@ -384,10 +384,10 @@ static void ranks_end(void) {
 // gather the fp32 weights and AdamW moments from their shards.
 
 static void gpu_checkpoint(GpuFalcon *g, Falcon *m, const TrainOptions *o, TrainState *ts, AdamW *opt,
-                           const DataLoader *train, int rank) {
+                           const TrainData *train, int rank) {
     Err e = {{0}};
     cuda_falcon_gather(g, m->params_memory, NULL, opt->m, opt->v);
-    ts->data_pos = dataloader_tell(train);
+    traindata_tell(train, ts);
     if (rank == 0 && run_checkpoint(o->out, m, o, ts, opt, &e)) die("%s", e.msg);
 }
 
@@ -409,27 +409,23 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
     AdamW opt = {0};
     int rank = r->launch.rank, world = r->launch.world;
     char resume_dir[4096] = "", derr[512];
-    if (!o->data) die("train: --data DIR (shards made by ./data prepare) is required");
-    size_t ntrain, nval;
-    char **train_files = list_shards(o->data, "train", &ntrain, &e);
-    if (!train_files) die("%s", e.msg);
-    char **val_files = list_shards(o->data, "val", &nval, &e);
+    if (!o->data && !o->nsources) die("train: --data DIR (shards made by ./data prepare or ./data mix) is required");
+    TrainData train;  // falcon.c's: one source or weighted sources, each rank reading its own rows
+    if (traindata_open(&train, o, rank, world, &e)) die("%s", e.msg);
     size_t evaluated_at = SIZE_MAX;
-    DataLoader *train = dataloader_open((const char *const *)train_files, ntrain, o->B, o->T, o->seed, rank, world, derr, sizeof derr);
-    if (!train) die("%s", derr);
-    DataLoader *val = val_files ? dataloader_open_val((const char *const *)val_files, nval, o->B, o->T, rank, world, derr, sizeof derr) : NULL;
-    if (val_files && !val) die("%s", derr);
+    DataLoader *val = train.nval ? dataloader_open_val((const char *const *)train.val_files, train.nval, o->B, o->T, rank, world, derr, sizeof derr) : NULL;
+    if (train.nval && !val) die("%s", derr);
+    if (o->max_tokens) o->steps = steps_for_tokens(o, o->max_tokens, (size_t)world);
     if (o->resume) {
         resume_path(o->resume, resume_dir, sizeof resume_dir);
         if (falcon_load(&m, resume_dir, &e)) die("%s", e.msg);
         adamw_build(&opt, m.num_params);
-        if (train_state_load(resume_dir, &ts, &opt, &e) || dataloader_seek(train, ts.data_pos, derr, sizeof derr))
-            die("%s", e.msg[0] ? e.msg : derr);
+        if (train_state_load(resume_dir, &ts, &opt, &e) || traindata_seek(&train, &ts, &e)) die("%s", e.msg);
     } else {
         const Config *pc = preset_find(o->model);
         if (pc) {
             Config c = *pc;
-            c.V = dataloader_vocab_size(train);
+            c.V = traindata_vocab_size(&train);
             if (o->T > c.maxT) c.maxT = o->T;
             falcon_build(&m, &c);
             falcon_init(&m, o->seed, 0.02f);
@@ -438,12 +434,12 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         }
         adamw_build(&opt, m.num_params);
     }
-    if (dataloader_vocab_size(train) > m.config.V)
-        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", o->data, dataloader_vocab_size(train), m.config.V);
+    if (traindata_vocab_size(&train) > m.config.V)
+        die("%s: the shards' vocabulary (%u) is larger than the model's (%zu)", train.src[0].files[0], traindata_vocab_size(&train), m.config.V);
     if (o->T > m.config.maxT) die("train: -T %zu exceeds max_position_embeddings %zu", o->T, m.config.maxT);
     if (!o->tokenizer) {
         static char tokpath[4200];
-        path_of(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : o->data);
+        path_of(tokpath, sizeof tokpath, "%s/tokenizer.json", resume_dir[0] ? resume_dir : train.dir);
         if (access(tokpath, F_OK) == 0) o->tokenizer = tokpath;
     }
     opt.lr = o->lr;
@@ -467,8 +463,11 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
     if (rank == 0) {
         printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", m.num_params,
                m.config.L, m.config.C, m.config.NH, m.config.NKV, m.config.V, fpt / 1e6);
-        printf("data: %zu train shards, %zu val shards; batch %zu x %zu x %zu accum x %d GPUs (%s); %zu steps\n",
-               ntrain, nval, B, T, o->accum, world, r->launch.source, o->steps);
+        size_t nfiles = 0;
+        for (size_t s = 0; s < train.n; s++) nfiles += train.src[s].nfiles;
+        printf("data: %s%s%zu train shards, %zu val shards; batch %zu x %zu x %zu accum x %d GPUs (%s); %zu steps\n",
+               train.sources, train.sources[0] ? ": " : "", nfiles, train.nval, B, T, o->accum, world,
+               r->launch.source, o->steps);
     }
     signal(SIGINT, on_sigint);
     double t_start = now_seconds();
@@ -482,7 +481,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         cuda_falcon_zero_grad(g);
         loss = 0.0f;
         for (size_t k = 0; k < accum; k++) {
-            batch_next(&bt, train);
+            traindata_next(&train, &bt);
             float lz;
             loss += cuda_falcon_forward(g, bt.inputs, bt.targets, bt.pos, bt.span_end, B, T, o->zloss, &lz) / (float)accum;
             cuda_falcon_backward(g, 1.0f / (float)accum);
@@ -507,9 +506,11 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         double dt = now_seconds() - t0, tps = (double)(accum * B * T * (size_t)world) / dt;
         double mfu = tps * fpt / (o->peak_gflops * 1e9 * world);
         double eta = (double)(o->steps - ts.step) * (now_seconds() - t_start) / (double)(ts.step - first_step);
+        char eta_text[32];
+        progress_time(eta_text, sizeof eta_text, eta);
         if (rank == 0 && !o->quiet)
-            printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %.0fs\n", ts.step,
-                   o->steps, loss, lr, norm, tps, 100.0 * mfu, eta);
+            printf("step %5zu/%zu | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %s\n", ts.step,
+                   o->steps, loss, lr, norm, tps, 100.0 * mfu, eta_text);
         if (logf)
             fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
                           "\"tok_per_s\": %.1f, \"mfu\": %.4f}\n",
@@ -521,9 +522,9 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
             if (logf) fprintf(logf, "{\"step\": %zu, \"tokens\": %llu, \"val_loss\": %.6f}\n", ts.step, (unsigned long long)ts.tokens, val_loss);
         }
         if (logf) fflush(logf);
-        if (o->save_every && ts.step % o->save_every == 0 && ts.step < o->steps) gpu_checkpoint(g, &m, o, &ts, &opt, train, rank);
+        if (o->save_every && ts.step % o->save_every == 0 && ts.step < o->steps) gpu_checkpoint(g, &m, o, &ts, &opt, &train, rank);
     }
-    if (rc == 0) gpu_checkpoint(g, &m, o, &ts, &opt, train, rank);
+    if (rc == 0) gpu_checkpoint(g, &m, o, &ts, &opt, &train, rank);
     if (val && evaluated_at != ts.step) val_loss = gpu_evaluate(g, val, o->eval_batches, &bt);
     double elapsed = now_seconds() - t_start;
     if (rank == 0) {
@@ -540,9 +541,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         printf("\ncheckpoint %s/latest\nlog        %s\nplot       %s\n", o->out, logpath, plot);
     }
     batch_free(&bt);
-    free_list(train_files, ntrain);
-    free_list(val_files, nval);
-    dataloader_close(train);
+    traindata_close(&train);
     if (val) dataloader_close(val);
     cuda_falcon_free(g);
     adamw_free(&opt);

@@ -121,10 +121,38 @@ for bin in ./falcon build/san/falcon; do
     expect_error "$bin: too few ids" "need at least 2 token ids" $bin score -m tests/ref/mqa <<< "1"
     expect_error "$bin: more ids than positions" "exceed max_position_embeddings 64" $bin score -m tests/ref/mqa <<< "$(seq 1 70 | tr '\n' ' ')"
 
-    # command line
+    # command line: help for every command, each option of each with its default
+    all=$($bin --help); rc=$?
+    check "$bin --help: exit 0 and the usage of all 7 commands" test $rc -eq 0 -a "$(grep -c '^usage: falcon ' <<< "$all")" -eq 7
+    check "$bin -h and $bin help: the same text" test "$($bin -h)" = "$all" -a "$($bin help)" = "$all"
+    for cmd in train sample eval make-task plot info score; do
+        one=$($bin $cmd --help); rc=$?
+        check "$bin $cmd --help: exit 0, its usage first" test $rc -eq 0 -a "$(head -1 <<< "$one" | cut -d' ' -f1-3)" = "usage: falcon $cmd"
+        check "$bin help $cmd: the same as $cmd --help and $cmd -h" test "$($bin help $cmd)" = "$one" -a "$($bin $cmd -h)" = "$one"
+        check "$bin --help holds $cmd --help" grep -qF -- "$(sed -n 2p <<< "$one")" <<< "$all"
+    done
+    # every option a command parses, each with its default in [brackets] (or marked as required)
+    documented() {  # documented CMD OPTION...: each OPTION starts a line of CMD --help that gives a default
+        local cmd=$1 o; shift
+        for o in "$@"; do
+            grep -Eq -- "^  $o .*(\[.*\]|required)" <<< "$($bin $cmd --help)" || { echo "$cmd --help: $o undocumented"; return 1; }
+        done
+    }
+    check "$bin sample --help: every option and default" documented sample -m --tokenizer --prompt -n --temperature --top-k --top-p --seed
+    check "$bin eval --help: every option and default" documented eval -m --data -B -T --batches --task --tokenizer
+    check "$bin make-task --help: every option and default" documented make-task --from -o --items --choices --seed
+    check "$bin score --help: every option and default" documented score -m --dump
+    check "$bin plot --help: every option and default" documented plot -o
+    check "$bin info --help: presets listed" grep -q "nano tiny small" <<< "$($bin info --help)"
+    expect_error "$bin: help for an unknown command" "help: unknown command 'fly'" $bin help fly
+    expect_error "$bin: sample, unknown option" "sample: unknown option '--frobnicate' \(see falcon sample --help\)" $bin sample --frobnicate 1
+    expect_error "$bin: eval, unknown option" "eval: unknown option '--frobnicate'" $bin eval --frobnicate 1
+    expect_error "$bin: make-task, option without value" "make-task: option --items needs a value" $bin make-task --items
+    expect_error "$bin: score, unknown argument" "score: unknown argument '--frobnicate'" $bin score --frobnicate
+    expect_error "$bin: no command" "usage: falcon COMMAND" $bin
     expect_error "$bin: unknown command" "unknown command 'fly'" $bin fly
     expect_error "$bin: train without data" "--data DIR" $bin train --steps 1
     expect_error "$bin: bad batch size" "option -B: 'zero' is not a positive integer" $bin train -B zero
-    expect_error "$bin: data directory without shards" "no train\*.bin shards" $bin train --data "$tmp"
+    expect_error "$bin: data directory without shards" "no train\*.bin or mix_\*.bin shards" $bin train --data "$tmp"
 done
 summary

@@ -534,6 +534,79 @@ static void test_resume(void) {
     if (ok) { falcon_free(&ma); falcon_free(&mb); }
 }
 
+// Weighted sources: rows come from each source in its share; the data state told after some batches gives back
+// exactly the batches that followed (a resume); other weights are refused. And the run length in tokens.
+static size_t rows_of_second(const Batch *bt, size_t *rows) {  // rows holding a token >= 61: the second source's
+    size_t n = 0;
+    for (size_t r = 0; r < bt->B; r++) {
+        int hi = 0;
+        for (size_t t = 0; t < bt->T; t++) hi |= bt->inputs[r * bt->T + t] >= 61;
+        n += hi;
+    }
+    *rows += bt->B;
+    return n;
+}
+
+static void test_sources(void) {
+    char a[512], b[512], spec[1200];
+    snprintf(a, sizeof a, "%s/source_a.bin", tmpdir_root);
+    snprintf(b, sizeof b, "%s/source_b.bin", tmpdir_root);
+    write_shard(a, 3000, 61, 7);   // tokens < 61
+    write_shard(b, 3000, 200, 8);  // every window of 17 has tokens >= 61
+    snprintf(spec, sizeof spec, "one=3=%s,two=1=%s", a, b);
+    TrainOptions o = train_defaults();
+    o.data = spec;
+    o.B = 8;
+    o.T = 16;
+    TrainData d, d2;
+    Err e = {{0}};
+    CHECK(traindata_open(&d, &o, 0, 1, &e) == 0 && d.weighted && d.n == 2, "two weighted sources open (%s)", e.msg);
+    if (e.msg[0]) return;
+    Batch bt, bt2;
+    batch_build(&bt, o.B, o.T);
+    batch_build(&bt2, o.B, o.T);
+    size_t second = 0, rows = 0;
+    for (int i = 0; i < 125; i++) {
+        traindata_next(&d, &bt);
+        second += rows_of_second(&bt, &rows);
+    }
+    // 1000 rows, a quarter expected from the second source: 250, standard deviation 13.7
+    CHECK(second > 195 && second < 305, "weights 3:1: %zu of %zu rows from the second source (expected 250)", second, rows);
+    TrainState ts = {0};
+    traindata_tell(&d, &ts);
+    CHECK(!strcmp(ts.sources, "one=3,two=1") && ts.nsrc == 2, "the state names the sources (%s)", ts.sources);
+    CHECK(traindata_open(&d2, &o, 0, 1, &e) == 0 && traindata_seek(&d2, &ts, &e) == 0, "seek to a told state (%s)", e.msg);
+    int same = 1;
+    for (int i = 0; i < 20; i++) {
+        traindata_next(&d, &bt);
+        traindata_next(&d2, &bt2);
+        same = same && !memcmp(bt.mem, bt2.mem, 4 * bt.B * bt.T * sizeof(int32_t));
+    }
+    CHECK(same, "after the seek, the next 20 batches are those that followed the tell");
+    traindata_close(&d2);
+    snprintf(spec, sizeof spec, "one=1=%s,two=1=%s", a, b);
+    CHECK(traindata_open(&d2, &o, 0, 1, &e) == 0 && traindata_seek(&d2, &ts, &e) != 0 && strstr(e.msg, "not the run's"),
+          "other weights are refused on resume (%s)", e.msg);
+    traindata_close(&d2);
+    snprintf(spec, sizeof spec, "one=1=%s,%s", a, b);
+    e.msg[0] = 0;
+    CHECK(traindata_open(&d2, &o, 0, 1, &e) != 0 && strstr(e.msg, "give every source a weight"),
+          "weighted and plain paths together are refused (%s)", e.msg);
+    traindata_close(&d);
+    batch_free(&bt);
+    batch_free(&bt2);
+    // steps for a length in tokens: B x T = 256 tokens a micro-batch
+    o.B = 4;
+    o.T = 64;
+    size_t s1 = steps_for_tokens(&o, 3000, 1), s2 = steps_for_tokens(&o, 3072, 1), s3 = steps_for_tokens(&o, 3073, 2);
+    o.accum = 2;
+    o.ramp_tokens = 1024;  // accumulation 1 for the first 1024 tokens (4 steps), then 2: 1024 + 4 x 512 >= 3000
+    size_t s4 = steps_for_tokens(&o, 3000, 1), s5 = steps_for_tokens(&o, 1, 1);
+    CHECK(s1 == 12 && s2 == 12 && s3 == 7 && s4 == 8 && s5 == 1,
+          "--tokens: 3000 -> 12 steps, 3072 -> 12, 3073 on 2 ranks -> 7, with a ramp 3000 -> 8, 1 -> 1 (%zu %zu %zu %zu %zu)",
+          s1, s2, s3, s4, s5);
+}
+
 // Batch-size ramp-up and the schedule's end points.
 static void test_schedule(void) {
     TrainOptions o = train_defaults();
@@ -794,6 +867,7 @@ int main(void) {
     test_task_file();
     test_tree_packer();
     test_resume();
+    test_sources();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir_root);
     if (system(cmd)) printf("could not remove %s\n", tmpdir_root);
