@@ -2991,7 +2991,7 @@ static int path_shards(const char *path, int val, char ***files, size_t *n, Err 
 static int source_item(const char *item, char *name, size_t nn, double *weight, const char **path) {
     const char *e1 = strchr(item, '='), *e2 = e1 ? strchr(e1 + 1, '=') : NULL;
     char *end;
-    if (!e2 || e1 == item) return 0;
+    if (!e2 || e1 == item || memchr(item, ',', (size_t)(e1 - item))) return 0;
     *weight = strtod(e1 + 1, &end);
     if (end != e2 || !isfinite(*weight) || *weight <= 0) return 0;
     snprintf(name, nn, "%.*s", (int)(e1 - item), item);
@@ -3046,7 +3046,11 @@ static int traindata_open(TrainData *d, const TrainOptions *o, int rank, int wor
             d->weighted = 1;
             d->total_weight += w;
             size_t len = strlen(d->sources);
-            snprintf(d->sources + len, sizeof d->sources - len, "%s%s=%g", len ? "," : "", name, w);
+            if ((size_t)snprintf(d->sources + len, sizeof d->sources - len, "%s%s=%g", len ? "," : "", name, w) >=
+                sizeof d->sources - len) {
+                rc = errorf(e, "train: the names of the data sources are too long (%zu bytes at most)", sizeof d->sources - 1);
+                break;
+            }
         } else {
             plain++;
             d->n = 1;
@@ -3072,7 +3076,7 @@ static int traindata_open(TrainData *d, const TrainOptions *o, int rank, int wor
                                   o->seed + s, rank, world, derr, sizeof derr);
         if (!src->dl) rc = errorf(e, "%s", derr);
     }
-    d->rng = (o->seed ^ 0x5DEECE66DULL) * 0x9E3779B97F4A7C15ULL + 2 * (uint64_t)rank + 1;  // odd: never zero
+    d->rng = ((o->seed ^ 0x5DEECE66DULL) * 0x9E3779B97F4A7C15ULL + 2 * (uint64_t)rank) | 1;  // odd: never zero
     if (rc) traindata_close(d);
     return rc;
 }

@@ -132,12 +132,17 @@ for bin in ./falcon build/san/falcon; do
         check "$bin --help holds $cmd --help" grep -qF -- "$(sed -n 2p <<< "$one")" <<< "$all"
     done
     # every option a command parses, each with its default in [brackets] (or marked as required)
-    documented() {  # documented CMD OPTION...: each OPTION starts a line of CMD --help that gives a default
-        local cmd=$1 o; shift
+    documented() {  # documented CMD OPTION...: each OPTION starts a line of CMD --help, and that line or the
+        local cmd=$1 o; shift  # indented ones below it give a default in [brackets] or say it is required
         for o in "$@"; do
-            grep -Eq -- "^  $o .*(\[.*\]|required)" <<< "$($bin $cmd --help)" || { echo "$cmd --help: $o undocumented"; return 1; }
+            $bin $cmd --help | awk -v o="$o" 'index($0, "  " o " ") == 1 { on = 1; text = $0; next }
+                on && /^                    / { text = text $0; next } { on = 0 }
+                END { exit !(text ~ /\[.*\]|required/) }' || { echo "$cmd --help: $o undocumented"; return 1; }
         done
     }
+    check "$bin train --help: every option and default" documented train --data --source --val --model --resume --out \
+        --tokenizer -B -T --accum --ramp-tokens --steps --tokens --warmup --lr --lr-floor --weight-decay --zloss --clip \
+        --eval-every --eval-batches --save-every --keep --stop-after --sample-every --poison --seed --peak-gflops --threads
     check "$bin sample --help: every option and default" documented sample -m --tokenizer --prompt -n --temperature --top-k --top-p --seed
     check "$bin eval --help: every option and default" documented eval -m --data -B -T --batches --task --tokenizer
     check "$bin make-task --help: every option and default" documented make-task --from -o --items --choices --seed
