@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# End to end: the README's main command with its smallest settings, then the training command line on its data:
-# Ctrl-C and an exact resume, a planted NaN skipped, repeated NaNs stopping the run with the checkpoint intact,
-# deterministic sampling, evaluation, the plot, and bad input to the other commands.
+# End to end: the README's main command with its smallest settings (ending with its generated multiple-choice
+# task), then the training command line on its data: Ctrl-C and an exact resume, the run's length in tokens, shard
+# files, ./data mix directories and weighted sources resumed exactly, a planted NaN skipped, repeated NaNs stopping
+# the run with the checkpoint intact, deterministic sampling, evaluation with its progress line, the plot, and bad
+# input to the other commands.
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
 tmp=$(mktemp -d)
