@@ -554,32 +554,50 @@ static const char *synth_templates[] = {
 
 #define PICK(arr) (arr[rng_below(r, sizeof arr / sizeof arr[0])])
 
-static void synth_sentence(Buf *b, Rng *r, const SynthTopic *tp) {
-    const char *t = synth_templates[rng_below(r, N_TEMPLATES)];
+// The words a template's slots are filled from, one list per slot letter (%M name, %N and %O noun, %P place,
+// %V verb, %A and %B adjective, %R adverb, %T time, %E people; %Y a year and %D a number need no list).
+typedef struct { const char *const *w; size_t n; } WordList;
+#define WORDS(arr) ((WordList){arr, sizeof arr / sizeof arr[0]})
+typedef struct {
+    WordList name, noun, place, verb, adj, adv, time, people;
+    int article; // English: a noun without "the " gets one
+} Lexicon;
+
+static const char *words_pick(Rng *r, WordList w) { return w.w[rng_below(r, w.n)]; }
+
+// Appends template t with every slot filled from lx, and capitalises the sentence's first letter.
+static void synth_fill(Buf *b, Rng *r, const char *t, const Lexicon *lx) {
     size_t start = b->len;
     for (; *t; t++) {
         if (*t != '%') { buf_add(b, t, 1); continue; }
-        t++;
-        switch (*t) {
-        case 'N': case 'O': { // every noun with its article
-            const char *noun = tp->noun[rng_below(r, 12)];
-            if (strncmp(noun, "the ", 4)) buf_str(b, "the ");
+        switch (*++t) {
+        case 'N': case 'O': {
+            const char *noun = words_pick(r, lx->noun);
+            if (lx->article && strncmp(noun, "the ", 4)) buf_str(b, "the ");
             buf_str(b, noun);
             break;
         }
-        case 'P': buf_str(b, tp->place[rng_below(r, 6)]); break;
-        case 'V': buf_str(b, tp->verb[rng_below(r, 8)]); break;
-        case 'M': buf_str(b, PICK(synth_names)); break;
-        case 'A': case 'B': buf_str(b, PICK(synth_adj)); break;
-        case 'R': buf_str(b, PICK(synth_adv)); break;
-        case 'T': buf_str(b, PICK(synth_time)); break;
-        case 'E': buf_str(b, PICK(synth_people)); break;
+        case 'P': buf_str(b, words_pick(r, lx->place)); break;
+        case 'V': buf_str(b, words_pick(r, lx->verb)); break;
+        case 'M': buf_str(b, words_pick(r, lx->name)); break;
+        case 'A': case 'B': buf_str(b, words_pick(r, lx->adj)); break;
+        case 'R': buf_str(b, words_pick(r, lx->adv)); break;
+        case 'T': buf_str(b, words_pick(r, lx->time)); break;
+        case 'E': buf_str(b, words_pick(r, lx->people)); break;
         case 'Y': buf_printf(b, "%d", 1850 + (int)rng_below(r, 170)); break;
         case 'D': buf_printf(b, "%d", 2 + (int)rng_below(r, 40)); break;
         default: break;
         }
     }
     b->s[start] = (char)toupper((unsigned char)b->s[start]);
+}
+
+// An English sentence about a topic: its own nouns, places and verbs, the shared lists for the rest.
+static void synth_sentence(Buf *b, Rng *r, const SynthTopic *tp) {
+    const char *t = synth_templates[rng_below(r, N_TEMPLATES)];
+    Lexicon lx = {WORDS(synth_names), WORDS(tp->noun), WORDS(tp->place), WORDS(tp->verb), WORDS(synth_adj),
+                  WORDS(synth_adv), WORDS(synth_time), WORDS(synth_people), 1};
+    synth_fill(b, r, t, &lx);
 }
 
 static void synth_paragraph(Buf *b, Rng *r, const SynthTopic *tp, size_t sentences) {
@@ -1125,24 +1143,10 @@ static const char *synth_es_people[] = {
     "los vecinos", "los estudiantes", "la familia", "un agricultor", "los niños", "el maestro", "los visitantes"};
 
 static void synth_es_sentence(Buf *b, Rng *r) {
-    const char *t = PICK(synth_es_templates);
-    size_t start = b->len;
-    for (; *t; t++) {
-        if (*t != '%') { buf_add(b, t, 1); continue; }
-        switch (*++t) {
-        case 'M': buf_str(b, PICK(synth_names)); break;
-        case 'N': buf_str(b, PICK(synth_es_nouns)); break;
-        case 'P': buf_str(b, PICK(synth_es_places)); break;
-        case 'V': buf_str(b, PICK(synth_es_verbs)); break;
-        case 'A': buf_str(b, PICK(synth_es_adj)); break;
-        case 'T': buf_str(b, PICK(synth_es_time)); break;
-        case 'E': buf_str(b, PICK(synth_es_people)); break;
-        case 'Y': buf_printf(b, "%d", 1850 + (int)rng_below(r, 170)); break;
-        case 'D': buf_printf(b, "%d", 2 + (int)rng_below(r, 40)); break;
-        default: break;
-        }
-    }
-    b->s[start] = (char)toupper((unsigned char)b->s[start]);
+    const Lexicon lx = {WORDS(synth_names), WORDS(synth_es_nouns), WORDS(synth_es_places),
+                        WORDS(synth_es_verbs), WORDS(synth_es_adj), {NULL, 0}, WORDS(synth_es_time),
+                        WORDS(synth_es_people), 0};
+    synth_fill(b, r, PICK(synth_es_templates), &lx);
 }
 
 static void synth_es_doc(Buf *b, Rng *r) {
