@@ -2987,13 +2987,15 @@ static int path_shards(const char *path, int val, char ***files, size_t *n, Err 
     return 0;
 }
 
-// Splits a NAME=WEIGHT=PATH item (WEIGHT a positive number); 0 when the item is a plain path.
+// Splits a NAME=WEIGHT=PATH item (WEIGHT a positive number); 0 when the item is a plain path, -1 when NAME does
+// not fit in name[nn].
 static int source_item(const char *item, char *name, size_t nn, double *weight, const char **path) {
     const char *e1 = strchr(item, '='), *e2 = e1 ? strchr(e1 + 1, '=') : NULL;
     char *end;
     if (!e2 || e1 == item || memchr(item, ',', (size_t)(e1 - item))) return 0;
     *weight = strtod(e1 + 1, &end);
     if (end != e2 || !isfinite(*weight) || *weight <= 0) return 0;
+    if ((size_t)(e1 - item) >= nn) return -1;
     snprintf(name, nn, "%.*s", (int)(e1 - item), item);
     *path = e2 + 1;
     return 1;
@@ -3027,6 +3029,10 @@ static int traindata_open(TrainData *d, const TrainOptions *o, int rank, int wor
         double w = 0;
         const char *path = items[i];
         int weighted = source_item(items[i], name, sizeof name, &w, &path);
+        if (weighted < 0) {
+            rc = errorf(e, "train: '%.40s...': a source name has %zu bytes at most", items[i], sizeof name - 1);
+            break;
+        }
         if (i == 0) {  // the first path's directory holds the tokenizer
             struct stat st;
             int isdir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -3605,7 +3611,7 @@ static void parse_train_args(int argc, char **argv, TrainOptions *o, int resumed
             char name[64];
             double w;
             const char *path;
-            if (!source_item(v, name, sizeof name, &w, &path)) die("train: --source '%s' is not NAME=WEIGHT=PATH with a positive weight", v);
+            if (source_item(v, name, sizeof name, &w, &path) == 0) die("train: --source '%s' is not NAME=WEIGHT=PATH with a positive weight", v);
             if (o->nsources == MAX_SOURCES) die("train: more than %d data sources", MAX_SOURCES);
             o->sources[o->nsources++] = v;
             shaping = 0;

@@ -77,6 +77,7 @@ check "weighted sources: --source, stopped and resumed, gives the 6 losses of --
 expect_error "resume with other weights" "data sources \(web=1,mix=1\) are not the run's \(web=3,mix=1\)" ./falcon train --resume "$tmp/w2" --data "web=1=$data,mix=1=$tmp/mix" --steps 12
 expect_error "weighted and plain paths together" "give every source a weight" ./falcon train --data "web=3=$data,$tmp/mix"
 expect_error "a bad --source" "--source 'web=0=x' is not NAME=WEIGHT=PATH" ./falcon train --source web=0=x
+expect_error "a source name too long" "a source name has 63 bytes at most" ./falcon train --data "ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss=1=$data" --steps 1
 expect_error "a directory without shards" "no train\*.bin or mix_\*.bin shards" ./falcon train --data "$tmp/a"
 expect_error "a missing source" "nowhere: cannot open" ./falcon train --data "web=1=$tmp/nowhere"
 
