@@ -285,22 +285,33 @@ static void note_skip(Corpus *c, size_t *counter, const char *fmt, ...) {
     }
 }
 
+// The next line of a JSONL buffer that is not blank, from offset *i: sets s and len to it and line to its
+// 1-based number (blank lines counted), and moves *i past it. Returns 0 at the end of the buffer.
+static int jsonl_next_line(const char *buf, size_t n, size_t *i, size_t *line, const char **s, size_t *len) {
+    while (*i < n) {
+        const char *p = buf + *i, *e = memchr(p, '\n', n - *i);
+        size_t l = e ? (size_t)(e - p) : n - *i, k = 0;
+        *i += l + 1;
+        (*line)++;
+        while (k < l && isspace((unsigned char)p[k])) k++;
+        if (k < l) {
+            *s = p;
+            *len = l;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 // Reads one JSONL buffer: one JSON object per line with a string "text", an optional string "url", other members
 // carried along. Malformed lines, lines without a text string, and texts that are not valid UTF-8 are skipped,
 // counted, and the first one is named in c->example; empty texts are counted as empty.
 static void corpus_add_jsonl(Corpus *c, const char *path, const char *buf, size_t n) {
-    size_t line = 0;
+    size_t i = 0, line = 0, len;
+    const char *s;
     double base = c->progress ? c->progress->done : 0;
-    for (size_t i = 0; i < n;) {
-        if (c->progress) progress_update(c->progress, base + (double)i);
-        const char *s = buf + i;
-        const char *e = memchr(s, '\n', n - i);
-        size_t len = e ? (size_t)(e - s) : n - i;
-        i += len + 1;
-        line++;
-        size_t k = 0;
-        while (k < len && isspace((unsigned char)s[k])) k++;
-        if (k == len) continue; // blank line
+    while (jsonl_next_line(buf, n, &i, &line, &s, &len)) {
+        if (c->progress) progress_update(c->progress, base + (double)(s - buf));
         Json j;
         char err[128];
         if (json_parse(s, len, &j, err, sizeof err) != 0) {
@@ -2647,16 +2658,9 @@ static void flat_link(Forest *f, FlatMsg *m, size_t n, const char *path) {
 // object lines are whole nested trees. Malformed lines are skipped and counted, the first named.
 static void forest_add_jsonl(Forest *f, const char *path, const char *buf, size_t n) {
     FlatMsg *flat = NULL;
-    size_t nflat = 0, flat_cap = 0, line = 0;
-    for (size_t i = 0; i < n;) {
-        const char *s = buf + i;
-        const char *e = memchr(s, '\n', n - i);
-        size_t len = e ? (size_t)(e - s) : n - i;
-        i += len + 1;
-        line++;
-        size_t k = 0;
-        while (k < len && isspace((unsigned char)s[k])) k++;
-        if (k == len) continue;
+    size_t nflat = 0, flat_cap = 0, i = 0, line = 0, len;
+    const char *s;
+    while (jsonl_next_line(buf, n, &i, &line, &s, &len)) {
         Json j;
         char err[128];
         if (json_parse(s, len, &j, err, sizeof err) != 0) { forest_note(f, &f->bad_lines, 1, "%s:%zu: %s", path, line, err); continue; }
