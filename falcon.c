@@ -2338,17 +2338,18 @@ static int run_checkpoint(const char *run, const Falcon *m, const TrainOptions *
 // ----------------------------------------------------------------------------
 // Evaluation: zero-shot multiple choice, as the Falcon paper's ablations judge models (HellaSwag, PIQA, ARC, ...).
 // A task is JSONL, one item per line: {"context": "...", "choices": ["...", "..."], "label": 1}. Each choice is
-// scored by the summed log-likelihood of its tokens after the context; the prediction is the best choice.
-// accuracy: by the raw sum; normalised accuracy: by the sum divided by the choice's length in bytes, as the
-// EleutherAI harness's acc_norm does (it counts characters: the same for ASCII), which removes the bias to short
-// choices.
+// scored by the summed log-likelihood of its tokens after the context; the prediction is the best choice. The
+// two scores are those of the EleutherAI lm-evaluation-harness:
+//   acc       the best raw sum ll_c
+//   acc_norm  the best ll_c / chars_c, chars_c = the choice's length in characters (Unicode code points, what
+//             Python's len counts), which removes the advantage of short choices (their sums have fewer terms)
 
 typedef struct {
     int *ctx;            // (nctx) context tokens
     size_t nctx;
     int **choice;        // (nchoices) token lists
     size_t *nchoice;
-    size_t *bytes;       // each choice's length in bytes
+    size_t *chars;       // each choice's length in characters
     size_t nchoices;
     size_t label;
 } McItem;
@@ -2357,45 +2358,122 @@ static void mcitem_free(McItem *it) {
     for (size_t c = 0; c < it->nchoices; c++) free(it->choice[c]);
     free(it->choice);
     free(it->nchoice);
-    free(it->bytes);
+    free(it->chars);
     free(it->ctx);
 }
 
-// log p(cont | ctx) = sum over the continuation's tokens of their log-probability; the sequence is cut on the
-// left when it exceeds the model's context.
-static double loglikelihood(Falcon *m, const int *ctx, size_t nctx, const int *cont, size_t ncont) {
-    size_t T = nctx + ncont, skip = T > m->config.maxT ? T - m->config.maxT : 0;
-    int *seq = xcalloc(T, sizeof(int)), *tg = xcalloc(T, sizeof(int));
-    for (size_t t = 0; t < T; t++) seq[t] = t < nctx ? ctx[t] : cont[t - nctx];
-    // position t predicts token t+1: only the continuation's tokens are counted
-    for (size_t t = 0; t < T; t++) tg[t] = (t + 1 >= nctx && t + 1 < T) ? seq[t + 1] : -100;
-    float zc = m->zloss_coef;
-    m->zloss_coef = 0.0f;
-    falcon_forward(m, seq + skip, tg + skip, NULL, NULL, 1, T - skip);
-    m->zloss_coef = zc;
-    size_t counted = 0;
-    for (size_t t = skip; t < T; t++) counted += tg[t] >= 0;
-    free(seq);
-    free(tg);
-    return -(double)m->loss_ce * (double)counted;
+// Characters of UTF-8 text: every byte but the continuation bytes 10xxxxxx starts one.
+static size_t utf8_chars(const char *s, size_t len) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
 }
 
-// Scores every item: ll[i][c] gets each choice's log-likelihood; returns accuracy and normalised accuracy.
-static void mc_evaluate(Falcon *m, const McItem *items, size_t n, double *acc, double *acc_norm) {
-    size_t hits = 0, hits_norm = 0;
+// One continuation to score after its context.
+typedef struct {
+    const int *ctx, *cont;
+    size_t nctx, ncont;
+} LlRequest;
+
+// The length of a request's row: context then continuation, cut on the left to the model's context.
+static size_t llrequest_len(const LlRequest *r, size_t maxT) {
+    size_t len = r->nctx + r->ncont;
+    return len < maxT ? len : maxT;
+}
+
+// ll[i] = log p(cont_i | ctx_i), the sum over the continuation's tokens of their log-probability, for n requests
+// in one forward pass of n rows. Each row is padded on the right to the longest: attention is causal, so the
+// padding changes nothing before it, and its targets are -100. The log-probability of target y at position t is
+// logit_y - logsumexp(logits), read from the activations the cross-entropy leaves.
+static void loglikelihoods(Falcon *m, const LlRequest *r, size_t n, double *ll) {
+    size_t maxT = m->config.maxT, V = m->config.V, T = 0;
+    for (size_t i = 0; i < n; i++) T = llrequest_len(&r[i], maxT) > T ? llrequest_len(&r[i], maxT) : T;
+    int *seq = xcalloc(n * T, sizeof(int)), *tg = xcalloc(n * T, sizeof(int));
     for (size_t i = 0; i < n; i++) {
+        size_t len = r[i].nctx + r[i].ncont, skip = len - llrequest_len(&r[i], maxT);
+        for (size_t t = 0; t < T; t++) {
+            size_t k = skip + t;  // the token's index in context + continuation
+            int next = k + 1 < len ? (k + 1 < r[i].nctx ? r[i].ctx[k + 1] : r[i].cont[k + 1 - r[i].nctx]) : 0;
+            if (k < len) seq[i * T + t] = k < r[i].nctx ? r[i].ctx[k] : r[i].cont[k - r[i].nctx];
+            // position k predicts token k+1: only the continuation's tokens are counted
+            tg[i * T + t] = k + 1 >= r[i].nctx && k + 1 < len ? next : -100;
+        }
+    }
+    falcon_forward(m, seq, tg, NULL, NULL, n, T);
+    const float *logits = m->acts[A_LOGITS], *lse = m->acts[A_LSE];
+    for (size_t i = 0; i < n; i++) {
+        ll[i] = 0.0;
+        for (size_t t = i * T; t < (i + 1) * T; t++)
+            if (tg[t] >= 0) ll[i] += (double)logits[t * V + (size_t)tg[t]] - (double)lse[t];
+    }
+    free(seq);
+    free(tg);
+}
+
+// Tokens (rows x padded length) per forward pass of eval --task, by default: enough for the parallel loops to
+// share out (with 2 threads the nano model scores a task 2x faster than one row at a time), few enough that the
+// activations stay small: each pass of a new shape allocates them afresh, and at 2048 tokens the kernel's
+// zeroing of fresh pages cost the nano model 20% more time.
+#define MC_BATCH_TOKENS 512
+
+// A row of eval --task: one choice of one item.
+typedef struct {
+    LlRequest req;
+    size_t len;    // its length, the sort key
+    size_t index;  // its place in the task: the items in order, each item's choices in order
+} McRow;
+
+static int mcrow_longer_first(const void *a, const void *b) {
+    const McRow *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+// Scores every item; returns acc and acc_norm. Every choice of every item is one row. The rows are sorted by
+// length, longest first, so that the rows of a forward pass have nearly the same length and little padding (and
+// the first pass needs the most memory: a lack of it shows at once); consecutive rows go through the model
+// together, as many as fit batch_tokens (at least one). Neither the order nor the batching changes a score: each
+// row is computed alone. With a progress line (NULL: none), it counts the rows (choices) scored.
+static void mc_evaluate(Falcon *m, const McItem *items, size_t n, size_t batch_tokens, Progress *p, double *acc,
+                        double *acc_norm) {
+    size_t rows = 0, maxT = m->config.maxT;
+    for (size_t i = 0; i < n; i++) rows += items[i].nchoices;
+    McRow *row = xmalloc(rows * sizeof(McRow));
+    for (size_t i = 0, r = 0; i < n; i++)
+        for (size_t c = 0; c < items[i].nchoices; c++, r++) {
+            row[r].req = (LlRequest){items[i].ctx, items[i].choice[c], items[i].nctx, items[i].nchoice[c]};
+            row[r].len = llrequest_len(&row[r].req, maxT);
+            row[r].index = r;
+        }
+    qsort(row, rows, sizeof(McRow), mcrow_longer_first);
+    LlRequest *req = xmalloc(rows * sizeof(LlRequest));
+    double *sorted = xmalloc(rows * sizeof(double)), *ll = xmalloc(rows * sizeof(double));
+    for (size_t r = 0; r < rows; r++) req[r] = row[r].req;
+    for (size_t a = 0; a < rows;) {
+        // the first row is the longest, and the pass is padded to its length
+        size_t B = batch_tokens / row[a].len ? batch_tokens / row[a].len : 1;
+        size_t b = a + B < rows ? a + B : rows;
+        loglikelihoods(m, req + a, b - a, sorted + a);
+        a = b;
+        if (p) progress_update(p, (double)a);
+    }
+    for (size_t r = 0; r < rows; r++) ll[row[r].index] = sorted[r];
+    size_t hits = 0, hits_norm = 0;
+    for (size_t i = 0, r = 0; i < n; r += items[i++].nchoices) {
         const McItem *it = &items[i];
+        const double *l = ll + r;
         size_t best = 0, best_norm = 0;
-        double bl = -INFINITY, bn = -INFINITY;
-        for (size_t c = 0; c < it->nchoices; c++) {
-            double ll = loglikelihood(m, it->ctx, it->nctx, it->choice[c], it->nchoice[c]);
-            double norm = ll / (double)(it->bytes[c] ? it->bytes[c] : 1);
-            if (ll > bl) { bl = ll; best = c; }
-            if (norm > bn) { bn = norm; best_norm = c; }
+        for (size_t c = 1; c < it->nchoices; c++) {
+            if (l[c] > l[best]) best = c;
+            if (l[c] / (double)it->chars[c] > l[best_norm] / (double)it->chars[best_norm]) best_norm = c;
         }
         hits += best == it->label;
         hits_norm += best_norm == it->label;
     }
+    free(row);
+    free(req);
+    free(sorted);
+    free(ll);
     *acc = n ? (double)hits / (double)n : 0.0;
     *acc_norm = n ? (double)hits_norm / (double)n : 0.0;
 }
@@ -2443,10 +2521,11 @@ static McItem *mctask_load(const char *path, Tokenizer *tok, size_t V, size_t *n
         it->nchoices = ch->count;
         it->choice = xmalloc(ch->count * sizeof(int *));
         it->nchoice = xmalloc(ch->count * sizeof(size_t));
-        it->bytes = xmalloc(ch->count * sizeof(size_t));
+        it->chars = xmalloc(ch->count * sizeof(size_t));
         for (size_t c = 0; c < ch->count; c++) {
             it->choice[c] = encode_ints(tok, ch->items[c].str, ch->items[c].len, &it->nchoice[c]);
-            it->bytes[c] = ch->items[c].len;
+            it->chars[c] = utf8_chars(ch->items[c].str, ch->items[c].len);
+            if (it->chars[c] == 0) it->chars[c] = 1;  // stray continuation bytes (kept raw) still make a choice
             for (size_t t = 0; t < it->nchoice[c]; t++)
                 if ((size_t)it->choice[c][t] >= V) errorf(e, "%s: line %zu: the tokenizer's ids exceed the model's vocabulary %zu", path, line, V);
         }
@@ -3744,15 +3823,19 @@ static void eval_usage(void) {
            "  -T N                tokens per row [the model's context, at most 256]\n"
            "  --batches N         validation batches at most (0 = all) [100]\n"
            "  --task FILE         zero-shot multiple choice on a JSONL task [none]: one item per line,\n"
-           "                      {\"context\": ..., \"choices\": [...], \"label\": i}; prints accuracy and normalised\n"
-           "                      accuracy (the EleutherAI harness's acc and acc_norm)\n"
+           "                      {\"context\": ..., \"choices\": [...], \"label\": i}; prints acc and acc_norm as the\n"
+           "                      EleutherAI harness defines them: the share of items whose right choice has the\n"
+           "                      highest log-likelihood (acc), or log-likelihood per character (acc_norm)\n"
+           "  --task-tokens N     --task scores its choices several at a time, in forward passes of N tokens at\n"
+           "                      most (rows x longest row; always one row at least); fewer use less memory, and\n"
+           "                      1 scores one choice at a time: the same acc and acc_norm [%d]\n"
            "  --tokenizer FILE    tokenizer.json for --task [DIR/tokenizer.json]\n"
-           "  at least one of --data and --task\n");
+           "  at least one of --data and --task\n", MC_BATCH_TOKENS);
 }
 
 static int cmd_eval(int argc, char **argv) {
     const char *dir = NULL, *data = NULL, *task = NULL, *tokpath = NULL;
-    size_t B = 8, T = 0, batches = 100;
+    size_t B = 8, T = 0, batches = 100, task_tokens = MC_BATCH_TOKENS;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         help_if_asked(a, eval_usage);
@@ -3764,9 +3847,10 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "-B")) B = arg_size(a, v, 0);
         else if (!strcmp(a, "-T")) T = arg_size(a, v, 0);
         else if (!strcmp(a, "--batches")) batches = arg_size(a, v, 1);
+        else if (!strcmp(a, "--task-tokens")) task_tokens = arg_size(a, v, 0);
         else die("eval: unknown option '%s' (see falcon eval --help)", a);
     }
-    if (!dir || (!data && !task)) die("eval: usage: falcon eval -m DIR [--data DIR [-B N -T N --batches N]] [--task FILE.jsonl]");
+    if (!dir || (!data && !task)) die("eval: usage: falcon eval -m DIR [--data DIR [-B N -T N --batches N]] [--task FILE.jsonl [--task-tokens N]]");
     Falcon m;
     Err e = {{0}};
     if (falcon_load(&m, dir, &e)) die("%s", e.msg);
@@ -3801,9 +3885,14 @@ static int cmd_eval(int argc, char **argv) {
         McItem *items = mctask_load(task, tok, m.config.V, &n, &e);
         if (!items) die("%s", e.msg);
         double acc, acc_norm;
-        mc_evaluate(&m, items, n, &acc, &acc_norm);
+        Progress p;  // choices scored, the unit of work
+        size_t choices = 0;
+        for (size_t i = 0; i < n; i++) choices += items[i].nchoices;
+        progress_start(&p, "eval", (double)choices, "choices", 1);
+        mc_evaluate(&m, items, n, task_tokens, &p, &acc, &acc_norm);
+        progress_finish(&p);
         size_t k = items[0].nchoices;
-        printf("%s: %zu items, accuracy %.4f, normalised accuracy %.4f (chance %.4f)\n", task, n, acc, acc_norm, 1.0 / (double)k);
+        printf("%s: %zu items, acc %.4f, acc_norm %.4f (chance %.4f)\n", task, n, acc, acc_norm, 1.0 / (double)k);
         for (size_t i = 0; i < n; i++) mcitem_free(&items[i]);
         free(items);
         tokenizer_free(tok);

@@ -35,10 +35,24 @@ for v in default no-zloss; do
         sh -c "grep '\*\*$v\*\*' '$md' | awk -F'|' '{ split(\$8, a, \"±\"); exit !(a[1] ~ /^ *[0-9]+\.[0-9] *\$/ && a[1] + 0 <= 100) }'"
     check "$v: 2 seeds finished" test "$(ls "$T/a/runs/$v"/seed-*/result | wc -l)" -eq 2
 done
+check "every run's result has acc and acc_norm, read from falcon eval's output" \
+    test "$(cat "$T"/a/runs/*/seed-*/result | awk '($1 == "acc" || $1 == "acc_norm") && $2 ~ /^[01]\.[0-9]+$/' | wc -l)" -eq 8
 check "the two variants have the same parameter count" \
     test "$(awk '$1 == "params" { print $2 }' "$T"/a/runs/*/seed-1/result | sort -u | wc -l)" -eq 1
-check "no-zloss has a delta against the default" \
-    sh -c "grep '\*\*no-zloss\*\*' '$md' | awk -F'|' '{ exit !(\$7 ~ /^ *[-+][0-9]+\.[0-9]+ *\$/) }'"
+check "no-zloss has a delta against the default (signed, or an unsigned zero)" \
+    sh -c "grep '\*\*no-zloss\*\*' '$md' | awk -F'|' '{ exit !(\$7 ~ /^ *([-+][0-9]+\.[0-9]+|0\.0+) *\$/) }'"
+
+# a difference that rounds to zero is "0.0", never "-0.0": the report alone, on made-up results (accuracies 0.9049
+# against the default's 0.9050, and 0.9056: -0.01 and +0.06 points; equal val losses)
+printf 'default|-|the default|-|\nlower|zloss|a hair lower|-|\nhigher|zloss|a hair higher|-|\n' > "$T/v.txt"
+printf '%s\t%s\t%s\t%s\t%s\t100\t5\n' default 1 1.5 0.905 0.9 default 2 1.6 0.905 0.9 lower 1 1.5 0.9049 0.9 \
+    lower 2 1.6 0.9049 0.9 higher 1 1.55 0.9056 0.9 higher 2 1.55 0.9056 0.9 > "$T/r.tsv"
+awk -F'\t' -v md="$T/zero.md" -v svg="$T/zero.svg" -v steps=1 -v B=1 -v T=1 -v model=m -v seeds=2 \
+    -f tools/ablate_report.awk "$T/v.txt" "$T/r.tsv"
+cells() { grep "\*\*$1\*\*" "$T/zero.md" | awk -F'|' '{ gsub(/ /, ""); print $7 "|" $9 }'; }
+check "a delta that rounds to zero has no sign: '$(cells lower)'" test "$(cells lower)" = "0.0000|0.0"
+check "other deltas keep theirs: '$(cells higher)'" test "$(cells higher)" = "0.0000|+0.1"
+check "no cell of the report is -0" test "$(grep -c -- '| -0\.0* |' "$T/zero.md")" -eq 0
 
 # the chart: well-formed XML (every element closed), one dot per variant and panel, coordinates are numbers
 check "the chart starts with <svg and ends with </svg>" sh -c "head -c 4 '$svg' | grep -q '<svg' && tail -n 1 '$svg' | grep -q '^</svg>$'"

@@ -144,7 +144,7 @@ for bin in ./falcon build/san/falcon; do
         --tokenizer -B -T --accum --ramp-tokens --steps --tokens --warmup --lr --lr-floor --weight-decay --zloss --clip \
         --eval-every --eval-batches --save-every --keep --stop-after --sample-every --poison --seed --peak-gflops --threads
     check "$bin sample --help: every option and default" documented sample -m --tokenizer --prompt -n --temperature --top-k --top-p --seed
-    check "$bin eval --help: every option and default" documented eval -m --data -B -T --batches --task --tokenizer
+    check "$bin eval --help: every option and default" documented eval -m --data -B -T --batches --task --task-tokens --tokenizer
     check "$bin make-task --help: every option and default" documented make-task --from -o --items --choices --seed
     check "$bin score --help: every option and default" documented score -m --dump
     check "$bin plot --help: every option and default" documented plot -o

@@ -22,9 +22,9 @@ check "make train: the summary names the plot" test -s "$tmp/demo/run/loss.svg"
 check "make train: step lines end with the ETA as M:SS" test "$(grep -c '^step .* | ETA [0-9]*:[0-5][0-9]$' "$tmp/demo.log")" -eq 120
 # the generated multiple-choice task: made deterministically, and the demo model beats chance (0.25) on it
 task_line=$(grep "task.jsonl: " "$tmp/demo.log")
-acc=$(sed -E 's/.* accuracy ([0-9.]+),.*/\1/' <<< "$task_line")
-acc_norm=$(sed -E 's/.* normalised accuracy ([0-9.]+) .*/\1/' <<< "$task_line")
-check "make train ends with acc and acc_norm on its 60-item task ($task_line)" grep -Eq "^.*/task.jsonl: 60 items, accuracy [0-9.]+, normalised accuracy [0-9.]+ \(chance 0.2500\)$" <<< "$(tail -1 "$tmp/demo.log")"
+acc=$(sed -E 's/.* acc ([0-9.]+),.*/\1/' <<< "$task_line")
+acc_norm=$(sed -E 's/.* acc_norm ([0-9.]+) .*/\1/' <<< "$task_line")
+check "make train ends with acc and acc_norm on its 60-item task ($task_line)" grep -Eq "^.*/task.jsonl: 60 items, acc [0-9.]+, acc_norm [0-9.]+ \(chance 0.2500\)$" <<< "$(tail -1 "$tmp/demo.log")"
 check "make train: acc $acc and acc_norm $acc_norm are above 0.4" awk -v a="$acc" -v n="$acc_norm" 'BEGIN { exit !(a > 0.4 && n > 0.4) }'
 ./falcon make-task --from "$tmp/demo/heldout.jsonl" -o "$tmp/task2.jsonl" --items 60
 check "make-task is deterministic: the same task again" cmp -s "$tmp/demo/task.jsonl" "$tmp/task2.jsonl"
@@ -116,6 +116,15 @@ FALCON_PROGRESS=all ./falcon eval -m "$tmp/demo/run/latest" --data "$data" -T 12
 bar=$(tr '\r' '\n' < "$tmp/eval.err" | grep .)
 check "eval --data: a progress line per batch and a last one, in tokens" test "$(grep -Ec '^eval  [0-9.]+/3.07 k tokens  [0-9]+%' <<< "$bar")" -eq 4
 check "eval --data: it ends at 100% with rate and ETA ($(tail -1 <<< "$bar"))" grep -Eq '^eval  3.07/3.07 k tokens  100%  [0-9.]+ k tokens/s  [0-9]+:[0-9]{2} elapsed  ETA 0:00 *$' <<< "$(tail -1 <<< "$bar")"
+# --task scores the choices of several items in one forward pass; one choice at a time gives the same scores
+one=$(./falcon eval -m "$tmp/demo/run/latest" --task "$tmp/demo/task.jsonl" --task-tokens 1 2> "$tmp/eval.err")
+check "eval --task: one choice at a time, the same acc and acc_norm as make train's batched passes ($one)" test "$one" = "$task_line"
+check "eval --task: no progress line when stderr is not a terminal" test ! -s "$tmp/eval.err"
+FALCON_PROGRESS=all ./falcon eval -m "$tmp/demo/run/latest" --task "$tmp/demo/task.jsonl" --task-tokens 1 2> "$tmp/eval.err" > /dev/null
+bar=$(tr '\r' '\n' < "$tmp/eval.err" | grep .)
+check "eval --task: a progress line per forward pass (of one choice here) and a last one, in choices" \
+    test "$(grep -Ec '^eval  [0-9.]+/240 choices  [0-9]+%' <<< "$bar")" -eq 241
+check "eval --task: it ends at 100% ($(tail -1 <<< "$bar"))" grep -Eq '^eval  240/240 choices  100%  [0-9.]+ choices/s  [0-9]+:[0-9]{2} elapsed  ETA 0:00 *$' <<< "$(tail -1 <<< "$bar")"
 
 # 6. the plot
 ./falcon plot "$tmp/a" -o "$tmp/a.svg" > /dev/null

@@ -648,16 +648,19 @@ static void test_sampler(void) {
     CHECK(never, "sampler: top-p 0.6 keeps only the top token (its probability is 0.64)");
 }
 
-// Multiple choice: each choice's log-likelihood against HF's, and the accuracies against those computed by hand
-// from HF's numbers (acc by the raw sum, acc_norm by the sum per unit of length; the length here is in tokens).
+// Multiple choice: each choice's log-likelihood, scored alone, against HF's; all of them scored in one batch of
+// rows of different lengths (and one row longer than the model's context, cut on the left) against each scored
+// alone; and the accuracies against those computed by hand from HF's numbers (acc by the raw sum, acc_norm by
+// the sum per unit of length; the length here is in tokens), with passes of every size.
 static void test_multiple_choice(void) {
     Falcon m;
     Err e = {{0}};
     falcon_load(&m, REF "/mqa", &e);
     FILE *f = fopen(REF "/mqa/mc.txt", "r");
     McItem items[8];
-    double hf[8][3];
-    size_t n = 0, hits = 0, hits_norm = 0;
+    LlRequest req[8 * 3 + 1];
+    double hf[8][3], alone[8 * 3 + 1], batched[8 * 3 + 1];
+    size_t n = 0, rows = 0, hits = 0, hits_norm = 0;
     double worst = 0.0;
     size_t label, k;
     while (f && n < 8 && fscanf(f, " item %zu %zu", &label, &k) == 2 && k == 3) {
@@ -669,18 +672,19 @@ static void test_multiple_choice(void) {
         for (size_t i = 0; i < it->nctx; i++) if (fscanf(f, "%d", &it->ctx[i]) != 1) die("mc.txt: bad ctx");
         it->choice = xmalloc(3 * sizeof(int *));
         it->nchoice = xmalloc(3 * sizeof(size_t));
-        it->bytes = xmalloc(3 * sizeof(size_t));
+        it->chars = xmalloc(3 * sizeof(size_t));
         size_t best = 0, best_norm = 0;
         for (size_t c = 0; c < 3; c++) {
             if (fscanf(f, " choice %zu", &it->nchoice[c]) != 1) die("mc.txt: bad choice");
             it->choice[c] = xmalloc(it->nchoice[c] * sizeof(int));
             for (size_t i = 0; i < it->nchoice[c]; i++) if (fscanf(f, "%d", &it->choice[c][i]) != 1) die("mc.txt: bad id");
             if (fscanf(f, "%lf", &hf[n][c]) != 1) die("mc.txt: bad log-likelihood");
-            it->bytes[c] = it->nchoice[c];
-            double ll = loglikelihood(&m, it->ctx, it->nctx, it->choice[c], it->nchoice[c]);
-            worst = fmax(worst, fabs(ll - hf[n][c]));
+            it->chars[c] = it->nchoice[c];
+            req[rows] = (LlRequest){it->ctx, it->choice[c], it->nctx, it->nchoice[c]};
+            loglikelihoods(&m, &req[rows], 1, &alone[rows]);
+            worst = fmax(worst, fabs(alone[rows++] - hf[n][c]));
             if (hf[n][c] > hf[n][best]) best = c;
-            if (hf[n][c] / (double)it->bytes[c] > hf[n][best_norm] / (double)it->bytes[best_norm]) best_norm = c;
+            if (hf[n][c] / (double)it->chars[c] > hf[n][best_norm] / (double)it->chars[best_norm]) best_norm = c;
         }
         hits += best == label;
         hits_norm += best_norm == label;
@@ -688,11 +692,31 @@ static void test_multiple_choice(void) {
     }
     if (f) fclose(f);
     CHECK(n == 4 && worst < 1e-4, "multiple choice: log-likelihoods of %zu x 3 choices match HF (worst %.2e)", n, worst);
-    double acc, acc_norm;
-    mc_evaluate(&m, items, n, &acc, &acc_norm);
-    CHECK(fabs(acc - (double)hits / (double)n) < 1e-12 && fabs(acc_norm - (double)hits_norm / (double)n) < 1e-12 &&
-              acc != acc_norm,
-          "multiple choice: accuracy %.2f and normalised accuracy %.2f as computed by hand from HF's numbers", acc, acc_norm);
+    // a context of 70 tokens, 6 more than the model's 64 positions: its first 6 tokens are not seen
+    int longctx[70], cont[3] = {5, 17, 29};
+    uint64_t rng = 3;
+    for (size_t i = 0; i < 70; i++) longctx[i] = (int)(rng_next(&rng) % m.config.V);
+    req[rows] = (LlRequest){longctx, cont, 70, 3};
+    loglikelihoods(&m, &req[rows], 1, &alone[rows]);
+    double cut;
+    loglikelihoods(&m, &(LlRequest){longctx + 6, cont, 64, 3}, 1, &cut);
+    CHECK(alone[rows] == cut, "loglikelihoods: a row longer than the context is cut on the left (%.6f, %.6f)",
+          alone[rows], cut);
+    rows++;
+    // the long row last: the batch is padded to its length
+    loglikelihoods(&m, req, rows, batched);
+    worst = 0.0;
+    for (size_t r = 0; r < rows; r++) worst = fmax(worst, fabs(batched[r] - alone[r]));
+    CHECK(worst < 1e-5, "loglikelihoods: %zu rows in one forward pass equal each row alone (worst %.2e)", rows, worst);
+    size_t sizes[] = {1, 10, 30, MC_BATCH_TOKENS};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        double acc, acc_norm;
+        mc_evaluate(&m, items, n, sizes[s], NULL, &acc, &acc_norm);
+        CHECK(fabs(acc - (double)hits / (double)n) < 1e-12 && fabs(acc_norm - (double)hits_norm / (double)n) < 1e-12 &&
+                  acc != acc_norm,
+              "multiple choice, passes of %zu tokens: acc %.2f and acc_norm %.2f as computed by hand from HF's numbers",
+              sizes[s], acc, acc_norm);
+    }
     for (size_t i = 0; i < n; i++) mcitem_free(&items[i]);
     falcon_free(&m);
 }
@@ -815,7 +839,7 @@ static void test_task_file(void) {
     Tokenizer *tok = tokenizer_load("tests/tok/c_trained.json", terr, sizeof terr);
     if (!tok) { CHECK(0, "tokenizer for the task test: %s", terr); return; }
     const char *good = "{\"context\": \"The cat sat on the\", \"choices\": [\" mat.\", \" moon and stars.\"], \"label\": 0}\n\n"
-                       "{\"context\": \"One, two,\", \"choices\": [\" five\", \" three\", \" ten\"], \"label\": 1}\n";
+                       "{\"context\": \"One, two,\", \"choices\": [\" five\", \" three\", \" a\xc3\xb1o\"], \"label\": 1}\n";
     const char *bad[2][2] = {
         {"{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"label\": 0}\n{\"context\": \"a\", \"choices\": [\" b\"], \"label\": 0}\n",
          "text_task.jsonl: line 2: need"},
@@ -826,8 +850,10 @@ static void test_task_file(void) {
     Err e = {{0}};
     size_t n = 0;
     McItem *items = mctask_load(task, tok, tokenizer_vocab_size(tok), &n, &e);
-    CHECK(items && n == 2 && items[1].nchoices == 3 && items[1].label == 1 && items[0].bytes[1] == 16,
-          "a task file loads: %zu items (%s)", n, e.msg);
+    CHECK(items && n == 2 && items[1].nchoices == 3 && items[1].label == 1, "a task file loads: %zu items (%s)", n, e.msg);
+    // acc_norm's lengths are in characters, as Python's len counts them: " año" is 4, in 5 bytes
+    CHECK(items && items[0].chars[1] == 16 && items[1].chars[2] == 4, "choices' lengths in characters: %zu and %zu",
+          items ? items[0].chars[1] : 0, items ? items[1].chars[2] : 0);
     for (size_t i = 0; items && i < n; i++) mcitem_free(&items[i]);
     free(items);
     for (int k = 0; k < 2; k++) {

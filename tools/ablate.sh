@@ -74,8 +74,8 @@ if [ "${1:-}" = "--one" ]; then
     fi
     awk -v params="$plan_params" -v secs=$((t1 - t0)) '
         /^val loss / { loss = $3 }
-        / items, accuracy / { for (i = 1; i <= NF; i++) { if ($i == "accuracy" && acc == "") acc = $(i + 1); if ($i == "normalised") an = $(i + 2) }
-                             sub(/,$/, "", acc); sub(/,$/, "", an) }
+        / items, acc / { for (i = 1; i <= NF; i++) { if ($i == "acc") acc = $(i + 1); if ($i == "acc_norm") an = $(i + 1) }
+                        sub(/,$/, "", acc) }
         END { if (loss == "") exit 1
               printf "val_loss %s\nacc %s\nacc_norm %s\nparams %s\nseconds %s\n", loss, acc == "" ? "-" : acc,
                      an == "" ? "-" : an, params, secs }' "$r/eval.log" > "$r/result.tmp" ||

@@ -24,13 +24,15 @@ function verdict(name, k, sign,    d, se) {
     if (d < 0 ? -d <= 2 * se : d <= 2 * se) return "within noise"
     return d * sign > 0 ? "better" : "worse"
 }
+# a formatted number that shows zero loses its sign: a difference of -0.0004 is "0.0" to one decimal, not "-0.0"
+function unsigned_zero(s) { return s ~ /^[-+]0(\.0*)?$/ ? substr(s, 2) : s }
 function cell(name, k, scale, fmt) {
     if (!has(name, k)) return "-"
-    return sprintf(fmt " ± " fmt, scale * mean(name, k), scale * sd(name, k))
+    return unsigned_zero(sprintf(fmt, scale * mean(name, k))) " ± " sprintf(fmt, scale * sd(name, k))
 }
 function delta(name, k, scale, fmt) {
     if (name == "default" || !has(name, k) || !has("default", k)) return ""
-    return sprintf("%+" substr(fmt, 2), scale * (mean(name, k) - mean("default", k)))
+    return unsigned_zero(sprintf("%+" substr(fmt, 2), scale * (mean(name, k) - mean("default", k))))
 }
 function esc(s) { gsub(/&/, "\\&amp;", s); gsub(/</, "\\&lt;", s); gsub(/>/, "\\&gt;", s); return s }
 
@@ -48,7 +50,7 @@ $2 == "skipped" { skipped[$1] = $3; next }
 
 END {
     # ---- the table
-    printf "| axis | variant | parameters | seeds | val loss | Δ loss | accuracy %% | Δ acc | acc_norm %% | paper (§4) | ours: loss / accuracy |\n" > md
+    printf "| axis | variant | parameters | seeds | val loss | Δ loss | acc %% | Δ acc | acc_norm %% | paper (§4) | ours: loss / accuracy |\n" > md
     printf "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n" > md
     rows = 0
     for (i = 1; i <= nv; i++) {
