@@ -3974,7 +3974,7 @@ static const Command *command_find(const char *name) {
     return NULL;
 }
 
-// falcon --help, -h and help: every command's usage; falcon help CMD: one.
+// falcon --help, -h and help (and falcon alone): every command's usage; falcon help CMD: one.
 static int cmd_help(int argc, char **argv) {
     if (argc > 2) {
         const Command *c = command_find(argv[2]);
@@ -3995,7 +3995,11 @@ int main(int argc, char **argv) {
     char names[256] = "";
     for (size_t i = 0; i < NUM_COMMANDS; i++)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", COMMANDS[i].name);
-    if (argc < 2) die("usage: falcon COMMAND [options], COMMAND one of %s (falcon --help for all of them)", names);
+    // no command: the help, on stdout as git prints it; status 1, as git's, since no command ran
+    if (argc < 2) {
+        cmd_help(argc, argv);
+        return 1;
+    }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return cmd_help(argc, argv);
     const Command *c = command_find(argv[1]);
     if (!c) die("unknown command '%s'; commands: %s (falcon --help for their options)", argv[1], names);

@@ -154,7 +154,10 @@ for bin in ./falcon build/san/falcon; do
     expect_error "$bin: eval, unknown option" "eval: unknown option '--frobnicate'" $bin eval --frobnicate 1
     expect_error "$bin: make-task, option without value" "make-task: option --items needs a value" $bin make-task --items
     expect_error "$bin: score, unknown argument" "score: unknown argument '--frobnicate'" $bin score --frobnicate
-    expect_error "$bin: no command" "usage: falcon COMMAND" $bin
+    # no command: the whole help on stdout (nothing on stderr) and status 1, as git does
+    none=$($bin 2> "$tmp/none.err"); rc=$?
+    check "$bin alone: the help of falcon --help on stdout, status 1 (got $rc), nothing on stderr" \
+        test "$none" = "$all" -a $rc -eq 1 -a ! -s "$tmp/none.err"
     expect_error "$bin: unknown command" "unknown command 'fly'" $bin fly
     expect_error "$bin: train without data" "--data DIR" $bin train --steps 1
     expect_error "$bin: bad batch size" "option -B: 'zero' is not a positive integer" $bin train -B zero
