@@ -576,9 +576,30 @@ typedef struct {
 
 static const char *words_pick(Rng *r, WordList w) { return w.w[rng_below(r, w.n)]; }
 
+// Agreement, which the Spanish lists need: a verb or an adjective may come in two forms, "visitó|visitaron"
+// (singular|plural) or "antiguo|antigua" (masculine|feminine). A verb takes the number of the sentence's subject
+// (the last name or people slot: a name is singular), an adjective the gender of the last noun. Number and gender
+// show in the article: "los", "las" plural; "la", "las", "una" feminine. The English words have one form each, so
+// English sentences are what they were.
+static int article_is(const char *w, const char *article) {
+    size_t n = strlen(article);
+    return !strncmp(w, article, n) && w[n] == ' ';
+}
+static int es_plural(const char *w) { return article_is(w, "los") || article_is(w, "las"); }
+static int es_feminine(const char *w) { return article_is(w, "la") || article_is(w, "las") || article_is(w, "una"); }
+
+// Appends form k (0 or 1) of a word "form0|form1", or the word itself when it has one form.
+static void buf_form(Buf *b, const char *w, int k) {
+    const char *bar = strchr(w, '|');
+    if (!bar) buf_str(b, w);
+    else if (k) buf_str(b, bar + 1);
+    else buf_add(b, w, (size_t)(bar - w));
+}
+
 // Appends template t with every slot filled from lx, and capitalises the sentence's first letter.
 static void synth_fill(Buf *b, Rng *r, const char *t, const Lexicon *lx) {
     size_t start = b->len;
+    int plural = 0, feminine = 0;  // the subject's number and the last noun's gender, for agreement
     for (; *t; t++) {
         if (*t != '%') { buf_add(b, t, 1); continue; }
         switch (*++t) {
@@ -586,15 +607,21 @@ static void synth_fill(Buf *b, Rng *r, const char *t, const Lexicon *lx) {
             const char *noun = words_pick(r, lx->noun);
             if (lx->article && strncmp(noun, "the ", 4)) buf_str(b, "the ");
             buf_str(b, noun);
+            feminine = es_feminine(noun);
             break;
         }
         case 'P': buf_str(b, words_pick(r, lx->place)); break;
-        case 'V': buf_str(b, words_pick(r, lx->verb)); break;
-        case 'M': buf_str(b, words_pick(r, lx->name)); break;
-        case 'A': case 'B': buf_str(b, words_pick(r, lx->adj)); break;
+        case 'V': buf_form(b, words_pick(r, lx->verb), plural); break;
+        case 'M': buf_str(b, words_pick(r, lx->name)); plural = 0; break;
+        case 'A': case 'B': buf_form(b, words_pick(r, lx->adj), feminine); break;
         case 'R': buf_str(b, words_pick(r, lx->adv)); break;
         case 'T': buf_str(b, words_pick(r, lx->time)); break;
-        case 'E': buf_str(b, words_pick(r, lx->people)); break;
+        case 'E': {
+            const char *people = words_pick(r, lx->people);
+            buf_str(b, people);
+            plural = es_plural(people);
+            break;
+        }
         case 'Y': buf_printf(b, "%d", 1850 + (int)rng_below(r, 170)); break;
         case 'D': buf_printf(b, "%d", 2 + (int)rng_below(r, 40)); break;
         default: break;
@@ -1132,9 +1159,10 @@ static void synth_code_doc(Buf *b, Rng *r) {
 }
 
 // The second language: sentence templates with the slots of synth_templates (%M name, %N noun, %P place, %V verb,
-// %A adjective, %T time, %E people, %Y year, %D number), filled from Spanish lists.
+// %A adjective, %T time, %E people, %Y year, %D number), filled from Spanish lists whose verbs agree with their
+// subjects and adjectives with their nouns (synth_fill), and "de el" contracted to "del" (es_contract).
 static const char *synth_es_templates[] = {
-    "%M %V %N en %P %T.", "%E %V %N, y fue un trabajo %A.", "En %Y, %N de %P fue %A por primera vez.",
+    "%M %V %N en %P %T.", "%E %V %N, y quedó %A.", "En %Y, %N de %P fue %A por primera vez.",
     "Si visitas %P, debes ver %N.", "%M dice que %N es %A %T.", "Hay %D razones para cuidar %N.",
     "Nadie en %P esperaba que %N fuera tan %A.", "%T, %E %V %N cerca de %P.",
     "Según %M, %N es muy %A.", "La historia de %N empieza en %P en %Y.",
@@ -1145,19 +1173,39 @@ static const char *synth_es_nouns[] = {
 static const char *synth_es_places[] = {
     "el pueblo", "la ciudad", "la escuela", "el puerto", "la biblioteca", "el valle", "la isla", "el museo"};
 static const char *synth_es_verbs[] = {
-    "visitó", "pintó", "encontró", "describió", "cuidó", "compró", "estudió", "limpió", "abrió", "cerró"};
+    "visitó|visitaron", "pintó|pintaron", "encontró|encontraron", "describió|describieron", "cuidó|cuidaron",
+    "compró|compraron", "estudió|estudiaron", "limpió|limpiaron", "abrió|abrieron", "cerró|cerraron"};
 static const char *synth_es_adj[] = {
-    "tranquilo", "antiguo", "nuevo", "pequeño", "grande", "famoso", "útil", "difícil", "bonito", "largo"};
+    "tranquilo|tranquila", "antiguo|antigua", "nuevo|nueva", "pequeño|pequeña", "grande", "famoso|famosa", "útil",
+    "difícil", "bonito|bonita", "largo|larga"};
 static const char *synth_es_time[] = {
     "en primavera", "cada mañana", "el año pasado", "durante el verano", "por la noche", "después de la lluvia"};
 static const char *synth_es_people[] = {
     "los vecinos", "los estudiantes", "la familia", "un agricultor", "los niños", "el maestro", "los visitantes"};
 
+// Spanish contracts "de el" to "del": "la historia del río", "cerca del pueblo". Rewrites b from start on.
+static void es_contract(Buf *b, size_t start) {
+    size_t w = start;
+    for (size_t i = start; i < b->len;) {
+        if (!strncmp(b->s + i, "de el ", 6) && (i == start || b->s[i - 1] == ' ')) {
+            memcpy(b->s + w, "del ", 4);
+            w += 4;
+            i += 6;
+        } else {
+            b->s[w++] = b->s[i++];
+        }
+    }
+    b->len = w;
+    b->s[w] = 0;
+}
+
 static void synth_es_sentence(Buf *b, Rng *r) {
     const Lexicon lx = {WORDS(synth_names), WORDS(synth_es_nouns), WORDS(synth_es_places),
                         WORDS(synth_es_verbs), WORDS(synth_es_adj), {NULL, 0}, WORDS(synth_es_time),
                         WORDS(synth_es_people), 0};
+    size_t start = b->len;
     synth_fill(b, r, PICK(synth_es_templates), &lx);
+    es_contract(b, start);
 }
 
 static void synth_es_doc(Buf *b, Rng *r) {

@@ -79,6 +79,79 @@ static void test_synth_kinds(void) {
     }
 }
 
+// Form k of a list word "form0|form1" (the word itself when it has one form), into out.
+static const char *word_form(char *out, size_t n, const char *w, int k) {
+    const char *bar = strchr(w, '|');
+    if (!bar) snprintf(out, n, "%s", w);
+    else if (k) snprintf(out, n, "%s", bar + 1);
+    else snprintf(out, n, "%.*s", (int)(bar - w), w);
+    return out;
+}
+
+// Occurrences of a then b in text, with a's first letter in either case (a sentence capitalises it).
+static size_t count_pair(const char *text, const char *a, const char *b) {
+    char pat[2][256];
+    snprintf(pat[0], sizeof pat[0], "%s %s", a, b);
+    snprintf(pat[1], sizeof pat[1], "%c%s %s", toupper((unsigned char)a[0]), a + 1, b);
+    size_t n = 0;
+    for (int k = 0; k < 2; k++)
+        for (const char *p = text; (p = strstr(p, pat[k])) != NULL; p++) n += p == text || p[-1] == ' ';
+    return n;
+}
+
+// The Spanish pages are grammatical where the generator used to get it wrong: each verb agrees with its subject
+// (a name or people from the lists: "los estudiantes cerraron", "la familia cerró"), each adjective with the last
+// noun before it in its sentence ("la plaza es larga"), and "de el" is "del".
+static void test_synth_spanish(void) {
+    Synth s = {0};
+    synth_kind(&s, 300, 11, 0);
+    size_t wrong_number = 0, right_plural = 0, right_singular = 0, wrong_gender = 0, right_feminine = 0, de_el = 0;
+    char verb[2][64], adj[64];
+    const size_t npeople = sizeof synth_es_people / sizeof *synth_es_people, nnames = sizeof synth_names / sizeof *synth_names;
+    for (size_t i = 0; i < s.n; i++) {
+        const char *text = s.doc[i].text;
+        for (size_t v = 0; v < sizeof synth_es_verbs / sizeof *synth_es_verbs; v++) {
+            word_form(verb[0], sizeof verb[0], synth_es_verbs[v], 0);
+            word_form(verb[1], sizeof verb[1], synth_es_verbs[v], 1);
+            for (size_t k = 0; k < npeople + nnames; k++) {
+                const char *subject = k < npeople ? synth_es_people[k] : synth_names[k - npeople];
+                int plural = !strncmp(subject, "los ", 4) || !strncmp(subject, "las ", 4);
+                wrong_number += count_pair(text, subject, verb[!plural]);
+                *(plural ? &right_plural : &right_singular) += count_pair(text, subject, verb[plural]);
+            }
+        }
+        // adjectives against the gender of the sentence's last noun (-1: none yet)
+        int feminine = -1;
+        for (const char *p = text; *p; p++) {
+            if (*p == '.') feminine = -1;
+            for (size_t k = 0; k < sizeof synth_es_nouns / sizeof *synth_es_nouns; k++) {
+                const char *noun = synth_es_nouns[k];
+                if (!strncmp(p, noun, strlen(noun)) || (toupper((unsigned char)noun[0]) == *p && !strncmp(p + 1, noun + 1, strlen(noun) - 1)))
+                    feminine = !strncmp(noun, "la ", 3);
+            }
+            if (p == text || p[-1] != ' ' || feminine < 0) continue;
+            for (size_t a = 0; a < sizeof synth_es_adj / sizeof *synth_es_adj; a++) {
+                if (!strchr(synth_es_adj[a], '|')) continue;  // one form for both genders
+                for (int g = 0; g < 2; g++) {
+                    size_t len = strlen(word_form(adj, sizeof adj, synth_es_adj[a], g));
+                    if (strncmp(p, adj, len) || isalpha((unsigned char)p[len])) continue;
+                    wrong_gender += g != feminine;
+                    right_feminine += g == 1 && feminine == 1;
+                }
+            }
+        }
+        de_el += strstr(text, " de el ") != NULL || strstr(text, "De el ") != NULL;
+    }
+    CHECK(wrong_number == 0 && right_plural > 0 && right_singular > 0,
+          "synth --kind second-language: verbs agree with their subjects (%zu plural and %zu singular pairs right, %zu wrong)",
+          right_plural, right_singular, wrong_number);
+    CHECK(wrong_gender == 0 && right_feminine > 0,
+          "synth --kind second-language: adjectives agree with their nouns (%zu feminine right, %zu wrong)",
+          right_feminine, wrong_gender);
+    CHECK(de_el == 0, "synth --kind second-language: \"de el\" contracted to \"del\" (%zu documents still have it)", de_el);
+    synth_free(&s);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The whole pipeline on the synthetic corpus: each stage against the planted labels.
 
@@ -1068,6 +1141,7 @@ int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_synth();
     test_synth_kinds();
+    test_synth_spanish();
     test_gopher_rules();
     test_split_words();
     test_band_keys();
