@@ -3259,6 +3259,45 @@ typedef struct {
     float loss, val_loss;             // last step's loss, last validation loss
 } TrainRun;
 
+// The configuration that --model names: a preset, a config.json file, or a checkpoint directory (its config.json).
+static int model_is_json(const char *model) {
+    size_t n = strlen(model);
+    return n > 5 && !strcmp(model + n - 5, ".json");
+}
+static int model_config(Config *c, const char *model, Err *e) {
+    const Config *pc = preset_find(model);
+    if (pc) {
+        *c = *pc;
+        return 0;
+    }
+    if (!model_is_json(model)) return config_load(c, model, e);
+    char *text, jerr[256];
+    size_t len;
+    if (read_file(model, &text, &len, jerr, sizeof jerr)) return errorf(e, "%s: %s", model, jerr);
+    int rc = config_parse(c, text, len, model, e);
+    free(text);
+    return rc;
+}
+
+// The fresh model of a run that does not resume, from --model: a preset or a config.json starts from random
+// weights (a preset takes the shards' vocabulary, and -T positions when it has fewer); a checkpoint directory
+// continues from its weights. Bad input dies with one line. falcon_cuda.cu's trainer builds its model here too.
+static void train_model_build(Falcon *m, const TrainOptions *o, size_t vocab) {
+    Err e = {{0}};
+    Config c;
+    if (preset_find(o->model) || model_is_json(o->model)) {
+        if (model_config(&c, o->model, &e)) die("%s", e.msg);
+        if (preset_find(o->model)) {
+            c.V = vocab;
+            if (o->T > c.maxT) c.maxT = o->T;
+        }
+        falcon_build(m, &c);
+        falcon_init(m, o->seed, 0.02f);
+    } else if (falcon_load(m, o->model, &e)) {
+        die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ..., a config.json, or a checkpoint directory)", e.msg);
+    }
+}
+
 // Opens a run: a fresh model (preset, config.json or checkpoint weights) or the state of a checkpoint to resume
 // from (o must then hold the run's options, see train_options_load), the data loaders, the log. Bad input dies
 // with one line.
@@ -3283,30 +3322,7 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
     if (o->resume) {
         if (traindata_seek(d, &r->ts, &e)) die("%s", e.msg);
     } else {
-        // a preset or a config.json starts from random weights; a checkpoint directory continues from its weights
-        const Config *pc = preset_find(o->model);
-        size_t ml = strlen(o->model);
-        int from_json = ml > 5 && !strcmp(o->model + ml - 5, ".json");
-        Config c;
-        if (pc) {
-            c = *pc;
-            c.V = traindata_vocab_size(d);  // presets take the tokenizer's vocabulary
-            if (o->T > c.maxT) c.maxT = o->T;
-        } else if (from_json) {
-            char *text, jerr[256];
-            size_t len;
-            if (read_file(o->model, &text, &len, jerr, sizeof jerr)) die("%s: %s", o->model, jerr);
-            e.msg[0] = 0;
-            if (config_parse(&c, text, len, o->model, &e)) die("%s", e.msg);
-            free(text);
-        }
-        e.msg[0] = 0;
-        if (pc || from_json) {
-            falcon_build(&r->m, &c);
-            falcon_init(&r->m, o->seed, 0.02f);
-        } else if (falcon_load(&r->m, o->model, &e)) {
-            die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ..., a config.json, or a checkpoint directory)", e.msg);
-        }
+        train_model_build(&r->m, o, traindata_vocab_size(d));
         adamw_build(&r->opt, r->m.num_params);
     }
     if (traindata_vocab_size(d) > r->m.config.V)

@@ -422,16 +422,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         adamw_build(&opt, m.num_params);
         if (train_state_load(resume_dir, &ts, &opt, &e) || traindata_seek(&train, &ts, &e)) die("%s", e.msg);
     } else {
-        const Config *pc = preset_find(o->model);
-        if (pc) {
-            Config c = *pc;
-            c.V = traindata_vocab_size(&train);
-            if (o->T > c.maxT) c.maxT = o->T;
-            falcon_build(&m, &c);
-            falcon_init(&m, o->seed, 0.02f);
-        } else if (falcon_load(&m, o->model, &e)) {
-            die("%s (--model takes a preset: nano, tiny, small, falcon-7b, ... or an HF checkpoint directory)", e.msg);
-        }
+        train_model_build(&m, o, traindata_vocab_size(&train));  // falcon.c's: a preset, a config.json or a checkpoint
         adamw_build(&opt, m.num_params);
     }
     if (traindata_vocab_size(&train) > m.config.V)
@@ -714,11 +705,11 @@ static int cmd_check_attention(void) {
 }
 
 // ----------------------------------------------------------------------------
-// `falcon_cuda bench PRESET|DIR -B N -T N --steps N`: training throughput on random tokens (no data needed), for
-// bench/gpu_check.sh. Prints one line: tokens/s, MFU against --peak-gflops (H100 SXM dense bf16: 989000).
+// `falcon_cuda bench PRESET|CONFIG.json|DIR -B N -T N --steps N`: training throughput on random tokens (no data
+// needed), for bench/gpu_check.sh. Prints one line: tokens/s, MFU against --peak-gflops (H100 SXM dense bf16: 989000).
 
 static int cmd_bench(int argc, char **argv, const Ranks *r) {
-    if (argc < 3) die("usage: falcon_cuda bench PRESET|CONFIG_DIR [-B N] [-T N] [--steps N] [--peak-gflops X] [--attention 1]");
+    if (argc < 3) die("usage: falcon_cuda bench PRESET|CONFIG.json|DIR [-B N] [-T N] [--steps N] [--peak-gflops X] [--attention 1]");
     size_t B = 4, T = 2048, steps = 10, attention_only = 0;
     float peak = 989000.0f;
     for (int i = 3; i < argc; i += 2) {
@@ -732,9 +723,7 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
     }
     Err e = {{0}};
     Config c;
-    const Config *pc = preset_find(argv[2]);
-    if (pc) c = *pc;
-    else if (config_load(&c, argv[2], &e)) die("%s", e.msg);
+    if (model_config(&c, argv[2], &e)) die("%s", e.msg);
     if (T > c.maxT) c.maxT = T;
     if (attention_only) {
         // the attention kernels alone; FLOPs as FlashAttention counts them: forward 4 B NH T^2 HS, halved by the
@@ -777,14 +766,12 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
     return 0;
 }
 
-// Refuses, before any GPU is looked for, a model (preset or checkpoint directory) that the GPU cannot train; a
-// directory that does not load is left to the command to report.
+// Refuses, before any GPU is looked for, a model (preset, config.json or checkpoint directory) that the GPU cannot
+// train; a model that does not load is left to the command to report.
 static void gpu_refuse_unsupported(const char *model) {
     Config c;
     Err e = {{0}};
-    const Config *pc = preset_find(model);
-    if (pc) c = *pc;
-    else if (config_load(&c, model, &e)) return;
+    if (model_config(&c, model, &e)) return;
     const char *what = gpu_unsupported(&c);
     if (what) die("%s: %s is not implemented by the GPU kernels (falcon trains it on the CPU)", model, what);
 }

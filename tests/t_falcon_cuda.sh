@@ -24,6 +24,14 @@ expect_error "biases refused" 'tests/ref/bias: "bias": true is not implemented b
 expect_error "sequential blocks refused" '"parallel_attn": false is not implemented' $B32 check tests/ref/seq
 expect_error "ALiBi refused" '"alibi": true is not implemented' $B check tests/ref/alibi
 expect_error "a Falcon-RW preset refused" 'falcon-rw-1b: "bias": true is not implemented' $B bench falcon-rw-1b
+# train --model takes a config.json file as falcon train does (the same code builds the model): one the kernels
+# cannot run is refused before any GPU is looked for, like a preset or a directory
+cfg=$(mktemp -d)
+cp tests/ref/alibi/config.json "$cfg/alibi.json"
+expect_error "train --model CONFIG.json: ALiBi refused" "$cfg/alibi.json: \"alibi\": true is not implemented" \
+    $B train --model "$cfg/alibi.json" --data tests/ref
+expect_error "bench CONFIG.json: ALiBi refused" "$cfg/alibi.json: \"alibi\": true is not implemented" $B bench "$cfg/alibi.json"
+rm -rf "$cfg"
 expect_error "SwiGLU refused" '"mlp_type": "swiglu" is not implemented' $B train --model tests/ref/swiglu --data tests/ref
 expect_error "rank outside the world" "FALCON_RANK='3' is not an integer in \[0, 1\]" \
     env FALCON_RANK=3 FALCON_WORLD_SIZE=2 $B check tests/ref/mqa

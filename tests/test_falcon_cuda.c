@@ -1,6 +1,6 @@
 // Tests of falcon_cuda.cu's host half, which needs no GPU: the launch environment, the ZeRO-1 shards, the NCCL
-// rendezvous file, and the flash-attention algorithm (the GPU kernels' tile loops, run in C) against falcon.c's
-// attention and against a direct masked attention for conversation trees.
+// rendezvous file, the flash-attention algorithm (the GPU kernels' tile loops, run in C) against falcon.c's
+// attention and against a direct masked attention for conversation trees, and the trainer's model from --model.
 #include "test.h"
 #include "../falcon_cuda.cu"
 
@@ -173,6 +173,36 @@ static void test_unsupported(void) {
     }
 }
 
+// The trainer's model from --model, built by falcon.c's train_model_build as falcon train builds it: a config.json
+// file gives its configuration with random weights, a checkpoint directory its weights, a preset the shards'
+// vocabulary and at least -T positions.
+static void test_train_model(void) {
+    Err e = {{0}};
+    Falcon ck, fromjson, fromdir, preset;
+    if (falcon_load(&ck, "tests/ref/mqa", &e)) { CHECK(0, "%s", e.msg); return; }
+    TrainOptions o = train_defaults();
+    o.model = "tests/ref/mqa/config.json";
+    train_model_build(&fromjson, &o, 1000);
+    o.model = "tests/ref/mqa";
+    train_model_build(&fromdir, &o, 1000);
+    o.model = "nano";
+    o.T = 300;
+    train_model_build(&preset, &o, 1000);
+    const Config *a = &fromjson.config, *b = &ck.config;
+    CHECK(a->V == b->V && a->C == b->C && a->L == b->L && a->NH == b->NH && a->NKV == b->NKV && a->maxT == b->maxT &&
+              fromjson.num_params == ck.num_params &&
+              memcmp(fromjson.params_memory, ck.params_memory, ck.num_params * sizeof(float)),
+          "--model CONFIG.json: the file's configuration (V %zu, C %zu, L %zu), random weights", a->V, a->C, a->L);
+    CHECK(fromdir.num_params == ck.num_params && !memcmp(fromdir.params_memory, ck.params_memory, ck.num_params * sizeof(float)),
+          "--model DIR: the checkpoint's weights");
+    CHECK(preset.config.V == 1000 && preset.config.maxT == 300 && preset.config.C == preset_find("nano")->C,
+          "--model nano: the shards' vocabulary (%zu) and -T positions (%zu)", preset.config.V, preset.config.maxT);
+    falcon_free(&ck);
+    falcon_free(&fromjson);
+    falcon_free(&fromdir);
+    falcon_free(&preset);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_falcon_cuda.XXXXXX");
     if (!mkdtemp(tmpdir)) die("cannot create a temporary directory");
@@ -184,6 +214,7 @@ int main(void) {
     test_flash_attention("one K/V per head (NH 3, NKV 3, HS 8)", 3, 3, 8);
     test_spec();
     test_unsupported();
+    test_train_model();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) printf("warning: could not remove %s\n", tmpdir);
