@@ -1095,6 +1095,24 @@ static __device__ __forceinline__ bool fa_visible(size_t t, size_t t2, const int
     return t2 <= t && (!se || (int)t <= se[t2]);
 }
 
+// What the forward and the backward kernel both derive from their block's sequence b and K/V group g: the
+// sequence's tree spans (NULL: causal), the thread's warp and lane, the scale 1/sqrt(HS) of the scores, the
+// sequence's rows of qkv, and the columns of the group's key and value heads in a row (a group's qpk query heads
+// come first, then its key head, then its value head). Each kernel unpacks it into locals of the same names.
+struct FaBlock {
+    const int *se;
+    int warp, lane;
+    float scale;
+    const floatX *base;
+    size_t kcol, vcol;
+};
+
+static __device__ __forceinline__ FaBlock fa_block(const FaShape &s, const floatX *qkv, size_t b, size_t g) {
+    size_t kcol = (g * (s.qpk + 2) + s.qpk) * s.HS;
+    return FaBlock{s.span_end ? s.span_end + b * s.T : NULL, (int)(threadIdx.x / 32), (int)(threadIdx.x % 32),
+                   rsqrtf((float)s.HS), qkv + b * s.T * s.QKV, kcol, kcol + s.HS};
+}
+
 __global__ void __launch_bounds__(FA_WARPS * 32) flash_attention_forward_kernel(floatX *out, float *lse,
                                                                                 const floatX *qkv, FaShape s) {
     extern __shared__ float sm[];
@@ -1104,11 +1122,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) flash_attention_forward_kernel(
     float *vs = ks + FA_BC * (HS + FA_PAD);   // (FA_BC, HS)       value tile
     size_t chunks = (s.qpk + s.hb - 1) / s.hb;
     size_t b = blockIdx.z, g = blockIdx.y / chunks, h0 = g * s.qpk + blockIdx.y % chunks * s.hb, q0 = blockIdx.x * br;
-    const int *se = s.span_end ? s.span_end + b * s.T : NULL;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float scale = rsqrtf((float)HS);
-    const floatX *base = qkv + b * s.T * s.QKV;
-    size_t kcol = (g * (s.qpk + 2) + s.qpk) * HS, vcol = kcol + HS;
+    auto [se, warp, lane, scale, base, kcol, vcol] = fa_block(s, qkv, b, g);
     // row r of the block: head h0 + r / br, position q0 + r % br. Missing heads/positions are marked invalid.
     for (size_t i = threadIdx.x; i < FA_ROWS * HS; i += blockDim.x) {
         size_t r = i / HS, h = h0 + r / br, t = q0 + r % br;
@@ -1212,11 +1226,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) flash_attention_backward_kernel
     size_t HS = s.HS, HP = HS + FA_PAD;
     float *ks = sm, *vs = ks + FA_BC * HP, *dks = vs + FA_BC * HP, *dvs = dks + FA_BC * HP;  // (FA_BC, HS + 1) each
     size_t b = blockIdx.z, g = blockIdx.y, k0 = (size_t)blockIdx.x * FA_BC;
-    const int *se = s.span_end ? s.span_end + b * s.T : NULL;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float scale = rsqrtf((float)HS);
-    const floatX *base = qkv + b * s.T * s.QKV;
-    size_t kcol = (g * (s.qpk + 2) + s.qpk) * HS, vcol = kcol + HS;
+    auto [se, warp, lane, scale, base, kcol, vcol] = fa_block(s, qkv, b, g);
     for (size_t i = threadIdx.x; i < FA_BC * HS; i += blockDim.x) {
         size_t j = i / HS, d = i % HS, t2 = k0 + j;
         ks[j * HP + d] = t2 < s.T ? ld(base[t2 * s.QKV + kcol + d]) : 0.0f;
