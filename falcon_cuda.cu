@@ -543,7 +543,8 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
 // ----------------------------------------------------------------------------
 // `falcon_cuda check DIR`: parity on one of the HF reference models of tests/ref (made by
 // tests/make_reference.py): logits, loss and every gradient against HF and against falcon.c on the CPU, then the
-// 10 AdamW steps of the reference. Exit status 1 when a tolerance is exceeded.
+// 10 AdamW steps of the reference; for the packed conversation trees (tests/ref/tree_mqa, tree_gqa) the logits,
+// loss and gradients with their position ids and tree masks. Exit status 1 when a tolerance is exceeded.
 
 #ifdef FALCON_FP32
 #define TOL_GRAD 1e-4   // fp32: the same arithmetic in another order
@@ -590,54 +591,25 @@ static int report(const char *what, double got, double tol) {
     return ok ? 0 : 1;
 }
 
-static int cmd_check(const char *dir, const Ranks *r) {
-    Err e = {{0}};
-    Falcon m;
-    SafeTensors ref;
-    char path[4200], which[160];
-    if (falcon_load(&m, dir, &e)) die("%s", e.msg);
-    path_of(path, sizeof path, "%s/ref.safetensors", dir);
-    if (safetensors_open(&ref, path, &e)) die("%s", e.msg);
-    const STensor *ti = safetensors_find(&ref, "input_ids");
-    if (!ti || ti->ndim != 2) die("%s: input_ids (B, T) missing", path);
-    size_t B = ti->shape[0], T = ti->shape[1], N = B * T, V = m.config.V;
-    int32_t *ids = ref_tensor(&ref, "input_ids"), *labels = ref_tensor(&ref, "labels");
-    int *targets = xmalloc(N * sizeof(int));
-    for (size_t n = 0; n < N; n++) targets[n] = n % T + 1 < T ? labels[n + 1] : -100;
-    GpuFalcon *g = gpu_build(&m, r);
-    float lz, *logits = xmalloc(N * V * sizeof(float)), *grads = xmalloc(m.num_params * sizeof(float));
-    float loss = cuda_falcon_forward(g, ids, targets, NULL, NULL, B, T, 0.0f, &lz);
-    cuda_falcon_logits(g, logits);
-    cuda_falcon_zero_grad(g);
-    cuda_falcon_backward(g, 1.0f);
-    cuda_falcon_grad_norm(g);
-    cuda_falcon_gather(g, NULL, grads, NULL, NULL);
-    float cpu_loss = falcon_forward(&m, ids, targets, NULL, NULL, B, T);
-    falcon_zero_grad(&m);
-    falcon_backward(&m, 1.0f);
-    float *want_logits = ref_tensor(&ref, "logits"), *want_loss = ref_tensor(&ref, "loss");
-    int bad = 0;
-    printf("%s (%s): B=%zu T=%zu, loss GPU %.6f, falcon.c %.6f, HF %.6f\n", dir,
-#ifdef FALCON_FP32
-           "fp32",
-#else
-           "bf16",
-#endif
-           B, T, loss, cpu_loss, want_loss[0]);
-    bad += report("logits vs HF (max |diff| / max |ref|)", max_rel(logits, want_logits, N * V), TOL_GRAD);
-    bad += report("logits vs falcon.c", max_rel(logits, m.acts[A_LOGITS], N * V), TOL_GRAD);
-    bad += report("loss vs HF (absolute)", fabs(loss - want_loss[0]), TOL_LOSS);
-    double w = worst_tensor(&ref, &m.config, "grad.", grads, which);
-    printf("     worst gradient tensor vs HF: %s\n", which);
-    bad += report("gradients vs HF (worst tensor)", w, TOL_GRAD);
-    bad += report("gradients vs falcon.c (whole vector)", max_rel(grads, m.grads_memory, m.num_params), TOL_GRAD);
-    // 10 AdamW steps with the reference script's hyper-parameters (tests/make_reference.py)
-    cuda_falcon_free(g);
-    g = gpu_build(&m, r);
+// The model directory of a reference: the reference itself, or for the packed conversation trees of tests/ref/tree_X
+// (position ids and tree spans, no training steps) the model they were made with, tests/ref/X.
+static const char *check_model_dir(const char *dir, char *out, size_t n) {
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    if (strncmp(base, "tree_", 5)) return dir;
+    return path_of(out, n, "%.*s%s", (int)(base - dir), dir, base + 5);
+}
+
+// 10 AdamW steps with the reference script's hyper-parameters (tests/make_reference.py) from m's weights: losses
+// and gradient norms against HF's, then the weights; m gets the GPU's final weights. Returns the failures.
+static int check_training(Falcon *m, const SafeTensors *ref, const Ranks *r, size_t B, size_t T) {
+    size_t N = B * T;
+    char which[160];
+    GpuFalcon *g = gpu_build(m, r);
     AdamW sched = {.lr = 1e-2f, .lr_floor = 0.1f, .warmup = 3, .steps = 10};
     GpuAdam hyper = {0.9f, 0.95f, 1e-8f, 0.1f, 0.5f};
-    int32_t *tids = ref_tensor(&ref, "train.input_ids"), *tlabels = ref_tensor(&ref, "train.labels");
-    float *wl = ref_tensor(&ref, "train.losses"), *wn = ref_tensor(&ref, "train.grad_norms");
+    int32_t *tids = ref_tensor(ref, "train.input_ids"), *tlabels = ref_tensor(ref, "train.labels");
+    float *wl = ref_tensor(ref, "train.losses"), *wn = ref_tensor(ref, "train.grad_norms"), lz;
+    int *targets = xmalloc(N * sizeof(int)), bad = 0;
     double worst_loss = 0.0, worst_norm = 0.0;
     for (size_t s = 0; s < 10; s++) {
         for (size_t n = 0; n < N; n++) targets[n] = n % T + 1 < T ? tlabels[s * N + n + 1] : -100;
@@ -652,13 +624,69 @@ static int cmd_check(const char *dir, const Ranks *r) {
     }
     bad += report("10 AdamW steps: losses vs HF (absolute)", worst_loss, 10 * TOL_LOSS);
     bad += report("10 AdamW steps: gradient norms vs HF (relative)", worst_norm, TOL_GRAD);
-    cuda_falcon_gather(g, m.params_memory, NULL, NULL, NULL);
-    bad += report("weights after 10 steps vs HF (worst tensor)", worst_tensor(&ref, &m.config, "final.", m.params_memory, which), 10 * TOL_GRAD);
-    printf("%s: %s\n", dir, bad ? "FAILED" : "all checks passed");
-    free(tids); free(tlabels); free(wl); free(wn); free(want_logits); free(want_loss);
-    free(ids); free(labels); free(targets); free(logits); free(grads);
-    safetensors_close(&ref);
+    cuda_falcon_gather(g, m->params_memory, NULL, NULL, NULL);
+    bad += report("weights after 10 steps vs HF (worst tensor)", worst_tensor(ref, &m->config, "final.", m->params_memory, which), 10 * TOL_GRAD);
+    free(tids); free(tlabels); free(wl); free(wn); free(targets);
     cuda_falcon_free(g);
+    return bad;
+}
+
+static int cmd_check(const char *dir, const Ranks *r) {
+    Err e = {{0}};
+    Falcon m;
+    SafeTensors ref;
+    char path[4200], mdir[4200], which[160];
+    const char *model = check_model_dir(dir, mdir, sizeof mdir);
+    int tree = model != dir;
+    if (falcon_load(&m, model, &e)) die("%s", e.msg);
+    path_of(path, sizeof path, "%s/ref.safetensors", dir);
+    if (safetensors_open(&ref, path, &e)) die("%s", e.msg);
+    const STensor *ti = safetensors_find(&ref, "input_ids");
+    if (!ti || ti->ndim != 2) die("%s: input_ids (B, T) missing", path);
+    size_t B = ti->shape[0], T = ti->shape[1], N = B * T, V = m.config.V;
+    int32_t *ids = ref_tensor(&ref, "input_ids"), *pos = NULL, *span = NULL, *targets;
+    if (tree) {  // the trees' targets as they are, with their positions and spans
+        targets = ref_tensor(&ref, "targets");
+        pos = ref_tensor(&ref, "position_ids");
+        span = ref_tensor(&ref, "span_end");
+    } else {  // HF's labels: the targets shifted by one
+        int32_t *labels = ref_tensor(&ref, "labels");
+        targets = xmalloc(N * sizeof(int32_t));
+        for (size_t n = 0; n < N; n++) targets[n] = n % T + 1 < T ? labels[n + 1] : -100;
+        free(labels);
+    }
+    GpuFalcon *g = gpu_build(&m, r);
+    float lz, *logits = xmalloc(N * V * sizeof(float)), *grads = xmalloc(m.num_params * sizeof(float));
+    float loss = cuda_falcon_forward(g, ids, targets, pos, span, B, T, 0.0f, &lz);
+    cuda_falcon_logits(g, logits);
+    cuda_falcon_zero_grad(g);
+    cuda_falcon_backward(g, 1.0f);
+    cuda_falcon_grad_norm(g);
+    cuda_falcon_gather(g, NULL, grads, NULL, NULL);
+    cuda_falcon_free(g);
+    float cpu_loss = falcon_forward(&m, ids, targets, pos, span, B, T);
+    falcon_zero_grad(&m);
+    falcon_backward(&m, 1.0f);
+    float *want_logits = ref_tensor(&ref, "logits"), *want_loss = ref_tensor(&ref, "loss");
+    int bad = 0;
+    printf("%s (%s%s): B=%zu T=%zu, loss GPU %.6f, falcon.c %.6f, HF %.6f\n", dir,
+#ifdef FALCON_FP32
+           "fp32",
+#else
+           "bf16",
+#endif
+           tree ? ", packed trees" : "", B, T, loss, cpu_loss, want_loss[0]);
+    bad += report("logits vs HF (max |diff| / max |ref|)", max_rel(logits, want_logits, N * V), TOL_GRAD);
+    bad += report("logits vs falcon.c", max_rel(logits, m.acts[A_LOGITS], N * V), TOL_GRAD);
+    bad += report("loss vs HF (absolute)", fabs(loss - want_loss[0]), TOL_LOSS);
+    double w = worst_tensor(&ref, &m.config, "grad.", grads, which);
+    printf("     worst gradient tensor vs HF: %s\n", which);
+    bad += report("gradients vs HF (worst tensor)", w, TOL_GRAD);
+    bad += report("gradients vs falcon.c (whole vector)", max_rel(grads, m.grads_memory, m.num_params), TOL_GRAD);
+    if (!tree) bad += check_training(&m, &ref, r, B, T);
+    printf("%s: %s\n", dir, bad ? "FAILED" : "all checks passed");
+    free(want_logits); free(want_loss); free(ids); free(targets); free(pos); free(span); free(logits); free(grads);
+    safetensors_close(&ref);
     falcon_free(&m);
     return bad ? 1 : 0;
 }
@@ -787,8 +815,10 @@ int main(int argc, char **argv) {
         o = train_options_from_args(argc, argv);  // bad options are reported before the GPU is looked for
         if (o.sample_every) die("train: --sample-every is not supported by falcon_cuda yet (./falcon sample reads its checkpoints)");
     }
-    if (!strcmp(argv[1], "check") && argc != 3) die("usage: falcon_cuda check REFERENCE_DIR (tests/ref/mqa, ...)");
-    if (!strcmp(argv[1], "check") || !strcmp(argv[1], "bench")) gpu_refuse_unsupported(argc > 2 ? argv[2] : "");
+    if (!strcmp(argv[1], "check") && argc != 3) die("usage: falcon_cuda check REFERENCE_DIR (tests/ref/mqa, tests/ref/tree_mqa, ...)");
+    char mdir[4200];
+    if (!strcmp(argv[1], "check")) gpu_refuse_unsupported(check_model_dir(argv[2], mdir, sizeof mdir));
+    if (!strcmp(argv[1], "bench")) gpu_refuse_unsupported(argc > 2 ? argv[2] : "");
     if (!strcmp(argv[1], "train")) gpu_refuse_unsupported(o.resume ? o.resume : o.model);
     Ranks r = {{0}, {0}};
     ranks_start(&r, &argc, &argv);

@@ -31,6 +31,11 @@ cp tests/ref/alibi/config.json "$cfg/alibi.json"
 expect_error "train --model CONFIG.json: ALiBi refused" "$cfg/alibi.json: \"alibi\": true is not implemented" \
     $B train --model "$cfg/alibi.json" --data tests/ref
 expect_error "bench CONFIG.json: ALiBi refused" "$cfg/alibi.json: \"alibi\": true is not implemented" $B bench "$cfg/alibi.json"
+# a tree reference (tests/ref/tree_X) is checked with the model of tests/ref/X, so X's switches are refused too
+mkdir -p "$cfg/alibi" "$cfg/tree_alibi"
+cp tests/ref/alibi/config.json "$cfg/alibi/"
+expect_error "check of a tree reference: its model's switches refused" "$cfg/alibi: \"alibi\": true is not implemented" \
+    $B check "$cfg/tree_alibi"
 rm -rf "$cfg"
 expect_error "SwiGLU refused" '"mlp_type": "swiglu" is not implemented' $B train --model tests/ref/swiglu --data tests/ref
 expect_error "rank outside the world" "FALCON_RANK='3' is not an integer in \[0, 1\]" \
@@ -52,13 +57,14 @@ if nvidia-smi -L >/dev/null 2>&1; then
     # a GPU: the parity checks against HF transformers and falcon.c (fp32 and bf16) on every reference layout
     check "fp32 attention kernels = their host reference (tree masks, 71 heads, HS 128)" $B32 check-attention
     check "bf16 attention kernels = their host reference" $B check-attention
-    for layout in mqa gqa gqa1; do
+    for layout in mqa gqa gqa1 tree_mqa tree_gqa; do
         check "fp32 parity on $layout" $B32 check tests/ref/$layout
         check "bf16 parity on $layout" $B check tests/ref/$layout
     done
 else
     expect_error "no GPU: one line, non-zero exit" "no CUDA GPU available" $B check tests/ref/mqa
     expect_error "no GPU (fp32 build)" "no CUDA GPU available" $B32 check tests/ref/gqa
+    expect_error "no GPU: a tree reference" "no CUDA GPU available" $B32 check tests/ref/tree_mqa
     expect_error "no GPU: check-attention" "no CUDA GPU available" $B check-attention
     expect_error "no GPU: train reports it after its options are read" "no CUDA GPU available" \
         $B train --data tests/ref --steps 1
