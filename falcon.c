@@ -766,6 +766,7 @@ static inline vfloat vload(const float *p) { return _mm512_loadu_ps(p); }
 static inline void vstore(float *p, vfloat x) { _mm512_storeu_ps(p, x); }
 static inline vfloat vbroadcast(float x) { return _mm512_set1_ps(x); }
 static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return _mm512_fmadd_ps(a, b, c); }  // a b + c
+static inline vfloat vadd(vfloat a, vfloat b) { return _mm512_add_ps(a, b); }
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 typedef __m256 vfloat;
@@ -774,6 +775,7 @@ static inline vfloat vload(const float *p) { return _mm256_loadu_ps(p); }
 static inline void vstore(float *p, vfloat x) { _mm256_storeu_ps(p, x); }
 static inline vfloat vbroadcast(float x) { return _mm256_set1_ps(x); }
 static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vfloat vadd(vfloat a, vfloat b) { return _mm256_add_ps(a, b); }
 #elif defined(__ARM_NEON) && defined(__aarch64__)
 #include <arm_neon.h>
 typedef float32x4_t vfloat;
@@ -782,6 +784,7 @@ static inline vfloat vload(const float *p) { return vld1q_f32(p); }
 static inline void vstore(float *p, vfloat x) { vst1q_f32(p, x); }
 static inline vfloat vbroadcast(float x) { return vdupq_n_f32(x); }
 static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return vfmaq_f32(c, a, b); }
+static inline vfloat vadd(vfloat a, vfloat b) { return vaddq_f32(a, b); }
 #else
 typedef float vfloat;
 enum { VL = 1, MR = 4, NV = 4 };
@@ -789,17 +792,23 @@ static inline vfloat vload(const float *p) { return *p; }
 static inline void vstore(float *p, vfloat x) { *p = x; }
 static inline vfloat vbroadcast(float x) { return x; }
 static inline vfloat vfma(vfloat a, vfloat b, vfloat c) { return a * b + c; }
+static inline vfloat vadd(vfloat a, vfloat b) { return a + b; }
 #endif
 enum { NR = NV * VL, KC = 256, NC = 16 * NR };
 
 // c (MR x NR tile, row stride ldc) += a b: a (MR, kc) with element (i, k) at a[i ars + k acs], b a packed panel
-// (kc, NR).
+// (kc, NR). The accumulators start at zero and c is added only at the end: c is usually far from the cache (the
+// whole C is larger than L2), so the kernel asks for its lines first and lets them arrive during the k loop
+// instead of waiting for them before the first FMA.
 static void gemm_kernel(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t kc) {
     vfloat acc[MR][NV];
     #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++)
+    for (int i = 0; i < MR; i++) {
+        __builtin_prefetch(c + i * ldc, 1);
+        __builtin_prefetch(c + i * ldc + NR - 1, 1);
         #pragma GCC unroll 4
-        for (int j = 0; j < NV; j++) acc[i][j] = vload(c + i * ldc + j * VL);
+        for (int j = 0; j < NV; j++) acc[i][j] = vbroadcast(0.0f);
+    }
     for (size_t k = 0; k < kc; k++, a += acs, b += NR) {
         vfloat bv[NV];
         #pragma GCC unroll 4
@@ -814,7 +823,7 @@ static void gemm_kernel(float *c, size_t ldc, const float *a, size_t ars, size_t
     #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
         #pragma GCC unroll 4
-        for (int j = 0; j < NV; j++) vstore(c + i * ldc + j * VL, acc[i][j]);
+        for (int j = 0; j < NV; j++) vstore(c + i * ldc + j * VL, vadd(vload(c + i * ldc + j * VL), acc[i][j]));
 }
 
 // Packs rows [0, m) x columns [0, kc) of X (element (r, k) at x[r rs + k cs]) into panels of P rows:
@@ -833,39 +842,51 @@ static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m
     }
 }
 
+// C (M, n), rows ldc apart, += A B for a B already packed: panels of NR columns, each (K, NR), ps floats apart;
+// A(i, k) = a[i ars + k acs]. Only B is packed: the kernel broadcasts single elements of A, which it can read in
+// place (MR rows of KC floats stay in the L1 cache while the kernel sweeps the panels), except in the last,
+// partial panel of rows, which is packed with zeros into pa (MR KC floats) in place of the missing rows. Tiles at
+// the right edge of C go through a full-size scratch tile. The depth K is taken KC at a time.
+static void gemm_packed(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *pb, size_t ps,
+                        size_t M, size_t n, size_t K, float *pa) {
+    float tile[MR * NR];
+    for (size_t p0 = 0; p0 < K; p0 += KC) {
+        size_t kc = K - p0 < KC ? K - p0 : KC;
+        for (size_t i0 = 0; i0 < M; i0 += MR) {
+            const float *ap = a + i0 * ars + p0 * acs;
+            size_t sr = ars, sk = acs;
+            if (M - i0 < MR) {
+                gemm_pack(pa, ap, ars, acs, M - i0, kc, MR);
+                ap = pa, sr = 1, sk = MR;
+            }
+            for (size_t jr = 0; jr < n; jr += NR) {
+                float *ct = c + i0 * ldc + jr;
+                const float *panel = pb + jr / NR * ps + p0 * NR;
+                if (i0 + MR <= M && jr + NR <= n) {
+                    gemm_kernel(ct, ldc, ap, sr, sk, panel, kc);
+                    continue;
+                }
+                size_t tm = M - i0 < MR ? M - i0 : MR, tn = n - jr < NR ? n - jr : NR;
+                memset(tile, 0, sizeof tile);
+                gemm_kernel(tile, NR, ap, sr, sk, panel, kc);
+                for (size_t i = 0; i < tm; i++)
+                    for (size_t j = 0; j < tn; j++) ct[i * ldc + j] += tile[i * NR + j];
+            }
+        }
+    }
+}
+
 // C (M, N), rows ldc apart, += A B, with A(i, k) = a[i ars + k acs] and B(k, j) = b[k brs + j bcs], so that
-// one routine serves inp w^T, dout w and dout^T inp. Only B is packed: the kernel broadcasts single elements of
-// A, which it can read in place (MR rows of KC floats stay in the L1 cache for the whole block), except in the
-// last, partial panel of rows, which is packed with zeros in place of the missing rows. Tiles at the right edge
-// of C go through a full-size scratch tile. One thread; pa (MR KC floats) and pb (KC NC) are its scratch.
+// one routine serves inp w^T, dout w and dout^T inp: B is packed block by block (KC x NC) into pb, and each block
+// serves every row of A. One thread; pa (MR KC floats) and pb (KC NC) are its scratch.
 static void gemm_serial(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
                         size_t bcs, size_t M, size_t N, size_t K, float *pa, float *pb) {
-    float tile[MR * NR];
     for (size_t j0 = 0; j0 < N; j0 += NC) {
         size_t n = N - j0 < NC ? N - j0 : NC;
         for (size_t p0 = 0; p0 < K; p0 += KC) {
             size_t kc = K - p0 < KC ? K - p0 : KC;
             gemm_pack(pb, b + p0 * brs + j0 * bcs, bcs, brs, n, kc, NR);
-            for (size_t i0 = 0; i0 < M; i0 += MR) {
-                const float *ap = a + i0 * ars + p0 * acs;
-                size_t sr = ars, sk = acs;
-                if (M - i0 < MR) {
-                    gemm_pack(pa, ap, ars, acs, M - i0, kc, MR);
-                    ap = pa, sr = 1, sk = MR;
-                }
-                for (size_t jr = 0; jr < n; jr += NR) {
-                    float *ct = c + i0 * ldc + j0 + jr;
-                    if (i0 + MR <= M && jr + NR <= n) {
-                        gemm_kernel(ct, ldc, ap, sr, sk, pb + jr * kc, kc);
-                        continue;
-                    }
-                    size_t tm = M - i0 < MR ? M - i0 : MR, tn = n - jr < NR ? n - jr : NR;
-                    memset(tile, 0, sizeof tile);
-                    gemm_kernel(tile, NR, ap, sr, sk, pb + jr * kc, kc);
-                    for (size_t i = 0; i < tm; i++)
-                        for (size_t j = 0; j < tn; j++) ct[i * ldc + j] += tile[i * NR + j];
-                }
-            }
+            gemm_packed(c + j0, ldc, a + p0 * acs, ars, acs, pb, kc * NR, M, n, kc, pa);
         }
     }
 }
@@ -1219,7 +1240,11 @@ static REFERENCE void attention_backward_ref(float *dqkv, const float *dout, con
 // multi-query. A key tile that lies wholly in a row's future is skipped; the diagonal tile is masked per row.
 // Trees add one test per tile (att_tile_kind): a key tile is skipped when no query of the tile sees any of its keys,
 // taken whole when the causal test alone decides, and masked per (query, key) only when it is mixed.
-enum { ATT_BK = 64, ATT_ROWS = 64 };  // keys per tile; query rows per tile (fewer positions when qpk is large)
+// Keys per tile, a whole number of gemm's NR-column panels (a tile's keys are then whole panels of the packed
+// K^T), and query rows per tile, a whole number of its MR-row panels (fewer positions when qpk is large). Both
+// serve as the M of some tile product, where a partial panel of rows wastes kernel work. 96 keys and 72 rows
+// measured best with AVX-512 (64 and 128 of each, and their mixes, were up to 10% slower).
+enum { ATT_BK = (96 + NR - 1) / NR * NR, ATT_ROWS = (72 + MR - 1) / MR * MR };
 
 // e^x in arithmetic the compiler vectorises (libm's expf is a call per element): x = n ln2 + f
 // with n = round(x / ln2) and |f| <= ln2 / 2 (ln2 in two parts so that f is exact), e^f by its Taylor series to
@@ -1238,12 +1263,21 @@ static inline float exp_fast(float x) {
     return x < -87.0f ? 0.0f : p * two_n;
 }
 
+// K and V of one K/V group of one sequence, packed once as gemm's B operand for every tile that reads them
+// (packing them per tile cost as much as the tile's products): kt is K^T (HS, T) in panels of NR keys, for
+// the scores q k^T; kn is K (T, HS) in panels of NR dimensions, each (T, NR), so that the keys [s0, s0 + nk) of
+// a panel are the contiguous rows s0.. of it, for ds k. vt and vn are the same for V.
+static size_t att_kt_size(size_t T, size_t HS) { return (T + NR - 1) / NR * NR * HS; }
+static size_t att_kn_size(size_t T, size_t HS) { return (HS + NR - 1) / NR * NR * T; }
+static void att_pack_kt(float *kt, const float *k, size_t T, size_t HS, size_t QKV) { gemm_pack(kt, k, QKV, 1, T, HS, NR); }
+static void att_pack_kn(float *kn, const float *k, size_t T, size_t HS, size_t QKV) { gemm_pack(kn, k, 1, QKV, HS, T, NR); }
+
 // Per-thread scratch of the flash kernels, for R rows of head size HS.
 typedef struct {
     float *q, *o, *dout, *dq;  // (R, HS) each: queries pre-scaled by 1/sqrt(HS), output or its gradient
     float *s, *dp;             // (R, ATT_BK) scores, then probabilities; gradients of the probabilities, then ds
     float *m, *l;              // (R) running maximum and sum (forward); lse and sum(dout o) (backward)
-    float *pack;               // gemm_serial's packing scratch
+    float *pack;               // gemm's packing scratch: the partial panel of A rows (MR, KC), then B (KC, NC)
     float *mem;
 } AttScratch;
 
@@ -1288,11 +1322,11 @@ static void att_mask_row(float *s, const int *se, size_t t, size_t jn) {
         if (se[j] < (int)t) s[j] = -INFINITY;
 }
 
-// s (R, ATT_BK) = q (R, HS) k^T for the nk keys starting at k (rows QKV apart): the scores of a whole tile.
-static void att_scores(float *s, const float *q, const float *k, size_t R, size_t nk, size_t HS, size_t QKV,
+// s (R, ATT_BK) = q (R, HS) k^T for the nk keys of a tile starting at key s0, from the packed K^T kt.
+static void att_scores(float *s, const float *q, const float *kt, size_t s0, size_t R, size_t nk, size_t HS,
                        float *pack) {
     memset(s, 0, R * ATT_BK * sizeof(float));
-    gemm_serial(s, ATT_BK, q, HS, 1, k, 1, QKV, R, nk, HS, pack, pack + MR * KC);
+    gemm_packed(s, ATT_BK, q, HS, 1, kt + s0 / NR * HS * NR, HS * NR, R, nk, HS, pack);
 }
 
 // In a tile, the scores s of the first jn keys (key_bias kb, rows NH apart, at the head's column) of one query gain
@@ -1307,16 +1341,25 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
                               const Config *c, size_t B, size_t T) {
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, NKV = c->NKV, qpk = NH / NKV;
     size_t bq = att_tile_positions(c), tiles = (T + bq - 1) / bq;
+    size_t kts = att_kt_size(T, HS), kvs = kts + att_kn_size(T, HS);
     float scale = 1.0f / sqrtf((float)HS);
+    float *packed = xmalloc(B * NKV * kvs * sizeof(float));  // (B, NKV) pairs of K^T (kt) and V (vn), packed
     #pragma omp parallel
     {
         AttScratch w;
         att_scratch_build(&w, qpk * bq, HS);
+        #pragma omp for
+        for (size_t u = 0; u < B * NKV; u++) {
+            const float *x = qkv + u / NKV * T * QKV;
+            att_pack_kt(packed + u * kvs, x + k_off(c, u % NKV), T, HS, QKV);
+            att_pack_kn(packed + u * kvs + kts, x + v_off(c, u % NKV), T, HS, QKV);
+        }
         #pragma omp for schedule(dynamic)
         for (size_t u = 0; u < B * NKV * tiles; u++) {
             size_t b = u / (NKV * tiles), g = u / tiles % NKV, t0 = u % tiles * bq;
             size_t n = T - t0 < bq ? T - t0 : bq, R = qpk * n;
             const float *x = qkv + b * T * QKV;  // this sequence
+            const float *kt = packed + (b * NKV + g) * kvs, *vn = kt + kts;
             const int *se = span_end ? span_end + b * T : NULL;
             for (size_t r = 0; r < R; r++) {
                 const float *q = x + (t0 + r % n) * QKV + q_off(c, g * qpk + r / n);
@@ -1331,12 +1374,13 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
                 size_t nk = t0 + n - s0 < ATT_BK ? t0 + n - s0 : ATT_BK;
                 int kind = att_tile_kind(se, s0, nk, t0, t0 + n - 1);
                 if (kind == ATT_HIDDEN) continue;
-                att_scores(w.s, w.q, x + s0 * QKV + k_off(c, g), R, nk, HS, QKV, w.pack);
+                att_scores(w.s, w.q, kt, s0, R, nk, HS, w.pack);
                 for (size_t r = 0; r < R; r++) {
                     size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;  // keys it may see
                     float *s = w.s + r * ATT_BK, *o = w.o + r * HS, mx = w.m[r], sum = 0.0f;
                     if (key_bias) att_bias_row(s, key_bias + (b * T + s0) * NH + g * qpk + r / n, NH, jn);
                     if (kind == ATT_MIXED) att_mask_row(s, se + s0, t, jn);
+                    #pragma omp simd reduction(max : mx)
                     for (size_t j = 0; j < jn; j++) mx = s[j] > mx ? s[j] : mx;
                     if (mx == -INFINITY) jn = 0;  // nothing visible so far: the row's tree starts further on
                     #pragma omp simd reduction(+ : sum)
@@ -1352,8 +1396,7 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
                     for (size_t d = 0; d < HS; d++) o[d] *= corr;
                 }
                 // o += p v over the tile
-                gemm_serial(w.o, HS, w.s, ATT_BK, 1, x + s0 * QKV + v_off(c, g), QKV, 1, R, HS, nk, w.pack,
-                            w.pack + MR * KC);
+                gemm_packed(w.o, HS, w.s, ATT_BK, 1, vn + s0 * NR, T * NR, R, HS, nk, w.pack);
             }
             for (size_t r = 0; r < R; r++) {
                 size_t t = t0 + r % n, h = g * qpk + r / n;
@@ -1364,6 +1407,7 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
         }
         att_scratch_free(&w);
     }
+    free(packed);
 }
 
 // With p = exp(s - lse) recomputed tile by tile and D = sum_d dout o (= sum_t2 p dp, the softmax's correction):
@@ -1375,17 +1419,24 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
     size_t QKV = qkv_dim(c), C = c->C, HS = c->HS, NH = c->NH, NKV = c->NKV, qpk = NH / NKV;
     size_t bq = att_tile_positions(c);
     float scale = 1.0f / sqrtf((float)HS);
+    size_t kts = att_kt_size(T, HS), kns = att_kn_size(T, HS), R0 = qpk * bq, rs = att_kn_size(R0, HS);
     #pragma omp parallel
     {
         AttScratch w;
-        att_scratch_build(&w, qpk * bq, HS);
-        float *pa = w.pack, *pb = w.pack + MR * KC;
+        att_scratch_build(&w, R0, HS);
+        float *pa = w.pack;
+        // this thread's group, packed: K^T, V^T, K; and the tile's queries and output gradients as B (R, HS)
+        float *kt = xmalloc((2 * kts + kns + 2 * rs) * sizeof(float)), *vt = kt + kts, *kn = vt + kts;
+        float *qn = kn + kns, *dn = qn + rs;
         #pragma omp for schedule(dynamic)
         for (size_t u = 0; u < B * NKV; u++) {
             size_t b = u / NKV, g = u % NKV;
             const float *x = qkv + b * T * QKV;
             const int *se = span_end ? span_end + b * T : NULL;
             float *dx = dqkv + b * T * QKV;
+            att_pack_kt(kt, x + k_off(c, g), T, HS, QKV);
+            att_pack_kt(vt, x + v_off(c, g), T, HS, QKV);
+            att_pack_kn(kn, x + k_off(c, g), T, HS, QKV);
             for (size_t t0 = 0; t0 < T; t0 += bq) {
                 size_t n = T - t0 < bq ? T - t0 : bq, R = qpk * n;
                 for (size_t r = 0; r < R; r++) {
@@ -1402,13 +1453,14 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                     w.m[r] = lse[(b * NH + h) * T + t];
                     w.l[r] = D;
                 }
+                gemm_pack(qn, w.q, 1, HS, HS, R, NR);
+                gemm_pack(dn, w.dout, 1, HS, HS, R, NR);
                 for (size_t s0 = 0; s0 < t0 + n; s0 += ATT_BK) {
                     size_t nk = t0 + n - s0 < ATT_BK ? t0 + n - s0 : ATT_BK;
                     int kind = att_tile_kind(se, s0, nk, t0, t0 + n - 1);
                     if (kind == ATT_HIDDEN) continue;
-                    const float *k0 = x + s0 * QKV + k_off(c, g), *v0 = x + s0 * QKV + v_off(c, g);
-                    att_scores(w.s, w.q, k0, R, nk, HS, QKV, w.pack);
-                    att_scores(w.dp, w.dout, v0, R, nk, HS, QKV, w.pack);
+                    att_scores(w.s, w.q, kt, s0, R, nk, HS, pa);
+                    att_scores(w.dp, w.dout, vt, s0, R, nk, HS, pa);
                     for (size_t r = 0; r < R; r++) {
                         size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;
                         float *s = w.s + r * ATT_BK, *dp = w.dp + r * ATT_BK;
@@ -1420,9 +1472,9 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                         }
                         for (size_t j = jn; j < nk; j++) s[j] = dp[j] = 0.0f;
                     }
-                    gemm_serial(dx + s0 * QKV + v_off(c, g), QKV, w.s, 1, ATT_BK, w.dout, HS, 1, nk, HS, R, pa, pb);
-                    gemm_serial(dx + s0 * QKV + k_off(c, g), QKV, w.dp, 1, ATT_BK, w.q, HS, 1, nk, HS, R, pa, pb);
-                    gemm_serial(w.dq, HS, w.dp, ATT_BK, 1, k0, QKV, 1, R, HS, nk, pa, pb);
+                    gemm_packed(dx + s0 * QKV + v_off(c, g), QKV, w.s, 1, ATT_BK, dn, R * NR, nk, HS, R, pa);
+                    gemm_packed(dx + s0 * QKV + k_off(c, g), QKV, w.dp, 1, ATT_BK, qn, R * NR, nk, HS, R, pa);
+                    gemm_packed(w.dq, HS, w.dp, ATT_BK, 1, kn + s0 * NR, T * NR, R, HS, nk, pa);
                 }
                 for (size_t r = 0; r < R; r++) {
                     float *dq = dx + (t0 + r % n) * QKV + q_off(c, g * qpk + r / n);
@@ -1430,6 +1482,7 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                 }
             }
         }
+        free(kt);
         att_scratch_free(&w);
     }
 }
