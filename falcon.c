@@ -836,6 +836,9 @@ static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m
         if (cs == 1)
             for (size_t r = 0; r < pr; r++)
                 for (size_t k = 0; k < kc; k++) dst[k * P + r] = x[(r0 + r) * rs + k];
+        else if (rs == 1 && pr == P && P % VL == 0)  // whole rows of P floats: vector copies (gcc would call memcpy)
+            for (size_t k = 0; k < kc; k++)
+                for (size_t v = 0; v < P; v += VL) vstore(dst + k * P + v, vload(x + r0 + k * cs + v));
         else
             for (size_t k = 0; k < kc; k++)
                 for (size_t r = 0; r < pr; r++) dst[k * P + r] = x[(r0 + r) * rs + k * cs];
