@@ -44,15 +44,17 @@ static void test_matmul(void) {
 static void test_attention(void) {
     size_t shapes[][5] = {
         // B, T, NH, NKV, HS
-        {2, 70, 4, 1, 8},    // multi-query; T crosses a key tile
-        {1, 129, 6, 2, 16},  // grouped; T one past two key tiles
-        {2, 5, 3, 3, 4},     // odd head count, one query head per K/V head
-        {1, 200, 5, 1, 12},  // odd heads sharing one K/V head
-        {1, 9, 130, 2, 4},   // 65 query heads per group: more than a tile's rows
-        {3, 1, 2, 1, 6},     // a single position
-        {1, 64, 7, 7, 3},    // exactly one key tile
-        {4, 300, 4, 2, 8},   // long rows: whole key tiles of other trees are skipped
-        {32, 7, 2, 1, 4},    // many short rows: a subtree ending at every position of a tile
+        {2, ATT_BK + 6, 4, 1, 8},      // multi-query; T crosses a key tile
+        {1, 2 * ATT_BK + 1, 6, 2, 16}, // grouped; T one past two key tiles
+        {2, 5, 3, 3, 4},               // odd head count, one query head per K/V head
+        {1, 200, 5, 1, 12},            // odd heads sharing one K/V head
+        {1, 9, 130, 2, 4},             // 65 query heads per group: about a tile's rows
+        {3, 1, 2, 1, 6},               // a single position
+        {1, ATT_BK, 7, 7, 3},          // exactly one key tile
+        {4, 300, 4, 2, 8},             // long rows: whole key tiles of other trees are skipped
+        {32, 7, 2, 1, 4},              // many short rows: a subtree ending at every position of a tile
+        {1, 5, 300, 1, 2},             // 300 query heads on one K/V head: a tile product deeper than gemm's KC
+        {1, 40, 2, 1, 300},            // head size 300: the score product is deeper than KC too
     };
     uint64_t rng = 5;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
