@@ -935,16 +935,21 @@ static float dot(const float *a, const float *b, size_t n) {
     return s;
 }
 
-// A few rows (the decoder's one token) are a matrix-vector product, bound by reading w once: dot products,
-// the threads sharing the rows of w. More rows go through gemm, into out cleared first.
-static void matmul_forward(float *out, const float *inp, const float *w, size_t N, size_t IC, size_t OC) {
+// out (N, OC) = inp (N, IC) @ w^T, plus resid (N, OC) when given (NULL: nothing; it may be out itself). Adding the
+// residual stream here, as gemm's starting C, saves the projections of a block a buffer and two passes over it.
+// A few rows (the decoder's one token) are a matrix-vector product, bound by reading w once: dot products, the
+// threads sharing the rows of w. More rows go through gemm.
+static void matmul_forward(float *out, const float *inp, const float *w, const float *resid, size_t N, size_t IC,
+                           size_t OC) {
     if (N < MR) {
         #pragma omp parallel for schedule(static)
         for (size_t o = 0; o < OC; o++)
-            for (size_t n = 0; n < N; n++) out[n * OC + o] = dot(inp + n * IC, w + o * IC, IC);
+            for (size_t n = 0; n < N; n++)
+                out[n * OC + o] = (resid ? resid[n * OC + o] : 0.0f) + dot(inp + n * IC, w + o * IC, IC);
         return;
     }
-    memset(out, 0, N * OC * sizeof(float));
+    if (!resid) memset(out, 0, N * OC * sizeof(float));
+    else if (resid != out) memcpy(out, resid, N * OC * sizeof(float));
     gemm(out, OC, inp, IC, 1, w, 1, IC, N, OC, IC);
 }
 
@@ -1636,7 +1641,6 @@ typedef struct {
     float *acts_memory;
     float *gacts[NUM_GRAD_ACT_TENSORS];
     float *gacts_memory;
-    float *scratch;                // (B, T, C) output of a projection before it joins the residual stream
     int *inputs, *targets, *pos;   // (B, T) copies of the batch
     int *span_end;                 // (B, T) the batch's tree spans, when masked (see attn_visible)
     int masked;                    // 0: plain causal attention (no spans given, or every span ends at T - 1)
@@ -1665,12 +1669,11 @@ static void falcon_build(Falcon *m, const Config *c) {
 static void falcon_free_acts(Falcon *m) {
     free(m->acts_memory);
     free(m->gacts_memory);
-    free(m->scratch);
     free(m->inputs);
     free(m->targets);
     free(m->pos);
     free(m->span_end);
-    m->acts_memory = m->gacts_memory = m->scratch = NULL;
+    m->acts_memory = m->gacts_memory = NULL;
     m->inputs = m->targets = m->pos = m->span_end = NULL;
     m->B = m->T = 0;
 }
@@ -1730,7 +1733,6 @@ static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
     for (int i = 0; i < NUM_ACT_TENSORS; i++) { m->acts[i] = p; p += sizes[i]; }
     p = m->gacts_memory;
     for (int i = 0; i < NUM_GRAD_ACT_TENSORS; i++) { m->gacts[i] = p; p += gsizes[i]; }
-    m->scratch = xmalloc(N * C * sizeof(float));
     m->inputs = xmalloc(N * sizeof(int));
     m->targets = xmalloc(N * sizeof(int));
     m->pos = xmalloc(N * sizeof(int));
@@ -1786,13 +1788,12 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
             layernorm_forward(ln2, a[A_LN2_MEAN] + l * N, a[A_LN2_RSTD] + l * N, x, p[P_LN2W] + l * C,
                               p[P_LN2B] + l * C, N, C, c->eps);
         // attention branch
-        matmul_forward(qkv, ln1, p[P_QKVW] + l * QKV * C, N, C, QKV);
+        matmul_forward(qkv, ln1, p[P_QKVW] + l * QKV * C, NULL, N, C, QKV);
         bias_forward(qkv, layer_bias(c, p[P_QKVB], l, QKV), N, QKV);
         rope_forward(qkv, m->pos, m->rope_cos, m->rope_sin, c, N, 1.0f);
         attention_forward(atty, att_lse, qkv, se, kb, c, B, T);
-        matmul_forward(m->scratch, atty, p[P_ATTPROJW] + l * C * C, N, C, C);
-        bias_forward(m->scratch, layer_bias(c, p[P_ATTPROJB], l, C), N, C);
-        for (size_t i = 0; i < N * C; i++) res[i] = x[i] + m->scratch[i];
+        matmul_forward(res, atty, p[P_ATTPROJW] + l * C * C, x, N, C, C);  // res = x + attention
+        bias_forward(res, layer_bias(c, p[P_ATTPROJB], l, C), N, C);
         // sequential blocks (Falcon-RW): the MLP's LayerNorm reads the stream with attention's output added
         if (c->sequential) {
             memcpy(mid, res, N * C * sizeof(float));
@@ -1800,17 +1801,16 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
                               p[P_LN2B] + l * C, N, C, c->eps);
         }
         // MLP branch, in parallel with attention (both read the block's input) or after it; it adds to the residual
-        matmul_forward(fch, ln2, p[P_FCW] + l * FC * C, N, C, FC);
+        matmul_forward(fch, ln2, p[P_FCW] + l * FC * C, NULL, N, C, FC);
         bias_forward(fch, layer_bias(c, p[P_FCB], l, FC), N, FC);
         if (c->swiglu) swiglu_forward(fchg, fch, N, FF);
         else gelu_forward(fchg, fch, N * FF);
-        matmul_forward(m->scratch, fchg, p[P_FCPROJW] + l * C * FF, N, FF, C);
-        bias_forward(m->scratch, layer_bias(c, p[P_FCPROJB], l, C), N, C);
-        for (size_t i = 0; i < N * C; i++) res[i] += m->scratch[i];
+        matmul_forward(res, fchg, p[P_FCPROJW] + l * C * FF, res, N, FF, C);  // res += MLP
+        bias_forward(res, layer_bias(c, p[P_FCPROJB], l, C), N, C);
     }
     const float *xL = a[A_RESIDUAL] + (c->L - 1) * N * C;
     layernorm_forward(a[A_LNF], a[A_LNF_MEAN], a[A_LNF_RSTD], xL, p[P_LNFW], p[P_LNFB], N, C, c->eps);
-    matmul_forward(a[A_LOGITS], a[A_LNF], p[P_WTE], N, C, c->V);  // tied LM head
+    matmul_forward(a[A_LOGITS], a[A_LNF], p[P_WTE], NULL, N, C, c->V);  // tied LM head
     if (!targets) return -1.0f;
     m->loss_ce = crossentropy_forward(a[A_LSE], &m->loss_z, a[A_LOGITS], m->targets, N, c->V, m->zloss_coef);
     return m->loss_ce + m->loss_z;
@@ -2702,7 +2702,7 @@ static int mctask_make(const char *corpus, const char *out, size_t nitems, size_
 typedef struct {
     const Falcon *m;
     float *k, *v;                  // (L, maxT, NKV, HS) each: rotated keys and values of every position so far
-    float *x, *ln1, *ln2, *qkv, *atty, *fch, *fchg, *tmp, *att, *lnf, *logits;  // one token's activations
+    float *x, *ln1, *ln2, *qkv, *atty, *fch, *fchg, *att, *lnf, *logits;  // one token's activations
     float mean, rstd;
 } Decoder;
 
@@ -2712,12 +2712,12 @@ static void decoder_build(Decoder *d, const Falcon *m) {
     d->m = m;
     d->k = xmalloc(2 * kv * sizeof(float));
     d->v = d->k + kv;
-    size_t C = c->C, sizes[11] = {C, C, C, qkv_dim(c), C, fc_dim(c), c->FF, C, c->maxT, C, c->V};
+    size_t C = c->C, sizes[10] = {C, C, C, qkv_dim(c), C, fc_dim(c), c->FF, c->maxT, C, c->V};
     size_t total = 0;
-    for (int i = 0; i < 11; i++) total += sizes[i];
+    for (int i = 0; i < 10; i++) total += sizes[i];
     float *p = xmalloc(total * sizeof(float));
-    float **dst[11] = {&d->x, &d->ln1, &d->ln2, &d->qkv, &d->atty, &d->fch, &d->fchg, &d->tmp, &d->att, &d->lnf, &d->logits};
-    for (int i = 0; i < 11; i++) { *dst[i] = p; p += sizes[i]; }
+    float **dst[10] = {&d->x, &d->ln1, &d->ln2, &d->qkv, &d->atty, &d->fch, &d->fchg, &d->att, &d->lnf, &d->logits};
+    for (int i = 0; i < 10; i++) { *dst[i] = p; p += sizes[i]; }
 }
 
 static void decoder_free(Decoder *d) {
@@ -2739,7 +2739,7 @@ static const float *decoder_step(Decoder *d, int token, int pos) {
         const float *ln2 = c->num_ln == 2 ? d->ln2 : d->ln1;
         if (c->num_ln == 2 && !c->sequential)
             layernorm_forward(d->ln2, &d->mean, &d->rstd, d->x, p[P_LN2W] + l * C, p[P_LN2B] + l * C, 1, C, c->eps);
-        matmul_forward(d->qkv, d->ln1, p[P_QKVW] + l * QKV * C, 1, C, QKV);
+        matmul_forward(d->qkv, d->ln1, p[P_QKVW] + l * QKV * C, NULL, 1, C, QKV);
         bias_forward(d->qkv, layer_bias(c, p[P_QKVB], l, QKV), 1, QKV);
         rope_forward(d->qkv, &pos, m->rope_cos, m->rope_sin, c, 1, 1.0f);
         float *kc = d->k + l * c->maxT * NKV * HS, *vc = d->v + l * c->maxT * NKV * HS;  // (maxT, NKV, HS)
@@ -2767,22 +2767,20 @@ static const float *decoder_step(Decoder *d, int token, int pos) {
                 for (size_t i = 0; i < HS; i++) o[i] += a * v[i];
             }
         }
-        matmul_forward(d->tmp, d->atty, p[P_ATTPROJW] + l * C * C, 1, C, C);
-        bias_forward(d->tmp, layer_bias(c, p[P_ATTPROJB], l, C), 1, C);
-        for (size_t i = 0; i < C; i++) d->x[i] += d->tmp[i];
+        matmul_forward(d->x, d->atty, p[P_ATTPROJW] + l * C * C, d->x, 1, C, C);
+        bias_forward(d->x, layer_bias(c, p[P_ATTPROJB], l, C), 1, C);
         // sequential blocks: the MLP's LayerNorm reads x with attention's output added
         if (c->sequential)
             layernorm_forward(d->ln2, &d->mean, &d->rstd, d->x, p[P_LN2W] + l * C, p[P_LN2B] + l * C, 1, C, c->eps);
-        matmul_forward(d->fch, ln2, p[P_FCW] + l * FC * C, 1, C, FC);
+        matmul_forward(d->fch, ln2, p[P_FCW] + l * FC * C, NULL, 1, C, FC);
         bias_forward(d->fch, layer_bias(c, p[P_FCB], l, FC), 1, FC);
         if (c->swiglu) swiglu_forward(d->fchg, d->fch, 1, FF);
         else gelu_forward(d->fchg, d->fch, FF);
-        matmul_forward(d->tmp, d->fchg, p[P_FCPROJW] + l * C * FF, 1, FF, C);
-        bias_forward(d->tmp, layer_bias(c, p[P_FCPROJB], l, C), 1, C);
-        for (size_t i = 0; i < C; i++) d->x[i] += d->tmp[i];
+        matmul_forward(d->x, d->fchg, p[P_FCPROJW] + l * C * FF, d->x, 1, FF, C);
+        bias_forward(d->x, layer_bias(c, p[P_FCPROJB], l, C), 1, C);
     }
     layernorm_forward(d->lnf, &d->mean, &d->rstd, d->x, p[P_LNFW], p[P_LNFB], 1, C, c->eps);
-    matmul_forward(d->logits, d->lnf, p[P_WTE], 1, C, c->V);
+    matmul_forward(d->logits, d->lnf, p[P_WTE], NULL, 1, C, c->V);
     return d->logits;
 }
 

@@ -28,12 +28,22 @@ static void test_matmul(void) {
         memcpy(di2, di1, N * IC * 4);
         memcpy(dw2, dw1, OC * IC * 4);
         matmul_forward_ref(o1, inp, w, N, IC, OC);
-        matmul_forward(o2, inp, w, N, IC, OC);
+        matmul_forward(o2, inp, w, NULL, N, IC, OC);
         matmul_backward_ref(di1, dw1, dout, inp, w, N, IC, OC);
         matmul_backward(di2, dw2, dout, inp, w, N, IC, OC);
         double df = rel_diff(o2, o1, N * OC), di = rel_diff(di2, di1, N * IC), dw = rel_diff(dw2, dw1, OC * IC);
         CHECK(df < 1e-5 && di < 1e-5 && dw < 1e-5, "matmul N=%zu IC=%zu OC=%zu: out %.1e dinp %.1e dw %.1e", N, IC,
               OC, df, di, dw);
+        // with a residual: into another buffer, and in place (out = out + inp w^T)
+        float *res = randn(N * OC, &rng), *o3 = xmalloc(N * OC * 4);
+        matmul_forward(o2, inp, w, res, N, IC, OC);
+        memcpy(o3, res, N * OC * 4);
+        matmul_forward(o3, inp, w, o3, N, IC, OC);
+        for (size_t i = 0; i < N * OC; i++) o1[i] += res[i];
+        double dr = rel_diff(o2, o1, N * OC), dp = rel_diff(o3, o1, N * OC);
+        CHECK(dr < 1e-5 && dp < 1e-5, "matmul N=%zu IC=%zu OC=%zu plus a residual: %.1e, in place %.1e", N, IC, OC, dr,
+              dp);
+        free(res); free(o3);
         free(inp); free(w); free(dout); free(o1); free(o2); free(di1); free(di2); free(dw1); free(dw2);
     }
 }
