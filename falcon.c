@@ -2966,9 +2966,20 @@ static void on_sigint(int sig) { (void)sig; interrupted = 1; }
 // average, forward and backward). The switches need no term of their own: SwiGLU's three matrices and full
 // multi-head's larger QKV are in the parameter count, and the attention term depends on NH HS = C alone; biases,
 // ALiBi's additions and SwiGLU's products are elementwise, as GELU and the LayerNorms are, and not counted either.
-static double flops_per_token(const Falcon *m, size_t T) {
+// visible scales the attention term for packed conversation trees (attn_visible_share; 1 for plain text).
+static double flops_per_token(const Falcon *m, size_t T, double visible) {
     const Config *c = &m->config;
-    return 6.0 * (double)m->num_params + 6.0 * (double)c->L * (double)c->C * (double)T;
+    return 6.0 * (double)m->num_params + 6.0 * (double)c->L * (double)c->C * (double)T * visible;
+}
+
+// The share of causal attention's (query, key) pairs that a batch's tree mask keeps, which is the share of the
+// causal attention FLOPs the flash kernels do (they skip hidden tiles; the few hidden pairs inside mixed tiles
+// are not counted as work). Key j is visible from the queries j..span_end[j] (attn_visible), so a row of T has
+// sum_j (span_end[j] - j + 1) pairs of the causal T (T + 1) / 2; plain text (span_end = T - 1) gives 1.
+static double attn_visible_share(const int *span_end, size_t B, size_t T) {
+    double pairs = 0.0;
+    for (size_t n = 0; n < B * T; n++) pairs += (double)(span_end[n] - (int)(n % T) + 1);
+    return pairs / ((double)B * (double)T * (double)(T + 1) / 2.0);
 }
 
 // Micro-batches in the optimizer step that starts after `tokens` training tokens: with a ramp, the batch grows
@@ -3410,7 +3421,7 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
     path_of(r->logpath, sizeof r->logpath, "%s/log.jsonl", o->out);
     if (!(r->log = fopen(r->logpath, o->resume ? "a" : "w"))) die("%s: cannot open: %s", r->logpath, strerror(errno));
     batch_build(&r->batch, o->B, o->T);
-    r->flops_per_token = flops_per_token(&r->m, o->T);
+    r->flops_per_token = flops_per_token(&r->m, o->T, 1.0);
     const Config *c = &r->m.config;
     printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", r->m.num_params, c->L,
            c->C, c->NH, c->NKV, c->V, r->flops_per_token / 1e6);
@@ -3541,11 +3552,14 @@ static int train_run(TrainOptions *o) {
         size_t accum = accum_at(o, r.ts.tokens);  // micro-batches of this step (batch ramp-up)
         falcon_zero_grad(&r.m);
         float loss = 0.0f;
+        double visible = 0.0;
         for (size_t k = 0; k < accum; k++) {
             traindata_next(&r.data, &r.batch);
+            visible += attn_visible_share(r.batch.span_end, B, T) / (double)accum;
             loss += falcon_forward_batch(&r.m, &r.batch) / (float)accum;
             falcon_backward(&r.m, 1.0f / (float)accum);
         }
+        r.flops_per_token = flops_per_token(&r.m, T, visible);  // for this step's MFU
         if (r.ts.step + 1 >= o->poison_from && r.ts.step + 1 <= o->poison_to) r.m.grads_memory[0] = NAN;
         float norm = falcon_grad_norm(&r.m), lr = adamw_lr(&r.opt, r.ts.step);
         r.ts.tokens += accum * B * T;

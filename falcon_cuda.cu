@@ -450,7 +450,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
     size_t B = o->B, T = o->T;
     Batch bt;
     batch_build(&bt, B, T);
-    double fpt = flops_per_token(&m, T);
+    double fpt = flops_per_token(&m, T, 1.0);
     if (rank == 0) {
         printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", m.num_params,
                m.config.L, m.config.C, m.config.NH, m.config.NKV, m.config.V, fpt / 1e6);
@@ -471,8 +471,10 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         size_t accum = accum_at(o, ts.tokens);
         cuda_falcon_zero_grad(g);
         loss = 0.0f;
+        double visible = 0.0;
         for (size_t k = 0; k < accum; k++) {
             traindata_next(&train, &bt);
+            visible += attn_visible_share(bt.span_end, B, T) / (double)accum;
             float lz;
             loss += cuda_falcon_forward(g, bt.inputs, bt.targets, bt.pos, bt.span_end, B, T, o->zloss, &lz) / (float)accum;
             cuda_falcon_backward(g, 1.0f / (float)accum);
@@ -495,7 +497,7 @@ static int train_run_gpu(TrainOptions *o, const Ranks *r) {
         cuda_adamw_update(g, &hyper, lr, norm, ++opt.t);
         ts.step++;
         double dt = now_seconds() - t0, tps = (double)(accum * B * T * (size_t)world) / dt;
-        double mfu = tps * fpt / (o->peak_gflops * 1e9 * world);
+        double mfu = tps * flops_per_token(&m, T, visible) / (o->peak_gflops * 1e9 * world);
         double eta = (double)(o->steps - ts.step) * (now_seconds() - t_start) / (double)(ts.step - first_step);
         char eta_text[32];
         progress_time(eta_text, sizeof eta_text, eta);
@@ -772,7 +774,7 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
     uint64_t s = 7;
     for (size_t i = 0; i < B * T; i++) in[i] = tg[i] = (int)(rng_next(&s) % c.V);
     GpuAdam hyper = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
-    double best = 1e30, fpt = flops_per_token(&m, T);
+    double best = 1e30, fpt = flops_per_token(&m, T, 1.0);
     float loss = 0.0f, lz;
     for (size_t k = 0; k < steps + 2; k++) {  // two warm-up steps
         double t0 = now_seconds();

@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("tokens_per_s %.1f flops_per_token %.0f params %zu peak_rss_mb %.0f\n", (double)(B * T) / dt[steps / 2],
-           flops_per_token(&m, T), m.num_params, (double)ru.ru_maxrss / 1024.0);
+           flops_per_token(&m, T, 1.0), m.num_params, (double)ru.ru_maxrss / 1024.0);
     free(dt); free(in); free(tg);
     adamw_free(&opt);
     falcon_free(&m);

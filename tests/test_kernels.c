@@ -101,6 +101,26 @@ static void test_attention(void) {
     }
 }
 
+// The share of causal (query, key) pairs a batch's tree mask keeps, which scales the attention FLOPs of MFU,
+// against counting attn_visible over every pair: 1 for plain rows, less for trees of every shape.
+static void test_visible_share(void) {
+    size_t B = TREE_SHAPES, T = 150;
+    int *pos = xmalloc(B * T * sizeof(int)), *span = xmalloc(B * T * sizeof(int));
+    uint64_t rng = 9;
+    TreeRow row;
+    for (size_t b = 0; b < B; b++) tree_row_make(&row, pos + b * T, span + b * T, T, (TreeShape)b, 7, &rng);
+    double pairs = 0.0;
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t t2 = 0; t2 <= t; t2++) pairs += attn_visible(t, t2, span + b * T);
+    double want = pairs / ((double)B * T * (T + 1) / 2), got = attn_visible_share(span, B, T);
+    CHECK(fabs(got - want) < 1e-12 && want < 0.9, "attention's visible share of packed trees: %.6f, counted %.6f", got,
+          want);
+    for (size_t n = 0; n < B * T; n++) span[n] = (int)T - 1;
+    CHECK(attn_visible_share(span, B, T) == 1.0, "plain rows: visible share %g, want 1", attn_visible_share(span, B, T));
+    free(pos); free(span);
+}
+
 // The vectorisable exp and erf against libm's, relative error for exp and absolute for erf, over the ranges the
 // softmax, the cross-entropy and GELU use.
 static void test_exp_erf(void) {
@@ -120,6 +140,7 @@ static void test_exp_erf(void) {
 int main(void) {
     test_matmul();
     test_attention();
+    test_visible_share();
     test_exp_erf();
     return test_summary();
 }
