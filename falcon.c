@@ -1550,17 +1550,17 @@ static void swiglu_backward(float *dinp, const float *inp, const float *dout, si
 // Cross-entropy of the logits against targets (-100 = ignored), plus the optional z-loss of PaLM that the Falcon
 // paper trains with: loss = mean over counted tokens of [lse - logit_target + zc lse^2], lse = logsumexp(logits).
 // Returns the cross-entropy part (what HF reports); zloss gets the z-loss part. lse (N) is kept for the backward.
-static float crossentropy_forward(float *lse, float *zloss, const float *logits, const int *targets, size_t N,
-                                  size_t V, float zc) {
+// The reference of classifier_forward below, which the model runs instead: this pair holds all (N, V) logits and
+// their gradient.
+static REFERENCE float crossentropy_forward_ref(float *lse, float *zloss, const float *logits, const int *targets,
+                                                size_t N, size_t V, float zc) {
     double ce = 0.0, z = 0.0;
     size_t count = 0;
-    #pragma omp parallel for reduction(+ : ce, z, count) schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *l = logits + n * V;
         float mx = -INFINITY, s = 0.0f;
         for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-        #pragma omp simd reduction(+ : s)
-        for (size_t v = 0; v < V; v++) s += exp_fast(l[v] - mx);
+        for (size_t v = 0; v < V; v++) s += expf(l[v] - mx);
         lse[n] = mx + logf(s);
         if (targets[n] < 0) continue;
         ce += lse[n] - l[targets[n]];
@@ -1573,12 +1573,11 @@ static float crossentropy_forward(float *lse, float *zloss, const float *logits,
 
 // d/dlogit_v = scale [softmax_v (1 + 2 zc lse) - [v == target]], scale = dloss / (number of counted tokens).
 // Written (not accumulated) into dlogits: the logits have no other consumer.
-static void crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int *targets,
-                                  size_t N, size_t V, float zc, float dloss) {
+static REFERENCE void crossentropy_backward_ref(float *dlogits, const float *logits, const float *lse,
+                                                const int *targets, size_t N, size_t V, float zc, float dloss) {
     size_t count = 0;
     for (size_t n = 0; n < N; n++) count += targets[n] >= 0;
     float scale = count ? dloss / (float)count : 0.0f;
-    #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         float *d = dlogits + n * V;
         if (targets[n] < 0) {
@@ -1587,9 +1586,80 @@ static void crossentropy_backward(float *dlogits, const float *logits, const flo
         }
         const float *l = logits + n * V;
         float f = scale * (1.0f + 2.0f * zc * lse[n]);
-        for (size_t v = 0; v < V; v++) d[v] = f * exp_fast(l[v] - lse[n]);
+        for (size_t v = 0; v < V; v++) d[v] = f * expf(l[v] - lse[n]);
         d[targets[n]] -= scale;
     }
+}
+
+// The LM head (logits = lnf wte^T, wte tied to the embeddings) and the loss above, run together CE_ROWS rows at a
+// time so that no more than (CE_ROWS, V) logits ever exist: held whole, the (N, V) logits and their gradient are
+// 2 x 64 MB for the small preset at B T = 2048, and they grow with T until they dominate a step's memory.
+// For each chunk of rows: its logits, then per row lse, the cross-entropy lse - logit_target and the z-loss zc lse^2.
+// When a backward follows (dlnf non-NULL), the chunk's logits become their gradient in place while they are still
+// in cache, and the head's two backward products run on them at once:
+//     dlogit_v = (softmax_v (1 + 2 zc lse) - [v == target]) / count        (0 on rows not counted)
+//     dlnf = dlogits wte  (rows, C)          dwte += dlogits^T lnf  (V, C)
+// so the backward pass never recomputes the logits and the step does the same products as with whole logits.
+// These are the gradients of the loss itself, dloss = 1: the caller knows dloss only at its backward pass, and
+// classifier_backward scales them then (a pass over (N, C) and (V, C) floats, against (N, V) kept).
+// CE_ROWS: the rows are the depth of the dwte product, and gemm reads and writes its output once per KC (256) of
+// depth whatever the number of rows, so chunks of 256 rows cost no extra pass over dwte; (256, V) floats are 8 MB
+// at V = 8192. Measured: 128 and 512 rows are no faster (docs/performance.md).
+enum { CE_ROWS = 256 };
+
+// lnf (N, C), wte (V, C), targets (N), chunk (min(N, CE_ROWS), V) scratch. losses (N) gets each row's
+// cross-entropy lse - logit_target (0 on rows not counted). logits (N, V): every logit is also left there, or NULL.
+// dlnf (N, C) written and dwte (V, C) accumulated, or both NULL (no backward follows).
+// Returns the mean cross-entropy over the counted rows; zloss gets the mean z-loss.
+static float classifier_forward(float *zloss, float *losses, float *logits, float *dlnf, float *dwte, float *chunk,
+                                const float *lnf, const float *wte, const int *targets, size_t N, size_t C, size_t V,
+                                float zc) {
+    size_t count = 0;
+    for (size_t n = 0; n < N; n++) count += targets[n] >= 0;
+    float scale = count ? 1.0f / (float)count : 0.0f;
+    double ce = 0.0, z = 0.0;
+    for (size_t n0 = 0; n0 < N; n0 += CE_ROWS) {
+        size_t rows = N - n0 < CE_ROWS ? N - n0 : CE_ROWS;
+        float *lg = logits ? logits + n0 * V : chunk;  // (rows, V)
+        matmul_forward(lg, lnf + n0 * C, wte, NULL, rows, C, V);
+        #pragma omp parallel for reduction(+ : ce, z) schedule(static)
+        for (size_t r = 0; r < rows; r++) {
+            const float *l = lg + r * V;
+            float *d = chunk + r * V;  // may be l itself: each element is read before it is written
+            int t = targets[n0 + r];
+            float mx = -INFINITY, s = 0.0f;
+            for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+            #pragma omp simd reduction(+ : s)
+            for (size_t v = 0; v < V; v++) s += exp_fast(l[v] - mx);
+            float lse = mx + logf(s);
+            losses[n0 + r] = t < 0 ? 0.0f : lse - l[t];
+            if (t < 0) {
+                if (dlnf) memset(d, 0, V * sizeof(float));
+                continue;
+            }
+            ce += losses[n0 + r];
+            z += (double)zc * lse * lse;
+            if (!dlnf) continue;
+            float f = scale * (1.0f + 2.0f * zc * lse);
+            for (size_t v = 0; v < V; v++) d[v] = f * exp_fast(l[v] - lse);
+            d[t] -= scale;
+        }
+        if (!dlnf) continue;
+        memset(dlnf + n0 * C, 0, rows * C * sizeof(float));
+        matmul_backward(dlnf + n0 * C, dwte, chunk, lnf + n0 * C, wte, rows, C, V);
+    }
+    *zloss = count ? (float)(z / (double)count) : 0.0f;
+    return count ? (float)(ce / (double)count) : 0.0f;
+}
+
+// The gradients classifier_forward left for dloss = 1, scaled by dloss: dlnf (N, C) in place, and dwte_head (V, C)
+// added to wte's gradient dwte.
+static void classifier_backward(float *dlnf, float *dwte, const float *dwte_head, float dloss, size_t N, size_t C,
+                                size_t V) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N * C; i++) dlnf[i] *= dloss;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < V * C; i++) dwte[i] += dloss * dwte_head[i];
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -1618,13 +1688,14 @@ enum {
     A_LNF,        // (B, T, C)      final LayerNorm
     A_LNF_MEAN,   // (B, T)
     A_LNF_RSTD,   // (B, T)
-    A_LOGITS,     // (B, T, V)
-    A_LSE,        // (B, T)         logsumexp of each row of logits
+    A_CE_CHUNK,   // (CE_ROWS, V)   the logits of one chunk of rows, then their gradient (classifier_forward)
+    A_LOSSES,     // (B, T)         each position's cross-entropy, 0 where not counted
     NUM_ACT_TENSORS
 };
 
-// Gradients of the activations, reused layer after layer in the backward pass.
-enum { G_DRES, G_DX, G_DLN1, G_DLN2, G_DQKV, G_DATTY, G_DFCH, G_DFCHG, G_DLOGITS, NUM_GRAD_ACT_TENSORS };
+// Gradients of the activations, reused layer after layer in the backward pass; all (B, T, width). G_DLNF, the
+// gradient of the final LayerNorm's output, is the one written by the forward pass (FWD_BACKWARD, dloss = 1).
+enum { G_DRES, G_DX, G_DLN1, G_DLN2, G_DQKV, G_DATTY, G_DFCH, G_DFCHG, G_DLNF, NUM_GRAD_ACT_TENSORS };
 
 typedef struct {
     Config config;
@@ -1641,6 +1712,9 @@ typedef struct {
     float *acts_memory;
     float *gacts[NUM_GRAD_ACT_TENSORS];
     float *gacts_memory;
+    float *logits;                 // (B, T, V) every logit, after a forward asked for them (FWD_LOGITS), else NULL
+    float *dwte_head;              // (V, C) the LM head's share of wte's gradient from the last forward, dloss = 1
+    int head_grads;                // the last forward computed the LM head's gradients (FWD_BACKWARD)
     int *inputs, *targets, *pos;   // (B, T) copies of the batch
     int *span_end;                 // (B, T) the batch's tree spans, when masked (see attn_visible)
     int masked;                    // 0: plain causal attention (no spans given, or every span ends at T - 1)
@@ -1669,11 +1743,12 @@ static void falcon_build(Falcon *m, const Config *c) {
 static void falcon_free_acts(Falcon *m) {
     free(m->acts_memory);
     free(m->gacts_memory);
+    free(m->logits);
     free(m->inputs);
     free(m->targets);
     free(m->pos);
     free(m->span_end);
-    m->acts_memory = m->gacts_memory = NULL;
+    m->acts_memory = m->gacts_memory = m->logits = NULL;
     m->inputs = m->targets = m->pos = m->span_end = NULL;
     m->B = m->T = 0;
 }
@@ -1682,6 +1757,7 @@ static void falcon_free(Falcon *m) {
     falcon_free_acts(m);
     free(m->params_memory);
     free(m->grads_memory);
+    free(m->dwte_head);
     free(m->rope_cos);
     free(m->rope_sin);
     free(m->alibi);
@@ -1719,11 +1795,13 @@ static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
     falcon_free_acts(m);
     const Config *c = &m->config;
     size_t L = c->L, C = c->C, N = B * T, QKV = qkv_dim(c), ln2 = c->num_ln == 2, seq = c->sequential, FC = fc_dim(c);
+    size_t ce_rows = N < CE_ROWS ? N : CE_ROWS;
     size_t sizes[NUM_ACT_TENSORS] = {
         N * C, c->alibi ? N * c->NH : 0, L * N * C, L * N, L * N, ln2 * L * N * C, ln2 * L * N, ln2 * L * N, L * N * QKV,
-        L * B * c->NH * T, L * N * C, seq * L * N * C, L * N * FC, L * N * c->FF, L * N * C, N * C, N, N, N * c->V, N,
+        L * B * c->NH * T, L * N * C, seq * L * N * C, L * N * FC, L * N * c->FF, L * N * C, N * C, N, N,
+        ce_rows * c->V, N,
     };
-    size_t gsizes[NUM_GRAD_ACT_TENSORS] = {N * C, N * C, N * C, N * C, N * QKV, N * C, N * FC, N * c->FF, N * c->V};
+    size_t gsizes[NUM_GRAD_ACT_TENSORS] = {N * C, N * C, N * C, N * C, N * QKV, N * C, N * FC, N * c->FF, N * C};
     size_t total = 0, gtotal = 0;
     for (int i = 0; i < NUM_ACT_TENSORS; i++) total += sizes[i];
     for (int i = 0; i < NUM_GRAD_ACT_TENSORS; i++) gtotal += gsizes[i];
@@ -1741,14 +1819,23 @@ static void falcon_ensure_acts(Falcon *m, size_t B, size_t T) {
     m->T = T;
 }
 
+// What a forward pass computes besides the loss, as flags the caller combines. Only a forward that says
+// FWD_BACKWARD pays for the LM head's gradients, and only one that says FWD_LOGITS holds (B, T, V) floats.
+enum {
+    FWD_LOSS = 0,      // the loss alone (evaluation): the logits exist a chunk of rows at a time
+    FWD_LOGITS = 1,    // also every logit, in m->logits
+    FWD_BACKWARD = 2,  // falcon_backward follows: the LM head's gradients are computed with the loss
+};
+
 // The forward pass. inputs (B, T) token ids; targets (B, T) the next tokens, -100 = not counted, or NULL for
-// logits only; pos (B, T) position ids, or NULL for 0..T-1 in every row; span_end (B, T) the conversation-tree
-// mask of attention (attn_visible), or NULL for plain causal attention. Returns the mean loss (cross-entropy
-// plus z-loss), or -1 without targets. Logits stay in acts[A_LOGITS].
+// logits only (flags FWD_LOGITS); pos (B, T) position ids, or NULL for 0..T-1 in every row; span_end (B, T) the
+// conversation-tree mask of attention (attn_visible), or NULL for plain causal attention. Returns the mean loss
+// (cross-entropy plus z-loss), or -1 without targets.
 static float falcon_forward(Falcon *m, const int *inputs, const int *targets, const int *pos, const int *span_end,
-                            size_t B, size_t T) {
+                            size_t B, size_t T, int flags) {
     const Config *c = &m->config;
-    size_t C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF, FC = fc_dim(c);
+    size_t C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF, FC = fc_dim(c), V = c->V;
+    if (!targets && flags != FWD_LOGITS) die("falcon_forward: without targets only the logits can be asked for");
     int masked = 0;
     for (size_t n = 0; n < N; n++) {
         if (inputs[n] < 0 || (size_t)inputs[n] >= c->V) die("token id %d at position %zu is outside [0, %zu)", inputs[n], n, c->V);
@@ -1810,9 +1897,23 @@ static float falcon_forward(Falcon *m, const int *inputs, const int *targets, co
     }
     const float *xL = a[A_RESIDUAL] + (c->L - 1) * N * C;
     layernorm_forward(a[A_LNF], a[A_LNF_MEAN], a[A_LNF_RSTD], xL, p[P_LNFW], p[P_LNFB], N, C, c->eps);
-    matmul_forward(a[A_LOGITS], a[A_LNF], p[P_WTE], NULL, N, C, c->V);  // tied LM head
-    if (!targets) return -1.0f;
-    m->loss_ce = crossentropy_forward(a[A_LSE], &m->loss_z, a[A_LOGITS], m->targets, N, c->V, m->zloss_coef);
+    // the tied LM head and the loss (classifier_forward): (B, T, V) floats only when the caller wants the logits
+    free(m->logits);
+    m->logits = flags & FWD_LOGITS ? xmalloc(N * V * sizeof(float)) : NULL;
+    m->head_grads = 0;
+    if (!targets) {
+        matmul_forward(m->logits, a[A_LNF], p[P_WTE], NULL, N, C, V);
+        return -1.0f;
+    }
+    float *dlnf = NULL;
+    if (flags & FWD_BACKWARD) {
+        if (!m->dwte_head) m->dwte_head = xmalloc(V * C * sizeof(float));
+        memset(m->dwte_head, 0, V * C * sizeof(float));
+        dlnf = m->gacts[G_DLNF];
+        m->head_grads = 1;
+    }
+    m->loss_ce = classifier_forward(&m->loss_z, a[A_LOSSES], m->logits, dlnf, dlnf ? m->dwte_head : NULL,
+                                    a[A_CE_CHUNK], a[A_LNF], p[P_WTE], m->targets, N, C, V, m->zloss_coef);
     return m->loss_ce + m->loss_z;
 }
 
@@ -1824,8 +1925,9 @@ static void falcon_zero_grad(Falcon *m) {
     memset(m->grads_memory, 0, m->num_params * sizeof(float));
 }
 
-// The backward pass of the last forward, the forward's calls mirrored in reverse. Gradients accumulate into
-// m->grads scaled by dloss (1 / gradient-accumulation steps), so call falcon_zero_grad before a new step.
+// The backward pass of the last forward (which was told FWD_BACKWARD), the forward's calls mirrored in reverse.
+// Gradients accumulate into m->grads scaled by dloss (1 / gradient-accumulation steps), so call falcon_zero_grad
+// before a new step.
 static void falcon_backward(Falcon *m, float dloss) {
     const Config *c = &m->config;
     size_t B = m->B, T = m->T, C = c->C, N = B * T, QKV = qkv_dim(c), FF = c->FF, FC = fc_dim(c);
@@ -1834,12 +1936,12 @@ static void falcon_backward(Falcon *m, float dloss) {
     float *const *p = m->params.t;
     float *const *dp = m->grads.t;
     float *dres = g[G_DRES];  // gradient of the residual stream at the current depth
-    crossentropy_backward(g[G_DLOGITS], a[A_LOGITS], a[A_LSE], m->targets, N, c->V, m->zloss_coef, dloss);
-    memset(g[G_DLN1], 0, N * C * sizeof(float));
-    matmul_backward(g[G_DLN1], dp[P_WTE], g[G_DLOGITS], a[A_LNF], p[P_WTE], N, C, c->V);
+    if (!m->head_grads) die("falcon_backward: the forward pass was not asked for a backward (FWD_BACKWARD)");
+    m->head_grads = 0;
+    classifier_backward(g[G_DLNF], dp[P_WTE], m->dwte_head, dloss, N, C, c->V);
     memset(dres, 0, N * C * sizeof(float));
     const float *xL = a[A_RESIDUAL] + (c->L - 1) * N * C;
-    layernorm_backward(dres, dp[P_LNFW], dp[P_LNFB], g[G_DLN1], xL, p[P_LNFW], a[A_LNF_MEAN], a[A_LNF_RSTD], N, C);
+    layernorm_backward(dres, dp[P_LNFW], dp[P_LNFB], g[G_DLNF], xL, p[P_LNFW], a[A_LNF_MEAN], a[A_LNF_RSTD], N, C);
     for (size_t l = c->L; l-- > 0;) {
         const float *x = l == 0 ? a[A_ENCODED] : a[A_RESIDUAL] + (l - 1) * N * C;
         const float *ln1 = a[A_LN1] + l * N * C, *qkv = a[A_QKV] + l * N * QKV, *atty = a[A_ATTY] + l * N * C;
@@ -2440,9 +2542,9 @@ static size_t llrequest_len(const LlRequest *r, size_t maxT) {
 // ll[i] = log p(cont_i | ctx_i), the sum over the continuation's tokens of their log-probability, for n requests
 // in one forward pass of n rows. Each row is padded on the right to the longest: attention is causal, so the
 // padding changes nothing before it, and its targets are -100. The log-probability of target y at position t is
-// logit_y - logsumexp(logits), read from the activations the cross-entropy leaves.
+// logit_y - logsumexp(logits), minus the position's cross-entropy, which the forward pass leaves in A_LOSSES.
 static void loglikelihoods(Falcon *m, const LlRequest *r, size_t n, double *ll) {
-    size_t maxT = m->config.maxT, V = m->config.V, T = 0;
+    size_t maxT = m->config.maxT, T = 0;
     for (size_t i = 0; i < n; i++) T = llrequest_len(&r[i], maxT) > T ? llrequest_len(&r[i], maxT) : T;
     int *seq = xcalloc(n * T, sizeof(int)), *tg = xcalloc(n * T, sizeof(int));
     for (size_t i = 0; i < n; i++) {
@@ -2455,12 +2557,11 @@ static void loglikelihoods(Falcon *m, const LlRequest *r, size_t n, double *ll) 
             tg[i * T + t] = k + 1 >= r[i].nctx && k + 1 < len ? next : -100;
         }
     }
-    falcon_forward(m, seq, tg, NULL, NULL, n, T);
-    const float *logits = m->acts[A_LOGITS], *lse = m->acts[A_LSE];
+    falcon_forward(m, seq, tg, NULL, NULL, n, T, FWD_LOSS);
+    const float *losses = m->acts[A_LOSSES];
     for (size_t i = 0; i < n; i++) {
         ll[i] = 0.0;
-        for (size_t t = i * T; t < (i + 1) * T; t++)
-            if (tg[t] >= 0) ll[i] += (double)logits[t * V + (size_t)tg[t]] - (double)lse[t];
+        for (size_t t = i * T; t < (i + 1) * T; t++) ll[i] -= (double)losses[t];
     }
     free(seq);
     free(tg);
@@ -3016,9 +3117,9 @@ static int batch_next(Batch *b, DataLoader *dl) {
     return dataloader_next_batch(dl, b->inputs, b->targets, b->pos, b->span_end);
 }
 
-// The forward pass of the model on a batch; returns its loss.
-static float falcon_forward_batch(Falcon *m, const Batch *b) {
-    return falcon_forward(m, b->inputs, b->targets, b->pos, b->span_end, b->B, b->T);
+// The forward pass of the model on a batch (flags as falcon_forward's); returns its loss.
+static float falcon_forward_batch(Falcon *m, const Batch *b, int flags) {
+    return falcon_forward(m, b->inputs, b->targets, b->pos, b->span_end, b->B, b->T, flags);
 }
 
 // Mean cross-entropy over (up to) `batches` validation batches, the reader rewound first. With a progress line
@@ -3030,7 +3131,7 @@ static float evaluate(Falcon *m, DataLoader *val, size_t batches, Batch *bt, Pro
     float zc = m->zloss_coef;
     m->zloss_coef = 0.0f;
     while (n < batches && batch_next(bt, val)) {
-        falcon_forward_batch(m, bt);
+        falcon_forward_batch(m, bt, FWD_LOSS);
         sum += m->loss_ce;
         n++;
         if (p) progress_update(p, (double)(n * bt->B * bt->T));
@@ -3556,7 +3657,7 @@ static int train_run(TrainOptions *o) {
         for (size_t k = 0; k < accum; k++) {
             traindata_next(&r.data, &r.batch);
             visible += attn_visible_share(r.batch.span_end, B, T) / (double)accum;
-            loss += falcon_forward_batch(&r.m, &r.batch) / (float)accum;
+            loss += falcon_forward_batch(&r.m, &r.batch, FWD_BACKWARD) / (float)accum;
             falcon_backward(&r.m, 1.0f / (float)accum);
         }
         r.flops_per_token = flops_per_token(&r.m, T, visible);  // for this step's MFU
@@ -3699,12 +3800,12 @@ static int cmd_score(int argc, char **argv) {
         if ((size_t)ids[t] >= m.config.V) die("stdin: token %zu: id %d is outside the vocabulary [0, %zu)", t, ids[t], m.config.V);
     int *targets = xmalloc(T * sizeof(int));
     for (size_t t = 0; t < T; t++) targets[t] = t + 1 < T ? ids[t + 1] : -100;
-    float loss = falcon_forward(&m, ids, targets, NULL, NULL, 1, T);
+    float loss = falcon_forward(&m, ids, targets, NULL, NULL, 1, T, dump ? FWD_LOGITS : FWD_LOSS);
     printf("%.6f\n", loss);
     if (dump) {
         float *fid = xmalloc(T * sizeof(float));
         for (size_t t = 0; t < T; t++) fid[t] = (float)ids[t];
-        WTensor w[2] = {{"input_ids", {1, T}, 2, fid}, {"logits", {1, T, m.config.V}, 3, m.acts[A_LOGITS]}};
+        WTensor w[2] = {{"input_ids", {1, T}, 2, fid}, {"logits", {1, T, m.config.V}, 3, m.logits}};
         if (safetensors_write(dump, w, 2, NULL, &e)) die("%s", e.msg);
         free(fid);
     }

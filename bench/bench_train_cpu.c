@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     for (size_t s = 0; s <= steps; s++) {
         double t0 = bench_now();
         falcon_zero_grad(&m);
-        falcon_forward(&m, in, tg, NULL, NULL, B, T);
+        falcon_forward(&m, in, tg, NULL, NULL, B, T, FWD_BACKWARD);
         falcon_backward(&m, 1.0f);
         adamw_update(&opt, &m, adamw_lr(&opt, s), falcon_grad_norm(&m));
         if (s > 0) {

@@ -71,10 +71,10 @@ static void cmp_one(void *ctx, const char *name, const size_t *shape, int ndim, 
 static void check_against_ref(Falcon *m, const SafeTensors *ref, const char *what, const int *ids, const int *targets,
                               const int *pos, const int *span_end, size_t B, size_t T) {
     size_t V = m->config.V, n;
-    float loss = falcon_forward(m, ids, targets, pos, span_end, B, T);
+    float loss = falcon_forward(m, ids, targets, pos, span_end, B, T, FWD_LOGITS | FWD_BACKWARD);
     float *want_logits = ref_raw(ref, "logits", &n), *want_loss = ref_raw(ref, "loss", NULL);
     CHECK(n == B * T * V, "%s: logits shape", what);
-    double dl = rel_diff(m->acts[A_LOGITS], want_logits, B * T * V);
+    double dl = rel_diff(m->logits, want_logits, B * T * V);
     CHECK(dl < TOL_REL, "%s: logits match HF (max rel diff %.2e)", what, dl);
     CHECK(fabs(loss - want_loss[0]) < TOL_LOSS, "%s: loss %.7f matches HF %.7f", what, loss, want_loss[0]);
     falcon_zero_grad(m);
@@ -102,7 +102,7 @@ static void train_against_ref(Falcon *m, const char *dir, const SafeTensors *ref
     double worst_loss = 0.0, worst_lr = 0.0, worst_norm = 0.0;
     for (size_t s = 0; s < 10; s++) {
         labels_to_targets(targets, tlabels + s * B * T, B, T);
-        float l = falcon_forward(m, tids + s * B * T, targets, NULL, NULL, B, T);
+        float l = falcon_forward(m, tids + s * B * T, targets, NULL, NULL, B, T, FWD_BACKWARD);
         falcon_zero_grad(m);
         falcon_backward(m, 1.0f);
         float lr = adamw_lr(&opt, s);
@@ -190,22 +190,22 @@ static void test_zloss_gradient(void) {
     uint64_t rng = 7;
     for (size_t i = 0; i < N * V; i++) logits[i] = 3.0f * rng_normal(&rng);
     float zc = 0.1f;  // far above the paper's 1e-4, so that a wrong z-loss gradient cannot hide in the cross-entropy's
-    crossentropy_forward(lse, &z, logits, targets, N, V, zc);
-    crossentropy_backward(d, logits, lse, targets, N, V, zc, 1.0f);
+    crossentropy_forward_ref(lse, &z, logits, targets, N, V, zc);
+    crossentropy_backward_ref(d, logits, lse, targets, N, V, zc, 1.0f);
     double worst = 0.0, scale = 0.0;
     for (size_t i = 0; i < N * V; i++) {
         float keep = logits[i], h = 1e-2f, zp, zm;
         logits[i] = keep + h;
-        float lp = crossentropy_forward(lse, &zp, logits, targets, N, V, zc) + zp;
+        float lp = crossentropy_forward_ref(lse, &zp, logits, targets, N, V, zc) + zp;
         logits[i] = keep - h;
-        float lm = crossentropy_forward(lse, &zm, logits, targets, N, V, zc) + zm;
+        float lm = crossentropy_forward_ref(lse, &zm, logits, targets, N, V, zc) + zm;
         logits[i] = keep;
         double fd = ((double)lp - lm) / (2.0 * h);
         worst = fmax(worst, fabs(fd - d[i]));
         scale = fmax(scale, fabs(fd));
     }
     CHECK(worst / scale < 2e-3, "z-loss: gradient matches finite differences (rel %.2e)", worst / scale);
-    crossentropy_forward(lse, &z, logits, targets, N, V, zc);
+    crossentropy_forward_ref(lse, &z, logits, targets, N, V, zc);
     CHECK(z > 0.0f && fabsf(z - zc * (lse[0] * lse[0] + lse[2] * lse[2]) / 2.0f) < 1e-5f * z,
           "z-loss: value is coef x mean(lse^2) over counted tokens (%g)", z);
 }
@@ -287,14 +287,14 @@ static void test_accumulation(void) {
     uint64_t rng = 3;
     for (size_t i = 0; i < B * T; i++) { in[i] = (int)(rng_next(&rng) % V); tg[i] = (int)(rng_next(&rng) % V); }
     m.zloss_coef = 1e-4f;
-    falcon_forward(&m, in, tg, NULL, NULL, B, T);
+    falcon_forward(&m, in, tg, NULL, NULL, B, T, FWD_BACKWARD);
     falcon_zero_grad(&m);
     falcon_backward(&m, 1.0f);
     float *full = xmalloc(np * sizeof(float));
     memcpy(full, m.grads_memory, np * sizeof(float));
     falcon_zero_grad(&m);
     for (size_t b = 0; b < B; b++) {
-        falcon_forward(&m, in + b * T, tg + b * T, NULL, NULL, 1, T);
+        falcon_forward(&m, in + b * T, tg + b * T, NULL, NULL, 1, T, FWD_BACKWARD);
         falcon_backward(&m, 0.5f);
     }
     double d = rel_diff(m.grads_memory, full, np);
@@ -314,11 +314,11 @@ static void test_decoder(const char *layout) {
     int in[12];
     uint64_t rng = 11;
     for (size_t t = 0; t < T; t++) in[t] = (int)(rng_next(&rng) % V);
-    falcon_forward(&m, in, NULL, NULL, NULL, 1, T);
+    falcon_forward(&m, in, NULL, NULL, NULL, 1, T, FWD_LOGITS);
     Decoder d;
     decoder_build(&d, &m);
     double worst = 0.0;
-    for (size_t t = 0; t < T; t++) worst = fmax(worst, rel_diff(decoder_step(&d, in[t], (int)t), m.acts[A_LOGITS] + t * V, V));
+    for (size_t t = 0; t < T; t++) worst = fmax(worst, rel_diff(decoder_step(&d, in[t], (int)t), m.logits + t * V, V));
     CHECK(worst < 1e-5, "%s: KV-cache decoding matches the full forward pass (rel %.2e)", layout, worst);
     decoder_free(&d);
     falcon_free(&m);
@@ -332,15 +332,15 @@ static void test_positions(void) {
     falcon_load(&m, REF "/mqa", &e);
     int in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, pos[8], tg[8];
     for (int i = 0; i < 8; i++) { pos[i] = i < 4 ? i : i + 6; tg[i] = (i * 7) % 61; }
-    float a = falcon_forward(&m, in, tg, pos, NULL, 1, 8);
-    float b = falcon_forward(&m, in, tg, NULL, NULL, 1, 8);
+    float a = falcon_forward(&m, in, tg, pos, NULL, 1, 8, FWD_LOSS);
+    float b = falcon_forward(&m, in, tg, NULL, NULL, 1, 8, FWD_LOSS);
     CHECK(fabsf(a - b) > 1e-4f, "position ids with a gap change the loss (%.6f vs %.6f at 0..7)", a, b);
     for (int i = 0; i < 8; i++) pos[i] = 10 + i;
     float *keep = xmalloc(8 * m.config.V * sizeof(float));
-    falcon_forward(&m, in, tg, pos, NULL, 1, 8);
-    memcpy(keep, m.acts[A_LOGITS], 8 * m.config.V * sizeof(float));
-    falcon_forward(&m, in, tg, NULL, NULL, 1, 8);
-    double d = rel_diff(m.acts[A_LOGITS], keep, 8 * m.config.V);
+    falcon_forward(&m, in, tg, pos, NULL, 1, 8, FWD_LOGITS);
+    memcpy(keep, m.logits, 8 * m.config.V * sizeof(float));
+    falcon_forward(&m, in, tg, NULL, NULL, 1, 8, FWD_LOGITS);
+    double d = rel_diff(m.logits, keep, 8 * m.config.V);
     CHECK(d < 1e-4, "RoPE: a constant shift of all positions leaves the logits unchanged (rel %.2e)", d);
     free(keep);
     falcon_free(&m);
@@ -364,18 +364,18 @@ static void test_tree_invariant(const char *layout) {
     uint64_t rng = 17;
     for (size_t b = 0; b < B; b++) tree_row_make(&tr[b], pos + b * T, span + b * T, T, (TreeShape)b, 6, &rng);
     for (size_t i = 0; i < B * T; i++) in[i] = (int)(rng_next(&rng) % V);
-    falcon_forward(&m, in, NULL, pos, span, B, T);
+    falcon_forward(&m, in, NULL, pos, span, B, T, FWD_LOGITS);
     float *packed = xmalloc(B * T * V * sizeof(float));
-    memcpy(packed, m.acts[A_LOGITS], B * T * V * sizeof(float));
+    memcpy(packed, m.logits, B * T * V * sizeof(float));
     double worst = 0.0;
     for (size_t b = 0; b < B; b++)
         for (size_t k = 0; k < tr[b].nmsg; k++) {
             if (!tree_is_leaf(&tr[b], k)) continue;
             size_t n = tree_path(&tr[b], k, rows);
             for (size_t i = 0; i < n; i++) alone_in[i] = in[b * T + rows[i]];
-            falcon_forward(&m, alone_in, NULL, NULL, NULL, 1, n);
+            falcon_forward(&m, alone_in, NULL, NULL, NULL, 1, n, FWD_LOGITS);
             for (size_t i = 0; i < n; i++)
-                worst = fmax(worst, rel_diff(packed + (b * T + rows[i]) * V, m.acts[A_LOGITS] + i * V, V));
+                worst = fmax(worst, rel_diff(packed + (b * T + rows[i]) * V, m.logits + i * V, V));
             paths++;
         }
     CHECK(worst < TOL_REL, "%s: trees: the logits of each of %zu root-to-leaf paths in the packed rows are those of "
@@ -392,12 +392,12 @@ static void test_tree_invariant(const char *layout) {
         tg[bm * T + rows[i]] = alone_tg[i];
     }
     m.zloss_coef = 1e-2f;  // the z-loss flows through the same paths
-    float lp = falcon_forward(&m, in, tg, pos, span, B, T);
+    float lp = falcon_forward(&m, in, tg, pos, span, B, T, FWD_BACKWARD);
     falcon_zero_grad(&m);
     falcon_backward(&m, 1.0f);
     float *gp = xmalloc(np * sizeof(float));
     memcpy(gp, m.grads_memory, np * sizeof(float));
-    float la = falcon_forward(&m, alone_in, alone_tg, NULL, NULL, 1, n);
+    float la = falcon_forward(&m, alone_in, alone_tg, NULL, NULL, 1, n, FWD_BACKWARD);
     falcon_zero_grad(&m);
     falcon_backward(&m, 1.0f);
     double dg = rel_diff(gp, m.grads_memory, np);
@@ -795,8 +795,8 @@ static void test_tree_packer(void) {
     int alone[T];
     double worst = 0.0;
     for (int k = 0; k < 2 && batch_next(&bt, dl); k++) {
-        falcon_forward(&m, bt.inputs, NULL, bt.pos, bt.span_end, B, T);
-        memcpy(packed, m.acts[A_LOGITS], B * T * V * sizeof(float));
+        falcon_forward(&m, bt.inputs, NULL, bt.pos, bt.span_end, B, T, FWD_LOGITS);
+        memcpy(packed, m.logits, B * T * V * sizeof(float));
         for (size_t b = 0; b < B; b++)
             for (size_t i = 0; i < T; i++) {
                 const int32_t *se = bt.span_end + b * T;
@@ -810,9 +810,9 @@ static void test_tree_packer(void) {
                     badpos += bt.pos[b * T + rows[q]] != (int32_t)q;
                 }
                 branched += rows[n - 1] - rows[0] + 1 != n;  // the path skips a sibling branch
-                falcon_forward(&m, alone, NULL, NULL, NULL, 1, n);
+                falcon_forward(&m, alone, NULL, NULL, NULL, 1, n, FWD_LOGITS);
                 for (size_t q = 0; q < n; q++)
-                    worst = fmax(worst, rel_diff(packed + (b * T + rows[q]) * V, m.acts[A_LOGITS] + q * V, V));
+                    worst = fmax(worst, rel_diff(packed + (b * T + rows[q]) * V, m.logits + q * V, V));
                 paths++;
             }
     }

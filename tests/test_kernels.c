@@ -137,10 +137,70 @@ static void test_exp_erf(void) {
           "exp_fast(-inf) = exp_fast(-87.5) = 0 (%g: no subnormals), exp_fast(0) = 1", exp_fast(-87.5f));
 }
 
+// The chunked LM head and loss (classifier_forward, classifier_backward) against the whole-logits references: loss,
+// z-loss, each row's cross-entropy, logits, and the gradients of lnf and wte, the latter accumulated over two micro-batches with different
+// dloss, as training with gradient accumulation does. Row counts below, at and past multiples of CE_ROWS; targets of
+// -100 among the rows (and a micro-batch with none counted); z-loss off and on. The loss-only call (no backward
+// follows, logits not kept) must give the same loss.
+static void test_classifier(void) {
+    size_t shapes[][3] = {
+        // N, C, V
+        {1, 5, 3},                     // one row; its second micro-batch counts no row at all
+        {CE_ROWS - 1, 7, 37},          // one chunk, partial
+        {CE_ROWS, 16, 64},             // exactly one chunk
+        {CE_ROWS + 1, 9, 33},          // one row past a chunk
+        {2 * CE_ROWS + 45, 13, 130},   // three chunks, the last partial
+    };
+    float zcs[] = {0.0f, 0.05f}, dloss[] = {0.37f, 1.25f};
+    uint64_t rng = 11;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t zi = 0; zi < 2; zi++) {
+            size_t N = shapes[s][0], C = shapes[s][1], V = shapes[s][2], rows = N < CE_ROWS ? N : CE_ROWS;
+            float zc = zcs[zi];
+            float *wte = randn(V * C, &rng), *dwte_ref = randn(V * C, &rng), *dwte = xmalloc(V * C * 4);
+            memcpy(dwte, dwte_ref, V * C * 4);
+            float *lg_ref = xmalloc(N * V * 4), *dlg = xmalloc(N * V * 4), *lse = xmalloc(N * 4);
+            float *lg = xmalloc(N * V * 4), *chunk = xmalloc(rows * V * 4), *head = xmalloc(V * C * 4);
+            float *dlnf_ref = xmalloc(N * C * 4), *dlnf = xmalloc(N * C * 4), *losses = xmalloc(N * 4);
+            int *tg = xmalloc(N * sizeof(int));
+            double worst_loss = 0.0, worst_row = 0.0, worst_lg = 0.0, worst_dlnf = 0.0, worst_eval = 0.0;
+            for (size_t mb = 0; mb < 2; mb++) {
+                float *lnf = randn(N * C, &rng);
+                for (size_t n = 0; n < N; n++) tg[n] = rng_next(&rng) % 4 == 0 ? -100 : (int)(rng_next(&rng) % V);
+                if (s == 0 && mb == 1) tg[0] = -100;
+                float z_ref, z, z_eval;
+                matmul_forward_ref(lg_ref, lnf, wte, N, C, V);
+                float ce_ref = crossentropy_forward_ref(lse, &z_ref, lg_ref, tg, N, V, zc);
+                crossentropy_backward_ref(dlg, lg_ref, lse, tg, N, V, zc, dloss[mb]);
+                memset(dlnf_ref, 0, N * C * 4);
+                matmul_backward_ref(dlnf_ref, dwte_ref, dlg, lnf, wte, N, C, V);
+                memset(head, 0, V * C * 4);
+                float ce = classifier_forward(&z, losses, lg, dlnf, head, chunk, lnf, wte, tg, N, C, V, zc);
+                classifier_backward(dlnf, dwte, head, dloss[mb], N, C, V);
+                for (size_t n = 0; n < N; n++)
+                    worst_row = fmax(worst_row, fabs(losses[n] - (tg[n] < 0 ? 0.0f : lse[n] - lg_ref[n * V + tg[n]])));
+                float ce_eval = classifier_forward(&z_eval, losses, NULL, NULL, NULL, chunk, lnf, wte, tg, N, C, V, zc);
+                worst_loss = fmax(worst_loss, fmax(fabs(ce - ce_ref), fabs(z - z_ref)) / fmax(1.0, fabs(ce_ref)));
+                worst_eval = fmax(worst_eval, fabs(ce_eval + z_eval - ce - z) / fmax(1.0, fabs(ce)));
+                worst_lg = fmax(worst_lg, rel_diff(lg, lg_ref, N * V));
+                worst_dlnf = fmax(worst_dlnf, rel_diff(dlnf, dlnf_ref, N * C));
+                free(lnf);
+            }
+            double dw = rel_diff(dwte, dwte_ref, V * C);
+            CHECK(worst_loss < 1e-5 && worst_row < 1e-5 && worst_eval < 1e-6 && worst_lg < 1e-5 && worst_dlnf < 1e-5 &&
+                      dw < 1e-5,
+                  "classifier N=%zu C=%zu V=%zu zloss %g: loss %.1e (loss only %.1e) rows %.1e logits %.1e dlnf %.1e "
+                  "dwte %.1e", N, C, V, zc, worst_loss, worst_eval, worst_row, worst_lg, worst_dlnf, dw);
+            free(wte); free(dwte_ref); free(dwte); free(lg_ref); free(dlg); free(lse); free(lg); free(chunk);
+            free(head); free(dlnf_ref); free(dlnf); free(losses); free(tg);
+        }
+}
+
 int main(void) {
     test_matmul();
     test_attention();
     test_visible_share();
     test_exp_erf();
+    test_classifier();
     return test_summary();
 }
