@@ -2539,6 +2539,9 @@ static size_t llrequest_len(const LlRequest *r, size_t maxT) {
     return len < maxT ? len : maxT;
 }
 
+// Token k of context then continuation.
+static int llrequest_token(const LlRequest *r, size_t k) { return k < r->nctx ? r->ctx[k] : r->cont[k - r->nctx]; }
+
 // ll[i] = log p(cont_i | ctx_i), the sum over the continuation's tokens of their log-probability, for n requests
 // in one forward pass of n rows. Each row is padded on the right to the longest: attention is causal, so the
 // padding changes nothing before it, and its targets are -100. The log-probability of target y at position t is
@@ -2551,10 +2554,9 @@ static void loglikelihoods(Falcon *m, const LlRequest *r, size_t n, double *ll) 
         size_t len = r[i].nctx + r[i].ncont, skip = len - llrequest_len(&r[i], maxT);
         for (size_t t = 0; t < T; t++) {
             size_t k = skip + t;  // the token's index in context + continuation
-            int next = k + 1 < len ? (k + 1 < r[i].nctx ? r[i].ctx[k + 1] : r[i].cont[k + 1 - r[i].nctx]) : 0;
-            if (k < len) seq[i * T + t] = k < r[i].nctx ? r[i].ctx[k] : r[i].cont[k - r[i].nctx];
+            if (k < len) seq[i * T + t] = llrequest_token(&r[i], k);
             // position k predicts token k+1: only the continuation's tokens are counted
-            tg[i * T + t] = k + 1 >= r[i].nctx && k + 1 < len ? next : -100;
+            tg[i * T + t] = k + 1 >= r[i].nctx && k + 1 < len ? llrequest_token(&r[i], k + 1) : -100;
         }
     }
     falcon_forward(m, seq, tg, NULL, NULL, n, T, FWD_LOSS);
