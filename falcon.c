@@ -1628,6 +1628,7 @@ static float classifier_forward(float *zloss, float *losses, float *logits, floa
             float *d = chunk + r * V;  // may be l itself: each element is read before it is written
             int t = targets[n0 + r];
             float mx = -INFINITY, s = 0.0f;
+            #pragma omp simd reduction(max : mx)
             for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
             #pragma omp simd reduction(+ : s)
             for (size_t v = 0; v < V; v++) s += exp_fast(l[v] - mx);
