@@ -796,16 +796,22 @@ static inline vfloat vadd(vfloat a, vfloat b) { return a + b; }
 #endif
 enum { NR = NV * VL, KC = 256, NC = 16 * NR };
 
-// c (MR x NR tile, row stride ldc) += a b: a (MR, kc) with element (i, k) at a[i ars + k acs], b a packed panel
-// (kc, NR). The accumulators start at zero and c is added only at the end: c is usually far from the cache (the
-// whole C is larger than L2), so the kernel asks for its lines first and lets them arrive during the k loop
-// instead of waiting for them before the first FMA.
-static void gemm_kernel(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t kc) {
+// c (MR x NR tile, row stride ldc) = c0 + a b: a (MR, kc) with element (i, k) at a[i ars + k acs], b a packed
+// panel (kc, NR), c0 a tile like c (c itself to accumulate, another matrix's tile, or NULL for zero: BLAS's
+// beta, which spares the callers a pass to clear or copy C first). The accumulators start at zero and c0 is
+// added only at the end: C is usually far from the cache (it is larger than L2), so the kernel asks for its
+// lines first and lets them arrive during the k loop instead of waiting for them before the first FMA.
+static void gemm_kernel(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs, const float *b,
+                        size_t kc) {
     vfloat acc[MR][NV];
     #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
         __builtin_prefetch(c + i * ldc, 1);
         __builtin_prefetch(c + i * ldc + NR - 1, 1);
+        if (c0 && c0 != c) {
+            __builtin_prefetch(c0 + i * ldc);
+            __builtin_prefetch(c0 + i * ldc + NR - 1);
+        }
         #pragma GCC unroll 4
         for (int j = 0; j < NV; j++) acc[i][j] = vbroadcast(0.0f);
     }
@@ -823,7 +829,8 @@ static void gemm_kernel(float *c, size_t ldc, const float *a, size_t ars, size_t
     #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
         #pragma GCC unroll 4
-        for (int j = 0; j < NV; j++) vstore(c + i * ldc + j * VL, vadd(vload(c + i * ldc + j * VL), acc[i][j]));
+        for (int j = 0; j < NV; j++)
+            vstore(c + i * ldc + j * VL, c0 ? vadd(vload(c0 + i * ldc + j * VL), acc[i][j]) : acc[i][j]);
 }
 
 // Packs rows [0, m) x columns [0, kc) of X (element (r, k) at x[r rs + k cs]) into panels of P rows:
@@ -845,15 +852,15 @@ static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m
     }
 }
 
-// C (M, n), rows ldc apart, += A B for a B already packed: panels of NR columns, each (K, NR), ps floats apart;
-// A(i, k) = a[i ars + k acs]. Only B is packed: the kernel broadcasts single elements of A, which it can read in
+// C (M, n), rows ldc apart, = C0 + A B for a B already packed: panels of NR columns, each (K, NR), ps floats
+// apart; A(i, k) = a[i ars + k acs]; C0 as in gemm_kernel (c0 NULL: zero, c0 == c: accumulate). Only B is packed: the kernel broadcasts single elements of A, which it can read in
 // place (MR rows of KC floats stay in the L1 cache while the kernel sweeps the panels), except in the last,
 // partial panel of rows, which is packed with zeros into pa (MR KC floats) in place of the missing rows. Tiles at
 // the right edge of C go through a full-size scratch tile. The depth K is taken KC at a time.
-static void gemm_packed(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *pb, size_t ps,
-                        size_t M, size_t n, size_t K, float *pa) {
+static void gemm_packed(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs,
+                        const float *pb, size_t ps, size_t M, size_t n, size_t K, float *pa) {
     float tile[MR * NR];
-    for (size_t p0 = 0; p0 < K; p0 += KC) {
+    for (size_t p0 = 0; p0 < K; p0 += KC, c0 = c) {  // after the first KC of depth, C accumulates onto itself
         size_t kc = K - p0 < KC ? K - p0 : KC;
         for (size_t i0 = 0; i0 < M; i0 += MR) {
             const float *ap = a + i0 * ars + p0 * acs;
@@ -864,32 +871,33 @@ static void gemm_packed(float *c, size_t ldc, const float *a, size_t ars, size_t
             }
             for (size_t jr = 0; jr < n; jr += NR) {
                 float *ct = c + i0 * ldc + jr;
+                const float *c0t = c0 ? c0 + i0 * ldc + jr : NULL;
                 const float *panel = pb + jr / NR * ps + p0 * NR;
                 if (i0 + MR <= M && jr + NR <= n) {
-                    gemm_kernel(ct, ldc, ap, sr, sk, panel, kc);
+                    gemm_kernel(ct, c0t, ldc, ap, sr, sk, panel, kc);
                     continue;
                 }
                 size_t tm = M - i0 < MR ? M - i0 : MR, tn = n - jr < NR ? n - jr : NR;
-                memset(tile, 0, sizeof tile);
-                gemm_kernel(tile, NR, ap, sr, sk, panel, kc);
+                gemm_kernel(tile, NULL, NR, ap, sr, sk, panel, kc);
                 for (size_t i = 0; i < tm; i++)
-                    for (size_t j = 0; j < tn; j++) ct[i * ldc + j] += tile[i * NR + j];
+                    for (size_t j = 0; j < tn; j++) ct[i * ldc + j] = (c0t ? c0t[i * ldc + j] : 0.0f) + tile[i * NR + j];
             }
         }
     }
 }
 
-// C (M, N), rows ldc apart, += A B, with A(i, k) = a[i ars + k acs] and B(k, j) = b[k brs + j bcs], so that
-// one routine serves inp w^T, dout w and dout^T inp: B is packed block by block (KC x NC) into pb, and each block
-// serves every row of A. One thread; pa (MR KC floats) and pb (KC NC) are its scratch.
-static void gemm_serial(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
-                        size_t bcs, size_t M, size_t N, size_t K, float *pa, float *pb) {
+// C (M, N), rows ldc apart, = C0 + A B, with A(i, k) = a[i ars + k acs] and B(k, j) = b[k brs + j bcs], so that
+// one routine serves inp w^T, dout w and dout^T inp; C0 as in gemm_kernel. B is packed block by block (KC x NC)
+// into pb, and each block serves every row of A. One thread; pa (MR KC floats) and pb (KC NC) are its scratch.
+static void gemm_serial(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs, const float *b,
+                        size_t brs, size_t bcs, size_t M, size_t N, size_t K, float *pa, float *pb) {
     for (size_t j0 = 0; j0 < N; j0 += NC) {
         size_t n = N - j0 < NC ? N - j0 : NC;
         for (size_t p0 = 0; p0 < K; p0 += KC) {
             size_t kc = K - p0 < KC ? K - p0 : KC;
             gemm_pack(pb, b + p0 * brs + j0 * bcs, bcs, brs, n, kc, NR);
-            gemm_packed(c + j0, ldc, a + p0 * acs, ars, acs, pb, kc * NR, M, n, kc, pa);
+            const float *start = p0 ? c + j0 : c0 ? c0 + j0 : NULL;
+            gemm_packed(c + j0, start, ldc, a + p0 * acs, ars, acs, pb, kc * NR, M, n, kc, pa);
         }
     }
 }
@@ -904,8 +912,8 @@ static float *gemm_scratch(void) {
 // The same on all threads. Packing costs a copy per element, against one FMA per element per row (or column) it
 // serves, so each packed block must serve many: a thread's share of C is a whole column block (NC wide) of as
 // many rows as the thread count allows, and the block of B it packs serves all those rows.
-static void gemm(float *c, size_t ldc, const float *a, size_t ars, size_t acs, const float *b, size_t brs,
-                 size_t bcs, size_t M, size_t N, size_t K) {
+static void gemm(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs, const float *b,
+                 size_t brs, size_t bcs, size_t M, size_t N, size_t K) {
     size_t threads = 1;
 #ifdef _OPENMP
     threads = (size_t)omp_get_max_threads();
@@ -919,8 +927,8 @@ static void gemm(float *c, size_t ldc, const float *a, size_t ars, size_t acs, c
         for (size_t blk = 0; blk < bm * bn; blk++) {
             size_t i0 = blk / bn * rows, j0 = blk % bn * NC;
             size_t m = M - i0 < rows ? M - i0 : rows, n = N - j0 < NC ? N - j0 : NC;
-            gemm_serial(c + i0 * ldc + j0, ldc, a + i0 * ars, ars, acs, b + j0 * bcs, brs, bcs, m, n, K, scratch,
-                        scratch + MR * KC);
+            gemm_serial(c + i0 * ldc + j0, c0 ? c0 + i0 * ldc + j0 : NULL, ldc, a + i0 * ars, ars, acs, b + j0 * bcs,
+                        brs, bcs, m, n, K, scratch, scratch + MR * KC);
         }
         free(scratch);
     }
@@ -948,16 +956,14 @@ static void matmul_forward(float *out, const float *inp, const float *w, const f
                 out[n * OC + o] = (resid ? resid[n * OC + o] : 0.0f) + dot(inp + n * IC, w + o * IC, IC);
         return;
     }
-    if (!resid) memset(out, 0, N * OC * sizeof(float));
-    else if (resid != out) memcpy(out, resid, N * OC * sizeof(float));
-    gemm(out, OC, inp, IC, 1, w, 1, IC, N, OC, IC);
+    gemm(out, resid, OC, inp, IC, 1, w, 1, IC, N, OC, IC);
 }
 
 // dinp += dout @ w: A = dout (N, OC), B = w (OC, IC).  dw += dout^T @ inp: A = dout^T (OC, N), B = inp (N, IC).
 static void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, size_t N,
                             size_t IC, size_t OC) {
-    gemm(dinp, IC, dout, OC, 1, w, IC, 1, N, IC, OC);
-    gemm(dw, IC, dout, 1, OC, inp, IC, 1, OC, IC, N);
+    gemm(dinp, dinp, IC, dout, OC, 1, w, IC, 1, N, IC, OC);
+    gemm(dw, dw, IC, dout, 1, OC, inp, IC, 1, OC, IC, N);
 }
 
 // The bias of a Linear layer (Falcon-RW only): out[n, :] += b. HF too adds it after the product, as its own step.
@@ -1333,8 +1339,7 @@ static void att_mask_row(float *s, const int *se, size_t t, size_t jn) {
 // s (R, ATT_BK) = q (R, HS) k^T for the nk keys of a tile starting at key s0, from the packed K^T kt.
 static void att_scores(float *s, const float *q, const float *kt, size_t s0, size_t R, size_t nk, size_t HS,
                        float *pack) {
-    memset(s, 0, R * ATT_BK * sizeof(float));
-    gemm_packed(s, ATT_BK, q, HS, 1, kt + s0 / NR * HS * NR, HS * NR, R, nk, HS, pack);
+    gemm_packed(s, NULL, ATT_BK, q, HS, 1, kt + s0 / NR * HS * NR, HS * NR, R, nk, HS, pack);
 }
 
 // In a tile, the scores s of the first jn keys (key_bias kb, rows NH apart, at the head's column) of one query gain
@@ -1404,7 +1409,7 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
                     for (size_t d = 0; d < HS; d++) o[d] *= corr;
                 }
                 // o += p v over the tile
-                gemm_packed(w.o, HS, w.s, ATT_BK, 1, vn + s0 * NR, T * NR, R, HS, nk, w.pack);
+                gemm_packed(w.o, w.o, HS, w.s, ATT_BK, 1, vn + s0 * NR, T * NR, R, HS, nk, w.pack);
             }
             for (size_t r = 0; r < R; r++) {
                 size_t t = t0 + r % n, h = g * qpk + r / n;
@@ -1480,9 +1485,10 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                         }
                         for (size_t j = jn; j < nk; j++) s[j] = dp[j] = 0.0f;
                     }
-                    gemm_packed(dx + s0 * QKV + v_off(c, g), QKV, w.s, 1, ATT_BK, dn, R * NR, nk, HS, R, pa);
-                    gemm_packed(dx + s0 * QKV + k_off(c, g), QKV, w.dp, 1, ATT_BK, qn, R * NR, nk, HS, R, pa);
-                    gemm_packed(w.dq, HS, w.dp, ATT_BK, 1, kn + s0 * NR, T * NR, R, HS, nk, pa);
+                    float *dv = dx + s0 * QKV + v_off(c, g), *dk = dx + s0 * QKV + k_off(c, g);
+                    gemm_packed(dv, dv, QKV, w.s, 1, ATT_BK, dn, R * NR, nk, HS, R, pa);
+                    gemm_packed(dk, dk, QKV, w.dp, 1, ATT_BK, qn, R * NR, nk, HS, R, pa);
+                    gemm_packed(w.dq, w.dq, HS, w.dp, ATT_BK, 1, kn + s0 * NR, T * NR, R, HS, nk, pa);
                 }
                 for (size_t r = 0; r < R; r++) {
                     float *dq = dx + (t0 + r % n) * QKV + q_off(c, g * qpk + r / n);
