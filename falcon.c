@@ -815,6 +815,7 @@ static void gemm_kernel(float *c, const float *c0, size_t ldc, const float *a, s
         #pragma GCC unroll 4
         for (int j = 0; j < NV; j++) acc[i][j] = vbroadcast(0.0f);
     }
+    #pragma GCC unroll 2  // two k steps per loop iteration: measured 5-10% faster on the model's shapes
     for (size_t k = 0; k < kc; k++, a += acs, b += NR) {
         vfloat bv[NV];
         #pragma GCC unroll 4
