@@ -854,10 +854,11 @@ static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m
 }
 
 // C (M, n), rows ldc apart, = C0 + A B for a B already packed: panels of NR columns, each (K, NR), ps floats
-// apart; A(i, k) = a[i ars + k acs]; C0 as in gemm_kernel (c0 NULL: zero, c0 == c: accumulate). Only B is packed: the kernel broadcasts single elements of A, which it can read in
-// place (MR rows of KC floats stay in the L1 cache while the kernel sweeps the panels), except in the last,
-// partial panel of rows, which is packed with zeros into pa (MR KC floats) in place of the missing rows. Tiles at
-// the right edge of C go through a full-size scratch tile. The depth K is taken KC at a time.
+// apart; A(i, k) = a[i ars + k acs]; C0 as in gemm_kernel (c0 NULL: zero, c0 == c: accumulate). Only B is
+// packed: the kernel broadcasts single elements of A, which it can read in place (MR rows of KC floats stay in
+// the L1 cache while the kernel sweeps the panels), except in the last, partial panel of rows, which is packed
+// with zeros into pa (MR KC floats) in place of the missing rows. Tiles at the right edge of C go through a
+// full-size scratch tile. The depth K is taken KC at a time.
 static void gemm_packed(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs,
                         const float *pb, size_t ps, size_t M, size_t n, size_t K, float *pa) {
     float tile[MR * NR];
@@ -881,7 +882,8 @@ static void gemm_packed(float *c, const float *c0, size_t ldc, const float *a, s
                 size_t tm = M - i0 < MR ? M - i0 : MR, tn = n - jr < NR ? n - jr : NR;
                 gemm_kernel(tile, NULL, NR, ap, sr, sk, panel, kc);
                 for (size_t i = 0; i < tm; i++)
-                    for (size_t j = 0; j < tn; j++) ct[i * ldc + j] = (c0t ? c0t[i * ldc + j] : 0.0f) + tile[i * NR + j];
+                    for (size_t j = 0; j < tn; j++)
+                        ct[i * ldc + j] = (c0t ? c0t[i * ldc + j] : 0.0f) + tile[i * NR + j];
             }
         }
     }
