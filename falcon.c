@@ -835,21 +835,27 @@ static void gemm_kernel(float *c, const float *c0, size_t ldc, const float *a, s
 }
 
 // Packs rows [0, m) x columns [0, kc) of X (element (r, k) at x[r rs + k cs]) into panels of P rows:
-// panel p holds (kc, P) with element (k, r) = X(p P + r, k), rows past m zero. Reads along whichever
-// index is contiguous.
+// panel p holds (kc, P) with element (k, r) = X(p P + r, k), rows past m zero. Reads along whichever index is
+// contiguous: when it is r (rs 1), the whole panels are filled one k at a time, reading X's memory in order,
+// which the hardware prefetcher streams far better than a slice of P floats from every k in turn.
 static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m, size_t kc, size_t P) {
-    for (size_t r0 = 0; r0 < m; r0 += P, dst += kc * P) {
+    size_t whole = 0;
+    if (rs == 1 && P % VL == 0) {  // vector copies (gcc would call memcpy for each slice)
+        whole = m / P * P;
+        for (size_t k = 0; k < kc; k++)
+            for (size_t r0 = 0; r0 < whole; r0 += P)
+                for (size_t v = 0; v < P; v += VL) vstore(dst + r0 * kc + k * P + v, vload(x + k * cs + r0 + v));
+    }
+    for (size_t r0 = whole; r0 < m; r0 += P) {
+        float *d = dst + r0 * kc;
         size_t pr = m - r0 < P ? m - r0 : P;
-        if (pr < P) memset(dst, 0, kc * P * sizeof(float));
+        if (pr < P) memset(d, 0, kc * P * sizeof(float));
         if (cs == 1)
             for (size_t r = 0; r < pr; r++)
-                for (size_t k = 0; k < kc; k++) dst[k * P + r] = x[(r0 + r) * rs + k];
-        else if (rs == 1 && pr == P && P % VL == 0)  // whole rows of P floats: vector copies (gcc would call memcpy)
-            for (size_t k = 0; k < kc; k++)
-                for (size_t v = 0; v < P; v += VL) vstore(dst + k * P + v, vload(x + r0 + k * cs + v));
+                for (size_t k = 0; k < kc; k++) d[k * P + r] = x[(r0 + r) * rs + k];
         else
             for (size_t k = 0; k < kc; k++)
-                for (size_t r = 0; r < pr; r++) dst[k * P + r] = x[(r0 + r) * rs + k * cs];
+                for (size_t r = 0; r < pr; r++) d[k * P + r] = x[(r0 + r) * rs + k * cs];
     }
 }
 
@@ -857,11 +863,11 @@ static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m
 // apart; A(i, k) = a[i ars + k acs]; C0 as in gemm_kernel (c0 NULL: zero, c0 == c: accumulate). Only B is
 // packed: the kernel broadcasts single elements of A, which it can read in place (MR rows of KC floats stay in
 // the L1 cache while the kernel sweeps the panels), except in the last, partial panel of rows, which is packed
-// with zeros into pa (MR KC floats) in place of the missing rows. Tiles at the right edge of C go through a
-// full-size scratch tile. The depth K is taken KC at a time.
+// with zeros in place of the missing rows. Tiles at the right edge of C go through a full-size scratch tile.
+// The depth K is taken KC at a time.
 static void gemm_packed(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs,
-                        const float *pb, size_t ps, size_t M, size_t n, size_t K, float *pa) {
-    float tile[MR * NR];
+                        const float *pb, size_t ps, size_t M, size_t n, size_t K) {
+    float tile[MR * NR], pa[MR * KC];
     for (size_t p0 = 0; p0 < K; p0 += KC, c0 = c) {  // after the first KC of depth, C accumulates onto itself
         size_t kc = K - p0 < KC ? K - p0 : KC;
         for (size_t i0 = 0; i0 < M; i0 += MR) {
@@ -890,51 +896,40 @@ static void gemm_packed(float *c, const float *c0, size_t ldc, const float *a, s
 }
 
 // C (M, N), rows ldc apart, = C0 + A B, with A(i, k) = a[i ars + k acs] and B(k, j) = b[k brs + j bcs], so that
-// one routine serves inp w^T, dout w and dout^T inp; C0 as in gemm_kernel. B is packed block by block (KC x NC)
-// into pb, and each block serves every row of A. One thread; pa (MR KC floats) and pb (KC NC) are its scratch.
-static void gemm_serial(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs, const float *b,
-                        size_t brs, size_t bcs, size_t M, size_t N, size_t K, float *pa, float *pb) {
-    for (size_t j0 = 0; j0 < N; j0 += NC) {
-        size_t n = N - j0 < NC ? N - j0 : NC;
-        for (size_t p0 = 0; p0 < K; p0 += KC) {
-            size_t kc = K - p0 < KC ? K - p0 : KC;
-            gemm_pack(pb, b + p0 * brs + j0 * bcs, bcs, brs, n, kc, NR);
-            const float *start = p0 ? c + j0 : c0 ? c0 + j0 : NULL;
-            gemm_packed(c + j0, start, ldc, a + p0 * acs, ars, acs, pb, kc * NR, M, n, kc, pa);
-        }
-    }
-}
-
-// Packing scratch for one thread's gemm_serial: pa (MR, KC) then pb (KC, NC), aligned for the vector loads.
-static float *gemm_scratch(void) {
-    float *p = aligned_alloc(64, (MR * KC + KC * NC) * sizeof(float));
-    if (!p) die("out of memory");
-    return p;
-}
-
-// The same on all threads. Packing costs a copy per element, against one FMA per element per row (or column) it
-// serves, so each packed block must serve many: a thread's share of C is a whole column block (NC wide) of as
-// many rows as the thread count allows, and the block of B it packs serves all those rows.
+// one routine serves inp w^T, dout w and dout^T inp; C0 as in gemm_kernel. B is taken a block of KC x NC at a
+// time, small enough to stay in each core's L2 cache. The threads pack the block together, each a slice of its
+// panels, then share the rows of C out one strip of MR rows at a time, first come first served: every thread
+// reads the one packed copy (each element of B is copied once, against 2 M FLOPs it serves), and a thread that
+// falls behind (on a shared machine a core can slow down at any moment) holds the others up by one strip at
+// most. Each block costs two barriers: the panels must be whole before any strip reads them, and every strip
+// done before the next block overwrites them.
 static void gemm(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs, const float *b,
                  size_t brs, size_t bcs, size_t M, size_t N, size_t K) {
     size_t threads = 1;
 #ifdef _OPENMP
     threads = (size_t)omp_get_max_threads();
 #endif
-    size_t bn = (N + NC - 1) / NC, split = (2 * threads + bn - 1) / bn;  // at least two shares per thread
-    size_t rows = ((M + split - 1) / split + MR - 1) / MR * MR, bm = (M + rows - 1) / rows;
+    float *pb = aligned_alloc(64, KC * NC * sizeof(float));
+    if (!pb) die("out of memory");
     #pragma omp parallel
-    {
-        float *scratch = gemm_scratch();
-        #pragma omp for schedule(dynamic)
-        for (size_t blk = 0; blk < bm * bn; blk++) {
-            size_t i0 = blk / bn * rows, j0 = blk % bn * NC;
-            size_t m = M - i0 < rows ? M - i0 : rows, n = N - j0 < NC ? N - j0 : NC;
-            gemm_serial(c + i0 * ldc + j0, c0 ? c0 + i0 * ldc + j0 : NULL, ldc, a + i0 * ars, ars, acs, b + j0 * bcs,
-                        brs, bcs, m, n, K, scratch, scratch + MR * KC);
+    for (size_t j0 = 0; j0 < N; j0 += NC) {
+        size_t n = N - j0 < NC ? N - j0 : NC, np = (n + NR - 1) / NR;
+        for (size_t p0 = 0; p0 < K; p0 += KC) {
+            size_t kc = K - p0 < KC ? K - p0 : KC;
+            #pragma omp for schedule(static)
+            for (size_t t = 0; t < threads; t++) {  // thread t packs panels [lo, hi) of the block
+                size_t lo = np * t / threads * NR, hi = np * (t + 1) / threads * NR;
+                hi = hi < n ? hi : n;
+                if (lo < hi) gemm_pack(pb + lo * kc, b + p0 * brs + (j0 + lo) * bcs, bcs, brs, hi - lo, kc, NR);
+            }
+            const float *start = p0 ? c : c0;  // after the first KC of depth, C accumulates onto itself
+            #pragma omp for schedule(dynamic)
+            for (size_t i0 = 0; i0 < M; i0 += MR)
+                gemm_packed(c + i0 * ldc + j0, start ? start + i0 * ldc + j0 : NULL, ldc, a + i0 * ars + p0 * acs,
+                            ars, acs, pb, kc * NR, M - i0 < MR ? M - i0 : MR, n, kc);
         }
-        free(scratch);
     }
+    free(pb);
 }
 
 // A dot product is a reduction, which C's strict float semantics forbid the compiler to split into SIMD lanes;
@@ -1294,7 +1289,6 @@ typedef struct {
     float *q, *o, *dout, *dq;  // (R, HS) each: queries pre-scaled by 1/sqrt(HS), output or its gradient
     float *s, *dp;             // (R, ATT_BK) scores, then probabilities; gradients of the probabilities, then ds
     float *m, *l;              // (R) running maximum and sum (forward); lse and sum(dout o) (backward)
-    float *pack;               // gemm's packing scratch: the partial panel of A rows (MR, KC), then B (KC, NC)
     float *mem;
 } AttScratch;
 
@@ -1304,12 +1298,10 @@ static void att_scratch_build(AttScratch *w, size_t R, size_t HS) {
     size_t sizes[] = {R * HS, R * HS, R * HS, R * HS, R * ATT_BK, R * ATT_BK, R, R};
     float *p = w->mem;
     for (size_t i = 0; i < 8; i++) { *dst[i] = p; p += sizes[i]; }
-    w->pack = gemm_scratch();
 }
 
 static void att_scratch_free(AttScratch *w) {
     free(w->mem);
-    free(w->pack);
 }
 
 // Query positions per tile: ATT_ROWS rows in all, at least one position.
@@ -1340,9 +1332,8 @@ static void att_mask_row(float *s, const int *se, size_t t, size_t jn) {
 }
 
 // s (R, ATT_BK) = q (R, HS) k^T for the nk keys of a tile starting at key s0, from the packed K^T kt.
-static void att_scores(float *s, const float *q, const float *kt, size_t s0, size_t R, size_t nk, size_t HS,
-                       float *pack) {
-    gemm_packed(s, NULL, ATT_BK, q, HS, 1, kt + s0 / NR * HS * NR, HS * NR, R, nk, HS, pack);
+static void att_scores(float *s, const float *q, const float *kt, size_t s0, size_t R, size_t nk, size_t HS) {
+    gemm_packed(s, NULL, ATT_BK, q, HS, 1, kt + s0 / NR * HS * NR, HS * NR, R, nk, HS);
 }
 
 // In a tile, the scores s of the first jn keys (key_bias kb, rows NH apart, at the head's column) of one query gain
@@ -1390,7 +1381,7 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
                 size_t nk = t0 + n - s0 < ATT_BK ? t0 + n - s0 : ATT_BK;
                 int kind = att_tile_kind(se, s0, nk, t0, t0 + n - 1);
                 if (kind == ATT_HIDDEN) continue;
-                att_scores(w.s, w.q, kt, s0, R, nk, HS, w.pack);
+                att_scores(w.s, w.q, kt, s0, R, nk, HS);
                 for (size_t r = 0; r < R; r++) {
                     size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;  // keys it may see
                     float *s = w.s + r * ATT_BK, *o = w.o + r * HS, mx = w.m[r], sum = 0.0f;
@@ -1412,7 +1403,7 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
                     for (size_t d = 0; d < HS; d++) o[d] *= corr;
                 }
                 // o += p v over the tile
-                gemm_packed(w.o, w.o, HS, w.s, ATT_BK, 1, vn + s0 * NR, T * NR, R, HS, nk, w.pack);
+                gemm_packed(w.o, w.o, HS, w.s, ATT_BK, 1, vn + s0 * NR, T * NR, R, HS, nk);
             }
             for (size_t r = 0; r < R; r++) {
                 size_t t = t0 + r % n, h = g * qpk + r / n;
@@ -1440,7 +1431,6 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
     {
         AttScratch w;
         att_scratch_build(&w, R0, HS);
-        float *pa = w.pack;
         // this thread's group, packed: K^T, V^T, K; and the tile's queries and output gradients as B (R, HS)
         float *kt = xmalloc((2 * kts + kns + 2 * rs) * sizeof(float)), *vt = kt + kts, *kn = vt + kts;
         float *qn = kn + kns, *dn = qn + rs;
@@ -1475,8 +1465,8 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                     size_t nk = t0 + n - s0 < ATT_BK ? t0 + n - s0 : ATT_BK;
                     int kind = att_tile_kind(se, s0, nk, t0, t0 + n - 1);
                     if (kind == ATT_HIDDEN) continue;
-                    att_scores(w.s, w.q, kt, s0, R, nk, HS, pa);
-                    att_scores(w.dp, w.dout, vt, s0, R, nk, HS, pa);
+                    att_scores(w.s, w.q, kt, s0, R, nk, HS);
+                    att_scores(w.dp, w.dout, vt, s0, R, nk, HS);
                     for (size_t r = 0; r < R; r++) {
                         size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;
                         float *s = w.s + r * ATT_BK, *dp = w.dp + r * ATT_BK;
@@ -1489,9 +1479,9 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                         for (size_t j = jn; j < nk; j++) s[j] = dp[j] = 0.0f;
                     }
                     float *dv = dx + s0 * QKV + v_off(c, g), *dk = dx + s0 * QKV + k_off(c, g);
-                    gemm_packed(dv, dv, QKV, w.s, 1, ATT_BK, dn, R * NR, nk, HS, R, pa);
-                    gemm_packed(dk, dk, QKV, w.dp, 1, ATT_BK, qn, R * NR, nk, HS, R, pa);
-                    gemm_packed(w.dq, w.dq, HS, w.dp, ATT_BK, 1, kn + s0 * NR, T * NR, R, HS, nk, pa);
+                    gemm_packed(dv, dv, QKV, w.s, 1, ATT_BK, dn, R * NR, nk, HS, R);
+                    gemm_packed(dk, dk, QKV, w.dp, 1, ATT_BK, qn, R * NR, nk, HS, R);
+                    gemm_packed(w.dq, w.dq, HS, w.dp, ATT_BK, 1, kn + s0 * NR, T * NR, R, HS, nk);
                 }
                 for (size_t r = 0; r < R; r++) {
                     float *dq = dx + (t0 + r % n) * QKV + q_off(c, g * qpk + r / n);
