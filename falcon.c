@@ -1449,16 +1449,14 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                     size_t t = t0 + r % n, h = g * qpk + r / n;
                     const float *q = x + t * QKV + q_off(c, h);
                     const float *go = dout + (b * T + t) * C + h * HS, *y = out + (b * T + t) * C + h * HS;
-                    float D = 0.0f;
-                    for (size_t d = 0; d < HS; d++) {
+                    for (size_t d = 0; d < HS; d++) {  // copies only: D is a dot product of its own, so both vectorise
                         w.q[r * HS + d] = q[d] * scale;
                         w.dout[r * HS + d] = go[d];
-                        w.dq[r * HS + d] = 0.0f;
-                        D += go[d] * y[d];
                     }
                     w.m[r] = lse[(b * NH + h) * T + t];
-                    w.l[r] = D;
+                    w.l[r] = dot(go, y, HS);  // D = sum(dout o)
                 }
+                memset(w.dq, 0, R * HS * sizeof(float));
                 gemm_pack(qn, w.q, 1, HS, HS, R, NR);
                 gemm_pack(dn, w.dout, 1, HS, HS, R, NR);
                 for (size_t s0 = 0; s0 < t0 + n; s0 += ATT_BK) {
