@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
         }
         lib[v].step(lib[v].run);  // warm-up, not timed
     }
-    double *t[2] = {malloc(pairs * sizeof(double)), malloc(pairs * sizeof(double))};
+    double *t[2] = {malloc(pairs * sizeof(double)), malloc(pairs * sizeof(double))}, start = bench_now();
     for (size_t i = 0; i < 2 * pairs; i++) {
         int v = (int)((i ^ (i >> 1)) & 1);  // A B B A A B B A ...
         t[v][i / 2] = lib[v].step(lib[v].run);
@@ -127,8 +127,8 @@ int main(int argc, char **argv) {
         printf("%c: median step %.4f s, %.1f tok/s, %.1f GFLOP/s\n", 'A' + v, med[v],
                (double)(B * T) / med[v], lib[v].flops_per_token(lib[v].run) * (double)(B * T) / med[v] / 1e9);
     }
-    printf("%s B=%zu T=%zu threads %s, %zu steps each: B is %.3fx as fast as A\n", argv[3], B, T, argv[7], pairs,
-           med[0] / med[1]);
+    printf("%s B=%zu T=%zu threads %s, %zu steps each (%.0f s): B is %.3fx as fast as A\n", argv[3], B, T, argv[7],
+           pairs, bench_now() - start, med[0] / med[1]);
     free(t[0]);
     free(t[1]);
     return 0;
