@@ -8,57 +8,29 @@
 //     bench/ab_train.sh REV_A REV_B [PRESET B T PAIRS THREADS]    (builds both libraries and runs this)
 //     ab_train LIB_A LIB_B PRESET B T PAIRS THREADS
 //
-// A step is what bench_train_cpu times: zero_grad, forward, backward, gradient norm and one AdamW update, on
-// random tokens. Both versions start from the same seed.
+// A step is bench/bench_run.h's, the one bench_train_cpu times. Both versions start from the same seed.
 #ifdef AB_LIB
 // The library: falcon.c and three calls, the only symbols it exports (-fvisibility=hidden hides the rest, so two
 // copies never resolve to each other's functions).
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "../falcon.c"
 #include "peak.h"
-
-typedef struct {
-    Falcon m;
-    AdamW opt;
-    int *in, *tg;
-    size_t B, T, step;
-} AbRun;
+#include "bench_run.h"
 
 __attribute__((visibility("default"))) void *ab_build(const char *preset, size_t B, size_t T) {
-    const Config *c = preset_find(preset);
-    if (!c) return NULL;
-    AbRun *r = xcalloc(1, sizeof *r);
-    Config cfg = *c;
-    if (T > cfg.maxT) cfg.maxT = T;
-    falcon_build(&r->m, &cfg);
-    falcon_init(&r->m, 1, 0.02f);
-    r->opt = (AdamW){.lr = 1e-4f, .lr_floor = 0.1f, .warmup = 1, .steps = 1000000, .beta1 = 0.9f, .beta2 = 0.95f,
-                     .eps = 1e-8f, .weight_decay = 0.1f, .grad_clip = 1.0f};
-    adamw_build(&r->opt, r->m.num_params);
-    r->B = B, r->T = T;
-    r->in = xmalloc(B * T * sizeof(int));
-    r->tg = xmalloc(B * T * sizeof(int));
-    uint64_t rng = 7;
-    for (size_t i = 0; i < B * T; i++) {
-        r->in[i] = (int)(rng_next(&rng) % cfg.V);
-        r->tg[i] = (int)(rng_next(&rng) % cfg.V);
+    BenchRun *r = xcalloc(1, sizeof *r);
+    if (bench_run_build(r, preset, B, T, 1000000)) {
+        free(r);
+        return NULL;
     }
     return r;
 }
 
 // One training step; returns its wall time in seconds.
-__attribute__((visibility("default"))) double ab_step(void *p) {
-    AbRun *r = p;
-    double t0 = bench_now();
-    falcon_zero_grad(&r->m);
-    falcon_forward(&r->m, r->in, r->tg, NULL, NULL, r->B, r->T, FWD_BACKWARD);
-    falcon_backward(&r->m, 1.0f);
-    adamw_update(&r->opt, &r->m, adamw_lr(&r->opt, r->step++), falcon_grad_norm(&r->m));
-    return bench_now() - t0;
-}
+__attribute__((visibility("default"))) double ab_step(void *r) { return bench_run_step(r); }
 
 __attribute__((visibility("default"))) double ab_flops_per_token(void *p) {
-    AbRun *r = p;
+    BenchRun *r = p;
     return flops_per_token(&r->m, r->T, 1.0);
 }
 #else

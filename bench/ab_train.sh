@@ -19,7 +19,7 @@ for rev in "$1" "$2"; do
     else
         git archive "$rev" | tar -x -C "$src"
     fi
-    cp bench/ab_train.c "$src/bench/ab_train.c"  # the same harness for both, whatever the revision holds
+    cp bench/ab_train.c bench/bench_run.h "$src/bench/"  # the same harness for both, whatever the revision holds
     (cd "$src" && $CC $FLAGS -fPIC -shared -fvisibility=hidden -DAB_LIB -o "$work/lib$i.so" bench/ab_train.c \
         data.c tokenizer.c json.c -lm)
 done
