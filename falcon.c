@@ -941,6 +941,16 @@ static float dot(const float *a, const float *b, size_t n) {
     return s;
 }
 
+// max(m, x[0], ..., x[n-1]), the row maximum of a softmax. gcc vectorises this reduction under `omp simd`; clang
+// cannot without being told there are no NaNs (it would warn and leave the loop scalar), so it gets the plain loop.
+static float max_of(const float *x, size_t n, float m) {
+#ifndef __clang__
+    #pragma omp simd reduction(max : m)
+#endif
+    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
 // out (N, OC) = inp (N, IC) @ w^T, plus resid (N, OC) when given (NULL: nothing; it may be out itself). Adding the
 // residual stream here, as gemm's starting C, saves the projections of a block a buffer and two passes over it.
 // A few rows (the decoder's one token) are a matrix-vector product, bound by reading w once: dot products, the
@@ -1384,11 +1394,10 @@ static void attention_forward(float *out, float *lse, const float *qkv, const in
                 att_scores(w.s, w.q, kt, s0, R, nk, HS);
                 for (size_t r = 0; r < R; r++) {
                     size_t t = t0 + r % n, jn = t < s0 ? 0 : t - s0 + 1 < nk ? t - s0 + 1 : nk;  // keys it may see
-                    float *s = w.s + r * ATT_BK, *o = w.o + r * HS, mx = w.m[r], sum = 0.0f;
+                    float *s = w.s + r * ATT_BK, *o = w.o + r * HS, sum = 0.0f;
                     if (key_bias) att_bias_row(s, key_bias + (b * T + s0) * NH + g * qpk + r / n, NH, jn);
                     if (kind == ATT_MIXED) att_mask_row(s, se + s0, t, jn);
-                    #pragma omp simd reduction(max : mx)
-                    for (size_t j = 0; j < jn; j++) mx = s[j] > mx ? s[j] : mx;
+                    float mx = max_of(s, jn, w.m[r]);
                     if (mx == -INFINITY) jn = 0;  // nothing visible so far: the row's tree starts further on
                     #pragma omp simd reduction(+ : sum)
                     for (size_t j = 0; j < jn; j++) {
@@ -1624,9 +1633,7 @@ static float classifier_forward(float *zloss, float *losses, float *logits, floa
             const float *l = lg + r * V;
             float *d = chunk + r * V;  // may be l itself: each element is read before it is written
             int t = targets[n0 + r];
-            float mx = -INFINITY, s = 0.0f;
-            #pragma omp simd reduction(max : mx)
-            for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+            float mx = max_of(l, V, -INFINITY), s = 0.0f;
             #pragma omp simd reduction(+ : s)
             for (size_t v = 0; v < V; v++) s += exp_fast(l[v] - mx);
             float lse = mx + logf(s);
