@@ -128,6 +128,17 @@ $(B)/test_falcon_cuda: tests/test_falcon_cuda.c tests/test.h $(CUDA_SRC) | $(B)
 $(B)/san/test_falcon_cuda: tests/test_falcon_cuda.c tests/test.h $(CUDA_SRC) | $(B)/san
 	$(CC) $(CFLAGS) $(SAN) -o $@ tests/test_falcon_cuda.c $(FALCON_LINK) $(LDLIBS)
 TESTS += $(B)/test_falcon_cuda $(B)/san/test_falcon_cuda tests/t_falcon_cuda.sh
+# the tensor-core attention kernels run on the CPU, mma.sync emulated (tests/test_tensor_cores.cpp): C++20, no nvcc.
+# Their source is cut from falcon_cuda.cu (from the flash-attention section to the tensor-core launchers), less
+# mma_bf16's inline PTX, which the test supplies.
+$(B)/fa_kernels.inc: falcon_cuda.cu | $(B)
+	{ grep -E '^#define (NUM_PARAMS_T|FA_BC) ' falcon_cuda.cu && \
+	  sed -n '/^typedef struct {$$/,/^} GpuSpec;/{p;/^} GpuSpec;/q;}' falcon_cuda.cu && \
+	  sed -n '/^\/\/ Flash attention\. The T x T matrix/,/^static void attention_forward_mma/p' falcon_cuda.cu | head -n -2 | \
+	  sed -e '/void mma_bf16(/,/^}/d' -e 's/extern __shared__/extern/' -e '/^#ifndef FALCON_FP32/d'; } > $@.tmp && mv $@.tmp $@
+$(B)/test_tensor_cores: tests/test_tensor_cores.cpp $(B)/fa_kernels.inc
+	$(CXX) -std=c++20 -O1 -Wall -Wextra -Wno-unknown-pragmas -pthread -I$(B) -o $@ tests/test_tensor_cores.cpp
+TESTS += $(B)/test_tensor_cores
 ifneq ($(NVCC),)
 TEST_DEPS += falcon_cuda $(B)/falcon_cuda_fp32
 endif

@@ -709,6 +709,7 @@ static int cmd_check_attention(void) {
             c.NKV = shapes[i][1];
             c.HS = shapes[i][2];
             c.C = c.NH * c.HS;
+            c.new_decoder = c.NKV > 1;  // grouped K/V heads are the new decoder architecture's layout
             size_t B = shapes[i][3], T = shapes[i][4], QKV = qkv_dim(&c), N = B * T;
             float *qkv = xmalloc(N * QKV * sizeof(float)), *dout = xmalloc(N * c.C * sizeof(float));
             float *out = xmalloc(N * c.C * sizeof(float)), *lse = xmalloc(B * c.NH * T * sizeof(float));
@@ -736,7 +737,13 @@ static int cmd_check_attention(void) {
 
 // ----------------------------------------------------------------------------
 // `falcon_cuda bench PRESET|CONFIG.json|DIR -B N -T N --steps N`: training throughput on random tokens (no data
-// needed), for bench/gpu_check.sh. Prints one line: tokens/s, MFU against --peak-gflops (H100 SXM dense bf16: 989000).
+// needed), for bench/gpu_check.sh. Prints one line: the median step's tokens/s, MFU against --peak-gflops (H100 SXM
+// dense bf16: 989000). A step is timed from its start to the next one's: each forward waits for the previous update.
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static int cmd_bench(int argc, char **argv, const Ranks *r) {
     if (argc < 3) die("usage: falcon_cuda bench PRESET|CONFIG.json|DIR [-B N] [-T N] [--steps N] [--peak-gflops X] [--attention 1]");
@@ -772,9 +779,10 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
     GpuFalcon *g = gpu_build(&m, r);
     int *in = xmalloc(B * T * sizeof(int)), *tg = xmalloc(B * T * sizeof(int));
     uint64_t s = 7;
-    for (size_t i = 0; i < B * T; i++) in[i] = tg[i] = (int)(rng_next(&s) % c.V);
+    for (size_t i = 0; i < B * T; i++) in[i] = (int)(rng_next(&s) % c.V);
+    for (size_t i = 0; i < B * T; i++) tg[i] = i + 1 < B * T ? in[i + 1] : in[0];  // the next token, as HF's labels
     GpuAdam hyper = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
-    double best = 1e30, fpt = flops_per_token(&m, T, 1.0);
+    double fpt = flops_per_token(&m, T, 1.0), *dt = xmalloc(steps * sizeof(double));
     float loss = 0.0f, lz;
     for (size_t k = 0; k < steps + 2; k++) {  // two warm-up steps
         double t0 = now_seconds();
@@ -782,15 +790,15 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
         loss = cuda_falcon_forward(g, in, tg, NULL, NULL, B, T, 1e-4f, &lz);
         cuda_falcon_backward(g, 1.0f);
         cuda_adamw_update(g, &hyper, 1e-4f, cuda_falcon_grad_norm(g), k + 1);
-        double dt = now_seconds() - t0;
-        if (k >= 2 && dt < best) best = dt;
+        if (k >= 2) dt[k - 2] = now_seconds() - t0;
     }
-    double tps = (double)(B * T * (size_t)r->launch.world) / best;
+    qsort(dt, steps, sizeof(double), cmp_double);
+    double tps = (double)(B * T * (size_t)r->launch.world) / dt[steps / 2];  // the median step
     if (r->launch.rank == 0)
         printf("bench %s: %zu params, B=%zu T=%zu, %d GPU(s): %.0f tok/s, MFU %.1f%% (peak %.0f GFLOP/s), loss %.3f\n",
                argv[2], m.num_params, B, T, r->launch.world, tps, 100.0 * tps * fpt / (peak * 1e9 * r->launch.world),
                peak, loss);
-    free(in); free(tg);
+    free(in); free(tg); free(dt);
     cuda_falcon_free(g);
     falcon_free(&m);
     return 0;
@@ -837,6 +845,8 @@ int main(int argc, char **argv) {
 /* ============================================================================================================
    PART 2: the device side, CUDA C++, compiled by nvcc.
    ============================================================================================================ */
+#include <algorithm>
+#include <vector>
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -1221,17 +1231,6 @@ static FaShape fa_shape(const GpuSpec *c, size_t T, const int *span_end) {
     return s;
 }
 
-// out (B, T, C), lse (B, NH, T) kept for the backward pass.
-static void attention_forward(floatX *out, float *lse, const floatX *qkv, const int *span_end, const GpuSpec *c,
-                              size_t B, size_t T) {
-    FaShape s = fa_shape(c, T, span_end);
-    size_t br = FA_ROWS / s.hb, smem = (FA_ROWS * c->HS + FA_BC * (2 * c->HS + FA_PAD)) * sizeof(float);
-    cudaCheck(cudaFuncSetAttribute(flash_attention_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    dim3 grid((unsigned)ceil_div(T, br), (unsigned)(c->NKV * ceil_div(s.qpk, s.hb)), (unsigned)B);
-    flash_attention_forward_kernel<<<grid, FA_WARPS * 32, smem, stream>>>(out, lse, qkv, s);
-    cudaCheck(cudaGetLastError());
-}
-
 // Backward, step 1: D[b, h, t] = dout_t . out_t (one warp per row).
 __global__ void attention_backward_dot_kernel(float *D, const floatX *dout, const floatX *out, FaShape s, size_t B) {
     size_t row = (size_t)blockIdx.x * 8 + threadIdx.x / 32;  // row = (b, h, t)
@@ -1303,26 +1302,348 @@ __global__ void __launch_bounds__(FA_WARPS * 32) flash_attention_backward_kernel
     }
 }
 
-// Backward, step 3: dq_acc (B, T, NH, HS) fp32 into the query rows of dqkv.
-__global__ void attention_backward_dq_kernel(floatX *dqkv, const float *dq_acc, FaShape s, size_t B) {
+// Backward, last step: the fp32 accumulators into dqkv (N rows of QKV). dq_acc (N, NH, HS) holds the query rows;
+// dk_part, dv_part (N, NH, HS), when given, the key and value gradients of every query head, summed here over the
+// heads of each group (the tensor-core kernel leaves them per head so that no two blocks add into one row).
+__global__ void attention_backward_finish_kernel(floatX *dqkv, const float *dq_acc, const float *dk_part,
+                                                 const float *dv_part, FaShape s, size_t N) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * s.T * s.NH * s.HS) return;
-    size_t d = i % s.HS, h = i / s.HS % s.NH, n = i / (s.HS * s.NH), g = h / s.qpk;
-    dqkv[n * s.QKV + (g * (s.qpk + 2) + h % s.qpk) * s.HS + d] = st(dq_acc[i]);
+    if (i >= N * s.QKV) return;
+    size_t n = i / s.QKV, col = i % s.QKV, g = col / ((s.qpk + 2) * s.HS), j = col / s.HS % (s.qpk + 2), d = col % s.HS;
+    const float *rows = dq_acc + n * s.NH * s.HS + d;  // row n, dimension d of every head
+    if (j < s.qpk) { dqkv[i] = st(rows[(g * s.qpk + j) * s.HS]); return; }
+    if (!dk_part) return;  // the scalar kernel wrote k and v itself
+    const float *part = (j == s.qpk ? dk_part : dv_part) + (rows - dq_acc);
+    float x = 0.0f;
+    for (size_t h = g * s.qpk; h < (g + 1) * s.qpk; h++) x += part[h * s.HS];
+    dqkv[i] = st(x);
 }
 
-// dqkv is written (not accumulated): attention is the only consumer of qkv. dq_acc, D: scratch.
-static void attention_backward(floatX *dqkv, float *dq_acc, float *D, const floatX *dout, const floatX *out,
-                               const float *lse, const floatX *qkv, const int *span_end, const GpuSpec *c, size_t B,
-                               size_t T) {
+// ----------------------------------------------------------------------------
+// Flash attention on the tensor cores: the same algorithm as the two kernels above, with every product (q k^T,
+// p v, and in the backward v dout^T, p^T dout, ds^T q, ds k) as warp-wide mma.sync m16n8k16 instructions: bf16
+// operands, fp32 accumulators. They serve the bf16 build for head sizes 32 and 64 (every Falcon's is 64); the fp32
+// build, whose parity with falcon.c needs fp32 products, and other head sizes keep the kernels above.
+//
+// One mma multiplies a 16 x 16 tile A by a 16 x 8 tile B. Lane l holds, with fr = l / 4 and fc = 2 (l % 4):
+//   A: 4 registers of 2 bf16: (row fr, cols fc, fc+1), (fr + 8, fc..), (fr, fc + 8..), (fr + 8, fc + 8..)
+//   B: 2 registers: (rows fc, fc+1 of column fr), (rows fc + 8, fc + 9 of column fr)
+//   C: 4 floats:    (row fr, cols fc, fc+1), (row fr + 8, cols fc, fc+1)
+// Two C tiles side by side (16 x 16) hold exactly A's layout, so scores computed as C become the A operand of the
+// next product after rounding to bf16, without passing through shared memory. B's pairs run down a column: a B
+// operand is read from a row-major copy when its k runs along the rows of memory (k^T, q^T, dout^T), and from a
+// transposed copy in shared memory when k runs across them (v, dout, q, k as the right factor).
+#ifndef FALCON_FP32
+#define FM_TILE 64                 // query rows (forward) or keys (backward) per block: 16 per warp, 4 warps
+#define FM_TP (FM_TILE + 8)        // row stride of a transposed tile: 8 bf16 of padding spread lanes over banks
+
+static __device__ __forceinline__ void mma_bf16(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // lo in the low half: the lower column of the pair
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+static __device__ __forceinline__ uint32_t ld_pair(const floatX *p) { return *reinterpret_cast<const uint32_t *>(p); }
+
+// C tiles j = 2 kk, 2 kk + 1 of x (16 x 8 each) as the A operand for columns [16 kk, 16 kk + 16)
+static __device__ __forceinline__ void c_to_a(uint32_t a[4], const float x[][4], int kk) {
+    a[0] = pack_bf16(x[2 * kk][0], x[2 * kk][1]);
+    a[1] = pack_bf16(x[2 * kk][2], x[2 * kk][3]);
+    a[2] = pack_bf16(x[2 * kk + 1][0], x[2 * kk + 1][1]);
+    a[3] = pack_bf16(x[2 * kk + 1][2], x[2 * kk + 1][3]);
+}
+
+// A operands of 16 rows (t, t + 8: this lane's two rows) of one head, HS wide, straight from device memory;
+// rows at or past T read as zeros.
+template <int HS>
+static __device__ __forceinline__ void load_a(uint32_t a[HS / 16][4], const floatX *base, size_t stride, size_t col,
+                                              const size_t t[2], size_t T, int fc) {
+    #pragma unroll
+    for (int kk = 0; kk < HS / 16; kk++)
+        #pragma unroll
+        for (int r = 0; r < 4; r++)
+            a[kk][r] = t[r & 1] < T ? ld_pair(base + t[r & 1] * stride + col + 16 * kk + fc + 8 * (r >> 1)) : 0u;
+}
+
+// Rows [t0, t0 + FM_TILE) of one head (columns [col, col + HS) of rows `stride` apart) into shared memory,
+// row-major (rowm, row stride HS + 8) and/or transposed (trans: (HS, FM_TP)); rows at or past T read as zeros.
+// 16-byte loads: 8 bf16 per thread and step.
+template <int HS>
+static __device__ void load_tile(floatX *rowm, floatX *trans, const floatX *base, size_t stride, size_t col,
+                                 size_t t0, size_t T) {
+    for (int i = threadIdx.x; i < FM_TILE * HS / 8; i += blockDim.x) {
+        int j = i / (HS / 8), d = i % (HS / 8) * 8;
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (t0 + j < T) v = *reinterpret_cast<const uint4 *>(base + (t0 + j) * stride + col + d);
+        if (rowm) *reinterpret_cast<uint4 *>(rowm + j * (HS + 8) + d) = v;
+        if (trans) {
+            const floatX *e = reinterpret_cast<const floatX *>(&v);
+            for (int k = 0; k < 8; k++) trans[(d + k) * FM_TP + j] = e[k];
+        }
+    }
+}
+
+// Forward: a block owns FM_TILE query rows of one head h of sequence b (warp w: rows 16 w .. 16 w + 15) and streams
+// the keys and values of h's group through shared memory, FM_TILE at a time, up to its last row (causality). The
+// scores are kept in base 2 (scaled by log2 e) so that the exponentials are exp2; lse is written in base e.
+template <int HS>
+__global__ void __launch_bounds__(128) flash_attention_forward_mma(floatX *out, float *lse, const floatX *qkv, FaShape s) {
+    __shared__ __align__(16) floatX ks[FM_TILE * (HS + 8)];  // (FM_TILE, HS + 8)  the key tile
+    __shared__ __align__(16) floatX vt[HS * FM_TP];          // (HS, FM_TP)        the value tile, transposed
+    size_t b = blockIdx.z, h = blockIdx.y, g = h / s.qpk, q0 = (size_t)(gridDim.x - 1 - blockIdx.x) * FM_TILE;
+    auto [se, warp, lane, scale, base, kcol, vcol] = fa_block(s, qkv, b, g);
+    int fr = lane / 4, fc = 2 * (lane % 4);
+    size_t qcol = (g * (s.qpk + 2) + h % s.qpk) * HS, t[2] = {q0 + 16 * warp + fr, q0 + 16 * warp + fr + 8};
+    uint32_t qa[HS / 16][4];
+    load_a<HS>(qa, base, s.QKV, qcol, t, s.T, fc);
+    float o[HS / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, sl = scale * 1.4426950408889634f;
+    size_t end = q0 + FM_TILE < s.T ? q0 + FM_TILE : s.T;  // keys [0, end) can be visible to the block's rows
+    for (size_t k0 = 0; k0 < end; k0 += FM_TILE) {
+        __syncthreads();  // the previous tile is no longer read
+        load_tile<HS>(ks, NULL, base, s.QKV, kcol, k0, s.T);
+        load_tile<HS>(NULL, vt, base, s.QKV, vcol, k0, s.T);
+        __syncthreads();
+        float sc[FM_TILE / 8][4] = {};  // scores: C tile j = keys k0 + 8 j ..
+        #pragma unroll
+        for (int j = 0; j < FM_TILE / 8; j++)
+            #pragma unroll
+            for (int kk = 0; kk < HS / 16; kk++) {
+                const floatX *kr = ks + (8 * j + fr) * (HS + 8) + 16 * kk + fc;
+                mma_bf16(sc[j], qa[kk], ld_pair(kr), ld_pair(kr + 8));
+            }
+        float mx[2] = {-INFINITY, -INFINITY};
+        #pragma unroll
+        for (int j = 0; j < FM_TILE / 8; j++)
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                size_t tq = t[e >> 1], t2 = k0 + 8 * j + fc + (e & 1);
+                sc[j][e] = tq < s.T && fa_visible(tq, t2, se) ? sc[j][e] * sl : -INFINITY;
+                mx[e >> 1] = fmaxf(mx[e >> 1], sc[j][e]);
+            }
+        float mu[2], alpha[2];  // the new maximum (0 while a row has seen nothing) and the rescaling of the old sums
+        #pragma unroll
+        for (int r = 0; r < 2; r++) {  // a row's 16 scores of this tile sit in 4 lanes: fr fixed, lane % 4 varying
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float mn = fmaxf(m[r], mx[r]);
+            mu[r] = mn == -INFINITY ? 0.0f : mn;
+            alpha[r] = exp2f(m[r] - mu[r]);
+            m[r] = mn;
+            l[r] *= alpha[r];
+        }
+        #pragma unroll
+        for (int j = 0; j < FM_TILE / 8; j++)
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                sc[j][e] = exp2f(sc[j][e] - mu[e >> 1]);
+                l[e >> 1] += sc[j][e];
+            }
+        #pragma unroll
+        for (int nd = 0; nd < HS / 8; nd++)
+            #pragma unroll
+            for (int e = 0; e < 4; e++) o[nd][e] *= alpha[e >> 1];
+        #pragma unroll
+        for (int kk = 0; kk < FM_TILE / 16; kk++) {  // o += p v, 16 keys at a time
+            uint32_t pa[4];
+            c_to_a(pa, sc, kk);
+            #pragma unroll
+            for (int nd = 0; nd < HS / 8; nd++) {
+                const floatX *vr = vt + (8 * nd + fr) * FM_TP + 16 * kk + fc;
+                mma_bf16(o[nd], pa, ld_pair(vr), ld_pair(vr + 8));
+            }
+        }
+    }
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        if (t[r] >= s.T) continue;
+        floatX *orow = out + (b * s.T + t[r]) * s.C + h * HS + fc;
+        #pragma unroll
+        for (int nd = 0; nd < HS / 8; nd++)
+            *reinterpret_cast<uint32_t *>(orow + 8 * nd) = pack_bf16(o[nd][2 * r] / l[r], o[nd][2 * r + 1] / l[r]);
+        if (fc == 0) lse[(b * s.NH + h) * s.T + t[r]] = (m[r] + log2f(l[r])) * 0.6931471805599453f;
+    }
+}
+
+// Backward: a block owns FM_TILE keys of one query head h of sequence b (warp w: keys 16 w .. 16 w + 15) and visits
+// the query tiles at and after them. With its keys as the rows, each warp computes p^T and dp^T = v dout^T, then
+// ds^T = p^T (dp^T - D), and accumulates dv += p^T dout and dk += ds^T q in registers. dq = ds k needs every key of
+// the tile for each query row: ds goes through shared memory, each warp takes 16 query rows and adds them into the
+// fp32 dq_acc with atomics. dk and dv stay per head (dk_part, dv_part), summed over the group by the finish kernel.
+template <int HS>
+__global__ void __launch_bounds__(128) flash_attention_backward_mma(float *dq_acc, float *dk_part, float *dv_part,
+                                                                    const floatX *dout, const float *lse,
+                                                                    const float *D, const floatX *qkv, FaShape s) {
+    extern __shared__ __align__(16) unsigned char fm_smem[];
+    floatX *qs = reinterpret_cast<floatX *>(fm_smem);  // (FM_TILE, HS + 8)  the query tile
+    floatX *qt = qs + FM_TILE * (HS + 8);              // (HS, FM_TP)        the query tile, transposed
+    floatX *gs = qt + HS * FM_TP;                      // (FM_TILE, HS + 8)  dout of the query tile
+    floatX *gt = gs + FM_TILE * (HS + 8);              // (HS, FM_TP)        dout, transposed
+    floatX *kt = gt + HS * FM_TP;                      // (HS, FM_TP)        the block's keys, transposed
+    floatX *dss = kt + HS * FM_TP;                     // (FM_TILE, FM_TP)   ds [query][key]
+    float *ls = reinterpret_cast<float *>(dss + FM_TILE * FM_TP);  // (FM_TILE) lse of the query rows, base 2
+    float *Ds = ls + FM_TILE;                                      // (FM_TILE) D of the query rows
+    size_t b = blockIdx.z, h = blockIdx.y, g = h / s.qpk, k0 = (size_t)blockIdx.x * FM_TILE;
+    auto [se, warp, lane, scale, base, kcol, vcol] = fa_block(s, qkv, b, g);
+    int fr = lane / 4, fc = 2 * (lane % 4);
+    size_t qcol = (g * (s.qpk + 2) + h % s.qpk) * HS, t2[2] = {k0 + 16 * warp + fr, k0 + 16 * warp + fr + 8};
+    int last[2];  // the last query row that sees each of this lane's two keys (-1: a key past T)
+    for (int r = 0; r < 2; r++) last[r] = t2[r] >= s.T ? -1 : se ? se[t2[r]] : (int)s.T - 1;
+    uint32_t ka[HS / 16][4], va[HS / 16][4];
+    load_a<HS>(ka, base, s.QKV, kcol, t2, s.T, fc);
+    load_a<HS>(va, base, s.QKV, vcol, t2, s.T, fc);
+    load_tile<HS>(NULL, kt, base, s.QKV, kcol, k0, s.T);
+    float dk[HS / 8][4] = {}, dv[HS / 8][4] = {}, sl = scale * 1.4426950408889634f;
+    const floatX *gbase = dout + b * s.T * s.C;
+    for (size_t q0 = k0; q0 < s.T; q0 += FM_TILE) {  // query tiles before k0 see none of its keys
+        __syncthreads();  // the previous tile is no longer read
+        load_tile<HS>(qs, qt, base, s.QKV, qcol, q0, s.T);
+        load_tile<HS>(gs, gt, gbase, s.C, h * HS, q0, s.T);
+        for (int i = threadIdx.x; i < FM_TILE; i += blockDim.x) {
+            size_t row = (b * s.NH + h) * s.T + q0 + i;
+            ls[i] = q0 + i < s.T ? lse[row] * 1.4426950408889634f : INFINITY;
+            Ds[i] = q0 + i < s.T ? D[row] : 0.0f;
+        }
+        __syncthreads();
+        float p[FM_TILE / 8][4] = {}, ds[FM_TILE / 8][4] = {};  // C tile j = queries q0 + 8 j ..
+        #pragma unroll
+        for (int j = 0; j < FM_TILE / 8; j++)
+            #pragma unroll
+            for (int kk = 0; kk < HS / 16; kk++) {
+                const floatX *qr = qs + (8 * j + fr) * (HS + 8) + 16 * kk + fc, *gr = gs + (8 * j + fr) * (HS + 8) + 16 * kk + fc;
+                mma_bf16(p[j], ka[kk], ld_pair(qr), ld_pair(qr + 8));
+                mma_bf16(ds[j], va[kk], ld_pair(gr), ld_pair(gr + 8));
+            }
+        #pragma unroll
+        for (int j = 0; j < FM_TILE / 8; j++)
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int qi = 8 * j + fc + (e & 1);
+                size_t tq = q0 + qi;
+                bool vis = t2[e >> 1] <= tq && (long)tq <= last[e >> 1];
+                p[j][e] = vis ? exp2f(p[j][e] * sl - ls[qi]) : 0.0f;
+                ds[j][e] = p[j][e] * (ds[j][e] - Ds[qi]);
+            }
+        #pragma unroll
+        for (int kk = 0; kk < FM_TILE / 16; kk++) {  // dv += p^T dout, dk += ds^T q: 16 queries at a time
+            uint32_t pa[4], sa[4];
+            c_to_a(pa, p, kk);
+            c_to_a(sa, ds, kk);
+            #pragma unroll
+            for (int nd = 0; nd < HS / 8; nd++) {
+                const floatX *gr = gt + (8 * nd + fr) * FM_TP + 16 * kk + fc, *qr = qt + (8 * nd + fr) * FM_TP + 16 * kk + fc;
+                mma_bf16(dv[nd], pa, ld_pair(gr), ld_pair(gr + 8));
+                mma_bf16(dk[nd], sa, ld_pair(qr), ld_pair(qr + 8));
+            }
+        }
+        #pragma unroll
+        for (int j = 0; j < FM_TILE / 8; j++)
+            #pragma unroll
+            for (int e = 0; e < 4; e++) dss[(8 * j + fc + (e & 1)) * FM_TP + 16 * warp + fr + 8 * (e >> 1)] = st(ds[j][e]);
+        __syncthreads();
+        float dq[HS / 8][4] = {};  // warp w: query rows q0 + 16 w .., over all FM_TILE keys of the block
+        #pragma unroll
+        for (int kk = 0; kk < FM_TILE / 16; kk++) {
+            uint32_t a[4];
+            #pragma unroll
+            for (int r = 0; r < 4; r++) a[r] = ld_pair(dss + (16 * warp + fr + 8 * (r & 1)) * FM_TP + 16 * kk + fc + 8 * (r >> 1));
+            #pragma unroll
+            for (int nd = 0; nd < HS / 8; nd++) {
+                const floatX *kr = kt + (8 * nd + fr) * FM_TP + 16 * kk + fc;
+                mma_bf16(dq[nd], a, ld_pair(kr), ld_pair(kr + 8));
+            }
+        }
+        #pragma unroll
+        for (int r = 0; r < 2; r++) {
+            size_t tq = q0 + 16 * warp + fr + 8 * r;
+            if (tq >= s.T) continue;
+            float *row = dq_acc + ((b * s.T + tq) * s.NH + h) * HS + fc;
+            #pragma unroll
+            for (int nd = 0; nd < HS / 8; nd++) {
+                atomicAdd(row + 8 * nd, dq[nd][2 * r] * scale);
+                atomicAdd(row + 8 * nd + 1, dq[nd][2 * r + 1] * scale);
+            }
+        }
+    }
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (t2[r] >= s.T) continue;
+        size_t off = ((b * s.T + t2[r]) * s.NH + h) * HS + fc;
+        #pragma unroll
+        for (int nd = 0; nd < HS / 8; nd++) {
+            *reinterpret_cast<float2 *>(dk_part + off + 8 * nd) = make_float2(dk[nd][2 * r] * scale, dk[nd][2 * r + 1] * scale);
+            *reinterpret_cast<float2 *>(dv_part + off + 8 * nd) = make_float2(dv[nd][2 * r], dv[nd][2 * r + 1]);
+        }
+    }
+}
+
+template <int HS>
+static void attention_forward_mma(floatX *out, float *lse, const floatX *qkv, FaShape s, size_t B) {
+    dim3 grid((unsigned)ceil_div(s.T, FM_TILE), (unsigned)s.NH, (unsigned)B);
+    flash_attention_forward_mma<HS><<<grid, 128, 0, stream>>>(out, lse, qkv, s);
+}
+
+template <int HS>
+static void attention_backward_mma(float *dq_acc, float *dk_part, float *dv_part, const floatX *dout,
+                                   const float *lse, const float *D, const floatX *qkv, FaShape s, size_t B) {
+    size_t smem = (2 * FM_TILE * (HS + 8) + 3 * HS * FM_TP + FM_TILE * FM_TP) * sizeof(floatX) + 2 * FM_TILE * sizeof(float);
+    cudaCheck(cudaFuncSetAttribute(flash_attention_backward_mma<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    dim3 grid((unsigned)ceil_div(s.T, FM_TILE), (unsigned)s.NH, (unsigned)B);
+    flash_attention_backward_mma<HS><<<grid, 128, smem, stream>>>(dq_acc, dk_part, dv_part, dout, lse, D, qkv, s);
+}
+#endif
+
+// The floats of scratch attention_backward needs: dq_acc, dk_part, dv_part (B T NH HS each) and D (B NH T).
+static size_t attention_scratch_floats(const GpuSpec *c, size_t B, size_t T) {
+    return 3 * B * T * c->NH * c->HS + B * c->NH * T;
+}
+
+// out (B, T, C), lse (B, NH, T) kept for the backward pass.
+static void attention_forward(floatX *out, float *lse, const floatX *qkv, const int *span_end, const GpuSpec *c,
+                              size_t B, size_t T) {
     FaShape s = fa_shape(c, T, span_end);
+#ifndef FALCON_FP32
+    if (c->HS == 32 || c->HS == 64) {
+        if (c->HS == 32) attention_forward_mma<32>(out, lse, qkv, s, B);
+        else attention_forward_mma<64>(out, lse, qkv, s, B);
+        cudaCheck(cudaGetLastError());
+        return;
+    }
+#endif
+    size_t br = FA_ROWS / s.hb, smem = (FA_ROWS * c->HS + FA_BC * (2 * c->HS + FA_PAD)) * sizeof(float);
+    cudaCheck(cudaFuncSetAttribute(flash_attention_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    dim3 grid((unsigned)ceil_div(T, br), (unsigned)(c->NKV * ceil_div(s.qpk, s.hb)), (unsigned)B);
+    flash_attention_forward_kernel<<<grid, FA_WARPS * 32, smem, stream>>>(out, lse, qkv, s);
+    cudaCheck(cudaGetLastError());
+}
+
+// dqkv is written (not accumulated): attention is the only consumer of qkv. scratch: attention_scratch_floats.
+static void attention_backward(floatX *dqkv, float *scratch, const floatX *dout, const floatX *out, const float *lse,
+                               const floatX *qkv, const int *span_end, const GpuSpec *c, size_t B, size_t T) {
+    FaShape s = fa_shape(c, T, span_end);
+    size_t N = B * T, nq = N * c->NH * c->HS;
+    float *dq_acc = scratch, *dk_part = scratch + nq, *dv_part = dk_part + nq, *D = dv_part + nq;
     attention_backward_dot_kernel<<<ceil_div(B * c->NH * T, 8), 256, 0, stream>>>(D, dout, out, s, B);
-    cudaCheck(cudaMemsetAsync(dq_acc, 0, B * T * c->NH * c->HS * sizeof(float), stream));
+    cudaCheck(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float), stream));
+#ifndef FALCON_FP32
+    if (c->HS == 32 || c->HS == 64) {
+        if (c->HS == 32) attention_backward_mma<32>(dq_acc, dk_part, dv_part, dout, lse, D, qkv, s, B);
+        else attention_backward_mma<64>(dq_acc, dk_part, dv_part, dout, lse, D, qkv, s, B);
+        attention_backward_finish_kernel<<<ceil_div(N * s.QKV, 256), 256, 0, stream>>>(dqkv, dq_acc, dk_part, dv_part, s, N);
+        cudaCheck(cudaGetLastError());
+        return;
+    }
+#endif
     size_t smem = 4 * FA_BC * (c->HS + FA_PAD) * sizeof(float);
     cudaCheck(cudaFuncSetAttribute(flash_attention_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid((unsigned)ceil_div(T, FA_BC), (unsigned)c->NKV, (unsigned)B);
     flash_attention_backward_kernel<<<grid, FA_WARPS * 32, smem, stream>>>(dqkv, dq_acc, dout, lse, D, qkv, s);
-    attention_backward_dq_kernel<<<ceil_div(B * T * c->NH * c->HS, 256), 256, 0, stream>>>(dqkv, dq_acc, s, B);
+    attention_backward_finish_kernel<<<ceil_div(N * s.QKV, 256), 256, 0, stream>>>(dqkv, dq_acc, NULL, NULL, s, N);
     cudaCheck(cudaGetLastError());
 }
 
@@ -1465,7 +1786,7 @@ struct GpuFalcon {
     floatX *acts[NUM_ACTS_X];
     float *facts[NUM_ACTS_F];
     floatX *gacts[NUM_GRAD_ACTS];
-    float *dq_acc, *att_D;              // attention backward scratch
+    float *att_scratch;                 // attention backward scratch (attention_scratch_floats)
     int *inputs, *targets, *pos, *span_end;  // (B, T) on the device
     float *norm_buf;                    // one float
     float *host_losses;                 // (2 B T) pinned
@@ -1542,7 +1863,7 @@ static void falcon_free_acts(GpuFalcon *g) {
     cudaCheck(cudaFree(g->acts[0]));
     cudaCheck(cudaFree(g->facts[0]));
     cudaCheck(cudaFree(g->gacts[0]));
-    cudaCheck(cudaFree(g->dq_acc));
+    cudaCheck(cudaFree(g->att_scratch));
     cudaCheck(cudaFree(g->inputs));
     cudaCheck(cudaFreeHost(g->host_losses));
     g->B = g->T = 0;
@@ -1581,8 +1902,7 @@ static void falcon_ensure_acts(GpuFalcon *g, size_t B, size_t T) {
     for (int i = 0; i < NUM_ACTS_X; i++) { g->acts[i] = px; px += xs[i]; }
     for (int i = 0; i < NUM_ACTS_F; i++) { g->facts[i] = pf; pf += fs[i]; }
     for (int i = 0; i < NUM_GRAD_ACTS; i++) { g->gacts[i] = pg; pg += gs[i]; }
-    g->dq_acc = dmalloc<float>(N * c->NH * c->HS + B * c->NH * T);
-    g->att_D = g->dq_acc + N * c->NH * c->HS;
+    g->att_scratch = dmalloc<float>(attention_scratch_floats(c, B, T));
     g->inputs = dmalloc<int>(4 * N);
     g->targets = g->inputs + N;
     g->pos = g->targets + N;
@@ -1703,7 +2023,7 @@ static void falcon_backward(GpuFalcon *g, float dloss) {
         matmul_backward(dln2, G(g, P_FCW) + l * FF * C, d[G_DFCH], ln2, P(g, P_FCW) + l * FF * C, N, C, FF, 0);
         // attention branch
         matmul_backward(d[G_DATTY], G(g, P_ATTPROJW) + l * C * C, dres, atty, P(g, P_ATTPROJW) + l * C * C, N, C, C, 0);
-        attention_backward(d[G_DQKV], g->dq_acc, g->att_D, d[G_DATTY], atty, f[A_LSE_ATT] + l * B * c->NH * T, qkv,
+        attention_backward(d[G_DQKV], g->att_scratch, d[G_DATTY], atty, f[A_LSE_ATT] + l * B * c->NH * T, qkv,
                            g->masked ? g->span_end : NULL, c, B, T);
         rope_backward(d[G_DQKV], g->pos, g->rope_cos, g->rope_sin, c, N);
         matmul_backward(d[G_DLN1], G(g, P_QKVW) + l * QKV * C, d[G_DQKV], ln1, P(g, P_QKVW) + l * QKV * C, N, C, QKV,
@@ -1854,7 +2174,7 @@ extern "C" void cuda_attention_run(const GpuSpec *c, const float *qkv, const int
                                    size_t T, float *out, float *lse, float *dqkv) {
     size_t QKV = (c->NH + 2 * c->NKV) * c->HS, N = B * T, big = N * (QKV > c->C ? QKV : c->C);
     float *tmp = dmalloc<float>(big), *dlse = dmalloc<float>(B * c->NH * T);
-    float *dq_acc = dmalloc<float>(N * c->NH * c->HS + B * c->NH * T);
+    float *scratch = dmalloc<float>(attention_scratch_floats(c, B, T));
     floatX *xq = dmalloc<floatX>(N * QKV), *xdq = dmalloc<floatX>(N * QKV), *xout = dmalloc<floatX>(N * c->C),
            *xdout = dmalloc<floatX>(N * c->C);
     int *se = span_end ? dmalloc<int>(N) : NULL;
@@ -1864,23 +2184,23 @@ extern "C" void cuda_attention_run(const GpuSpec *c, const float *qkv, const int
     cudaCheck(cudaMemcpyAsync(tmp, dout, N * c->C * sizeof(float), cudaMemcpyHostToDevice, stream));
     to_floatx_kernel<<<ceil_div(N * c->C, 256), 256, 0, stream>>>(xdout, tmp, N * c->C);
     attention_forward(xout, dlse, xq, se, c, B, T);
-    attention_backward(xdq, dq_acc, dq_acc + N * c->NH * c->HS, xdout, xout, dlse, xq, se, c, B, T);
+    attention_backward(xdq, scratch, xdout, xout, dlse, xq, se, c, B, T);
     to_float_kernel<<<ceil_div(N * c->C, 256), 256, 0, stream>>>(tmp, xout, N * c->C);
     cudaCheck(cudaMemcpyAsync(out, tmp, N * c->C * sizeof(float), cudaMemcpyDeviceToHost, stream));
     cudaCheck(cudaMemcpyAsync(lse, dlse, B * c->NH * T * sizeof(float), cudaMemcpyDeviceToHost, stream));
     to_float_kernel<<<ceil_div(N * QKV, 256), 256, 0, stream>>>(tmp, xdq, N * QKV);
     cudaCheck(cudaMemcpyAsync(dqkv, tmp, N * QKV * sizeof(float), cudaMemcpyDeviceToHost, stream));
     cudaCheck(cudaStreamSynchronize(stream));
-    cudaCheck(cudaFree(tmp)); cudaCheck(cudaFree(dlse)); cudaCheck(cudaFree(dq_acc)); cudaCheck(cudaFree(xq));
+    cudaCheck(cudaFree(tmp)); cudaCheck(cudaFree(dlse)); cudaCheck(cudaFree(scratch)); cudaCheck(cudaFree(xq));
     cudaCheck(cudaFree(xdq)); cudaCheck(cudaFree(xout)); cudaCheck(cudaFree(xdout));
     if (se) cudaCheck(cudaFree(se));
 }
 
-// Times attention_forward and attention_backward alone on random qkv (best of `iters` after one warm-up).
+// Times attention_forward and attention_backward alone on random qkv: the median of `iters` after one warm-up.
 extern "C" void cuda_attention_bench(const GpuSpec *c, size_t B, size_t T, size_t iters, double *fwd_s, double *bwd_s) {
     size_t QKV = (c->NH + 2 * c->NKV) * c->HS, N = B * T;
     float *tmp = dmalloc<float>(N * QKV), *lse = dmalloc<float>(B * c->NH * T);
-    float *dq_acc = dmalloc<float>(N * c->NH * c->HS + B * c->NH * T);
+    float *scratch = dmalloc<float>(attention_scratch_floats(c, B, T));
     floatX *qkv = dmalloc<floatX>(N * QKV), *dqkv = dmalloc<floatX>(N * QKV), *out = dmalloc<floatX>(N * c->C);
     float *h = (float *)malloc(N * QKV * sizeof(float));
     if (!h) die("out of memory");
@@ -1895,22 +2215,25 @@ extern "C" void cuda_attention_bench(const GpuSpec *c, size_t B, size_t T, size_
     cudaCheck(cudaEventCreate(&e0));
     cudaCheck(cudaEventCreate(&e1));
     cudaCheck(cudaEventCreate(&e2));
-    *fwd_s = *bwd_s = 1e30;
+    std::vector<float> fwd(iters), bwd(iters);
     for (size_t k = 0; k <= iters; k++) {
         cudaCheck(cudaEventRecord(e0, stream));
         attention_forward(out, lse, qkv, NULL, c, B, T);
         cudaCheck(cudaEventRecord(e1, stream));
-        attention_backward(dqkv, dq_acc, dq_acc + N * c->NH * c->HS, out, out, lse, qkv, NULL, c, B, T);
+        attention_backward(dqkv, scratch, out, out, lse, qkv, NULL, c, B, T);
         cudaCheck(cudaEventRecord(e2, stream));
         cudaCheck(cudaEventSynchronize(e2));
-        float f, b;
-        cudaCheck(cudaEventElapsedTime(&f, e0, e1));
-        cudaCheck(cudaEventElapsedTime(&b, e1, e2));
-        if (k > 0 && f * 1e-3 < *fwd_s) *fwd_s = f * 1e-3;
-        if (k > 0 && b * 1e-3 < *bwd_s) *bwd_s = b * 1e-3;
+        if (k == 0) continue;
+        cudaCheck(cudaEventElapsedTime(&fwd[k - 1], e0, e1));
+        cudaCheck(cudaEventElapsedTime(&bwd[k - 1], e1, e2));
     }
+    std::sort(fwd.begin(), fwd.end());
+    std::sort(bwd.begin(), bwd.end());
+    *fwd_s = 1e-3 * fwd[iters / 2];
+    *bwd_s = 1e-3 * bwd[iters / 2];
+    cudaCheck(cudaEventDestroy(e0)); cudaCheck(cudaEventDestroy(e1)); cudaCheck(cudaEventDestroy(e2));
     free(h);
-    cudaCheck(cudaFree(tmp)); cudaCheck(cudaFree(lse)); cudaCheck(cudaFree(dq_acc));
+    cudaCheck(cudaFree(tmp)); cudaCheck(cudaFree(lse)); cudaCheck(cudaFree(scratch));
     cudaCheck(cudaFree(qkv)); cudaCheck(cudaFree(dqkv)); cudaCheck(cudaFree(out));
 }
 #endif  // __CUDACC__
