@@ -1357,6 +1357,32 @@ static __device__ __forceinline__ void c_to_a(uint32_t a[4], const float x[][4],
     a[3] = pack_bf16(x[2 * kk + 1][2], x[2 * kk + 1][3]);
 }
 
+// acc (16 x FM_TILE: C tiles j) += A (16 x HS, the HS / 16 operands a) times x^T, x a row-major tile (FM_TILE, HS + 8)
+// in shared memory: the scores q k^T, and in the backward k q^T and v dout^T.
+template <int HS>
+static __device__ __forceinline__ void mma_times_rows(float acc[FM_TILE / 8][4], const uint32_t a[HS / 16][4],
+                                                      const floatX *x, int fr, int fc) {
+    #pragma unroll
+    for (int j = 0; j < FM_TILE / 8; j++)
+        #pragma unroll
+        for (int kk = 0; kk < HS / 16; kk++) {
+            const floatX *xr = x + (8 * j + fr) * (HS + 8) + 16 * kk + fc;
+            mma_bf16(acc[j], a[kk], ld_pair(xr), ld_pair(xr + 8));
+        }
+}
+
+// acc (16 x HS: C tiles nd) += A (16 x 16, the operand a) times rows [16 kk, 16 kk + 16) of y, y stored transposed
+// in shared memory (HS, FM_TP): p v in the forward, p^T dout, ds^T q and ds k in the backward.
+template <int HS>
+static __device__ __forceinline__ void mma_times_cols(float acc[HS / 8][4], const uint32_t a[4], const floatX *yt,
+                                                      int kk, int fr, int fc) {
+    #pragma unroll
+    for (int nd = 0; nd < HS / 8; nd++) {
+        const floatX *yr = yt + (8 * nd + fr) * FM_TP + 16 * kk + fc;
+        mma_bf16(acc[nd], a, ld_pair(yr), ld_pair(yr + 8));
+    }
+}
+
 // A operands of 16 rows (t, t + 8: this lane's two rows) of one head, HS wide, straight from device memory;
 // rows at or past T read as zeros.
 template <int HS>
@@ -1408,13 +1434,7 @@ __global__ void __launch_bounds__(128) flash_attention_forward_mma(floatX *out, 
         load_tile<HS>(NULL, vt, base, s.QKV, vcol, k0, s.T);
         __syncthreads();
         float sc[FM_TILE / 8][4] = {};  // scores: C tile j = keys k0 + 8 j ..
-        #pragma unroll
-        for (int j = 0; j < FM_TILE / 8; j++)
-            #pragma unroll
-            for (int kk = 0; kk < HS / 16; kk++) {
-                const floatX *kr = ks + (8 * j + fr) * (HS + 8) + 16 * kk + fc;
-                mma_bf16(sc[j], qa[kk], ld_pair(kr), ld_pair(kr + 8));
-            }
+        mma_times_rows<HS>(sc, qa, ks, fr, fc);
         float mx[2] = {-INFINITY, -INFINITY};
         #pragma unroll
         for (int j = 0; j < FM_TILE / 8; j++)
@@ -1450,11 +1470,7 @@ __global__ void __launch_bounds__(128) flash_attention_forward_mma(floatX *out, 
         for (int kk = 0; kk < FM_TILE / 16; kk++) {  // o += p v, 16 keys at a time
             uint32_t pa[4];
             c_to_a(pa, sc, kk);
-            #pragma unroll
-            for (int nd = 0; nd < HS / 8; nd++) {
-                const floatX *vr = vt + (8 * nd + fr) * FM_TP + 16 * kk + fc;
-                mma_bf16(o[nd], pa, ld_pair(vr), ld_pair(vr + 8));
-            }
+            mma_times_cols<HS>(o, pa, vt, kk, fr, fc);
         }
     }
     #pragma unroll
@@ -1511,14 +1527,8 @@ __global__ void __launch_bounds__(128) flash_attention_backward_mma(float *dq_ac
         }
         __syncthreads();
         float p[FM_TILE / 8][4] = {}, ds[FM_TILE / 8][4] = {};  // C tile j = queries q0 + 8 j ..
-        #pragma unroll
-        for (int j = 0; j < FM_TILE / 8; j++)
-            #pragma unroll
-            for (int kk = 0; kk < HS / 16; kk++) {
-                const floatX *qr = qs + (8 * j + fr) * (HS + 8) + 16 * kk + fc, *gr = gs + (8 * j + fr) * (HS + 8) + 16 * kk + fc;
-                mma_bf16(p[j], ka[kk], ld_pair(qr), ld_pair(qr + 8));
-                mma_bf16(ds[j], va[kk], ld_pair(gr), ld_pair(gr + 8));
-            }
+        mma_times_rows<HS>(p, ka, qs, fr, fc);   // k q^T
+        mma_times_rows<HS>(ds, va, gs, fr, fc);  // v dout^T, then ds below
         #pragma unroll
         for (int j = 0; j < FM_TILE / 8; j++)
             #pragma unroll
@@ -1534,12 +1544,8 @@ __global__ void __launch_bounds__(128) flash_attention_backward_mma(float *dq_ac
             uint32_t pa[4], sa[4];
             c_to_a(pa, p, kk);
             c_to_a(sa, ds, kk);
-            #pragma unroll
-            for (int nd = 0; nd < HS / 8; nd++) {
-                const floatX *gr = gt + (8 * nd + fr) * FM_TP + 16 * kk + fc, *qr = qt + (8 * nd + fr) * FM_TP + 16 * kk + fc;
-                mma_bf16(dv[nd], pa, ld_pair(gr), ld_pair(gr + 8));
-                mma_bf16(dk[nd], sa, ld_pair(qr), ld_pair(qr + 8));
-            }
+            mma_times_cols<HS>(dv, pa, gt, kk, fr, fc);
+            mma_times_cols<HS>(dk, sa, qt, kk, fr, fc);
         }
         #pragma unroll
         for (int j = 0; j < FM_TILE / 8; j++)
@@ -1552,11 +1558,7 @@ __global__ void __launch_bounds__(128) flash_attention_backward_mma(float *dq_ac
             uint32_t a[4];
             #pragma unroll
             for (int r = 0; r < 4; r++) a[r] = ld_pair(dss + (16 * warp + fr + 8 * (r & 1)) * FM_TP + 16 * kk + fc + 8 * (r >> 1));
-            #pragma unroll
-            for (int nd = 0; nd < HS / 8; nd++) {
-                const floatX *kr = kt + (8 * nd + fr) * FM_TP + 16 * kk + fc;
-                mma_bf16(dq[nd], a, ld_pair(kr), ld_pair(kr + 8));
-            }
+            mma_times_cols<HS>(dq, a, kt, kk, fr, fc);
         }
         #pragma unroll
         for (int r = 0; r < 2; r++) {
