@@ -35,7 +35,7 @@ tbox 300 make -j16 falcon tokenizer data falcon_cuda build/falcon_cuda_fp32 $NCC
 part "parity: attention kernels against their host reference; the model against HF transformers and falcon.c (fp32, then bf16)"
 tbox 45 ./build/falcon_cuda_fp32 check-attention
 tbox 45 ./falcon_cuda check-attention
-for layout in mqa gqa gqa1 tree_mqa tree_gqa; do
+for layout in mqa gqa gqa1 mqa64 tree_mqa tree_gqa; do  # mqa64: head size 64, the tensor-core kernels in bf16
     tbox 45 ./build/falcon_cuda_fp32 check tests/ref/$layout
     tbox 45 ./falcon_cuda check tests/ref/$layout
 done

@@ -44,6 +44,11 @@ LAYOUTS = {
     "mqa": dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=True,
                 new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=False,
                 max_position_embeddings=64, rope_theta=10000.0),
+    # The same with every Falcon's head size, 64 (the layouts above have 8): falcon_cuda's bf16 build runs its
+    # tensor-core attention on head sizes 32 and 64 only.
+    "mqa64": dict(vocab_size=61, hidden_size=128, num_hidden_layers=2, num_attention_heads=2, multi_query=True,
+                  new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=False,
+                  ffn_hidden_size=128, max_position_embeddings=64, rope_theta=10000.0, initializer_range=0.1),
     # Falcon-40B/180B style: grouped K/V heads, ln_attn + ln_mlp, non-default ffn size and theta.
     "gqa": dict(vocab_size=67, hidden_size=48, num_hidden_layers=2, num_attention_heads=6, num_kv_heads=2,
                 new_decoder_architecture=True, parallel_attn=True, bias=False, alibi=False,
@@ -119,7 +124,9 @@ def make_batch(gen, vocab):
 def build(name, kw):
     torch.manual_seed(1234)
     cfg = FalconConfig(**kw)
-    cfg.initializer_range = 0.2  # larger than the default 0.02 so that every path moves the logits visibly
+    # larger than the default 0.02 so that every path moves the logits visibly; a wider model takes a smaller one
+    # (its products sum more terms) so that its activations stay about as large
+    cfg.initializer_range = kw.get("initializer_range", 0.2)
     model = FalconForCausalLM(cfg).float()
     if kw.get("mlp_type") == "swiglu":
         for block in model.transformer.h:

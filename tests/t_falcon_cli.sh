@@ -43,11 +43,12 @@ for bin in ./falcon build/san/falcon; do
     out=$($bin info tests/ref/gqa)
     check "$bin info DIR reads the checkpoint's config" grep -q "kv heads NKV=2" <<< "$out"
 
-    # score: HF's loss for labels = input_ids, within 2e-6 (6 printed decimals)
-    for layout in mqa gqa gqa1 bias seq mha alibi rw swiglu; do
+    # score: HF's loss for labels = input_ids, within 3e-6: both sides are printed to 6 decimals (1e-6 between two
+    # roundings), and fp32 sums in another order differ by a few 1e-7 of a loss near 5 (mqa64, 128 wide: 2e-6)
+    for layout in mqa gqa gqa1 bias seq mha alibi rw swiglu mqa64; do
         got=$($bin score -m tests/ref/$layout < tests/ref/$layout/score_ids.txt)
         want=$(cat tests/ref/$layout/score_loss.txt)
-        check "$bin score $layout: $got vs HF $want" close_to "$got" "$want" 2e-6
+        check "$bin score $layout: $got vs HF $want" close_to "$got" "$want" 3e-6
     done
 
     # missing things

@@ -57,7 +57,7 @@ if nvidia-smi -L >/dev/null 2>&1; then
     # a GPU: the parity checks against HF transformers and falcon.c (fp32 and bf16) on every reference layout
     check "fp32 attention kernels = their host reference (tree masks, 71 heads, HS 128)" $B32 check-attention
     check "bf16 attention kernels = their host reference" $B check-attention
-    for layout in mqa gqa gqa1 tree_mqa tree_gqa; do
+    for layout in mqa gqa gqa1 mqa64 tree_mqa tree_gqa; do
         check "fp32 parity on $layout" $B32 check tests/ref/$layout
         check "bf16 parity on $layout" $B check tests/ref/$layout
     done

@@ -866,10 +866,12 @@ static void test_task_file(void) {
 }
 
 int main(void) {
-    // Falcon's three layouts, then the switches: one at a time, together as in Falcon-RW, and SwiGLU. The 10 AdamW
-    // steps do not depend on the layout: the switches taken one at a time skip them (rw has every kind of tensor).
+    // Falcon's three layouts, then the switches: one at a time, together as in Falcon-RW, and SwiGLU; last, mqa with
+    // Falcon's head size, 64. The 10 AdamW steps do not depend on the layout: the switches taken one at a time skip
+    // them (rw has every kind of tensor), and so does mqa64.
     const struct { const char *name; int train; } layouts[] = {
         {"mqa", 1}, {"gqa", 1}, {"gqa1", 1}, {"bias", 0}, {"seq", 0}, {"mha", 0}, {"alibi", 0}, {"rw", 1}, {"swiglu", 1},
+        {"mqa64", 0},
     };
     size_t nlayouts = sizeof layouts / sizeof layouts[0];
     for (size_t i = 0; i < nlayouts; i++) test_parity(layouts[i].name, layouts[i].train);
