@@ -138,7 +138,11 @@ $(B)/fa_kernels.inc: falcon_cuda.cu | $(B)
 	  sed -e '/void mma_bf16(/,/^}/d' -e 's/extern __shared__/extern/' -e '/^#ifndef FALCON_FP32/d'; } > $@.tmp && mv $@.tmp $@
 $(B)/test_tensor_cores: tests/test_tensor_cores.cpp $(B)/fa_kernels.inc
 	$(CXX) -std=c++20 -O1 -Wall -Wextra -Wno-unknown-pragmas -pthread -I$(B) -o $@ tests/test_tensor_cores.cpp
+# run where a C++20 compiler with std::barrier exists (g++ 11 or later, clang with a recent libc++)
+HAVE_CXX20 := $(shell printf '\043include <barrier>\n' | $(CXX) -std=c++20 -x c++ -fsyntax-only - 2>/dev/null && echo yes)
+ifeq ($(HAVE_CXX20),yes)
 TESTS += $(B)/test_tensor_cores
+endif
 ifneq ($(NVCC),)
 TEST_DEPS += falcon_cuda $(B)/falcon_cuda_fp32
 endif
