@@ -171,7 +171,7 @@ train: $(BINS)
 
 # ---------------------------------------------------------------- ablations (docs/ablation.md)
 # The Falcon paper's method: small models, one design axis at a time, several seeds, judged by zero-shot accuracy.
-#   make ablate-quick      about 15 minutes on 2 quiet cores: runs/ablate-quick/results.md and results.svg
+#   make ablate-quick      about 10 minutes on 2 quiet cores: runs/ablate-quick/results.md and results.svg
 #   make ablate            the full grid (hours: see docs/ablation.md); ABLATE_ARGS="--axes mlp --seeds 3" etc.
 .PHONY: ablate ablate-quick
 ablate: $(BINS)
