@@ -739,6 +739,7 @@ static int cmd_check_attention(void) {
 // `falcon_cuda bench PRESET|CONFIG.json|DIR -B N -T N --steps N`: training throughput on random tokens (no data
 // needed), for bench/gpu_check.sh. Prints one line: the median step's tokens/s, MFU against --peak-gflops (H100 SXM
 // dense bf16: 989000). A step is timed from its start to the next one's: each forward waits for the previous update.
+// Medians here and for the attention kernels alone (whose per-run times cuda_attention_bench returns).
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -766,8 +767,13 @@ static int cmd_bench(int argc, char **argv, const Ranks *r) {
         // the attention kernels alone; FLOPs as FlashAttention counts them: forward 4 B NH T^2 HS, halved by the
         // causal mask, backward 2.5 times the forward
         GpuSpec spec = gpu_spec(&c);
-        double fwd, bwd, flops = 4.0 * (double)B * (double)c.NH * (double)T * (double)T * (double)c.HS / 2.0;
-        cuda_attention_bench(&spec, B, T, steps, &fwd, &bwd);
+        double flops = 4.0 * (double)B * (double)c.NH * (double)T * (double)T * (double)c.HS / 2.0;
+        double *ft = xmalloc(2 * steps * sizeof(double)), *bt = ft + steps;
+        cuda_attention_bench(&spec, B, T, steps, ft, bt);
+        qsort(ft, steps, sizeof(double), cmp_double);
+        qsort(bt, steps, sizeof(double), cmp_double);
+        double fwd = ft[steps / 2], bwd = bt[steps / 2];  // the medians
+        free(ft);
         printf("attention %s: B=%zu T=%zu NH=%zu NKV=%zu HS=%zu causal: forward %.3f ms %.1f TFLOP/s, backward %.3f ms "
                "%.1f TFLOP/s, both %.1f TFLOP/s\n", argv[2], B, T, c.NH, c.NKV, c.HS, 1e3 * fwd, flops / fwd / 1e12,
                1e3 * bwd, 2.5 * flops / bwd / 1e12, 3.5 * flops / (fwd + bwd) / 1e12);
@@ -845,8 +851,6 @@ int main(int argc, char **argv) {
 /* ============================================================================================================
    PART 2: the device side, CUDA C++, compiled by nvcc.
    ============================================================================================================ */
-#include <algorithm>
-#include <vector>
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -1336,6 +1340,7 @@ __global__ void attention_backward_finish_kernel(floatX *dqkv, const float *dq_a
 #ifndef FALCON_FP32
 #define FM_TILE 64                 // query rows (forward) or keys (backward) per block: 16 per warp, 4 warps
 #define FM_TP (FM_TILE + 8)        // row stride of a transposed tile: 8 bf16 of padding spread lanes over banks
+#define FM_LOG2E 1.4426950408889634f  // scores times log2 e: e^x = 2^(x log2 e), one exp2f
 
 static __device__ __forceinline__ void mma_bf16(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
@@ -1426,7 +1431,7 @@ __global__ void __launch_bounds__(128) flash_attention_forward_mma(floatX *out, 
     size_t qcol = (g * (s.qpk + 2) + h % s.qpk) * HS, t[2] = {q0 + 16 * warp + fr, q0 + 16 * warp + fr + 8};
     uint32_t qa[HS / 16][4];
     load_a<HS>(qa, base, s.QKV, qcol, t, s.T, fc);
-    float o[HS / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, sl = scale * 1.4426950408889634f;
+    float o[HS / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, sl = scale * FM_LOG2E;
     size_t end = q0 + FM_TILE < s.T ? q0 + FM_TILE : s.T;  // keys [0, end) can be visible to the block's rows
     for (size_t k0 = 0; k0 < end; k0 += FM_TILE) {
         __syncthreads();  // the previous tile is no longer read
@@ -1482,7 +1487,7 @@ __global__ void __launch_bounds__(128) flash_attention_forward_mma(floatX *out, 
         #pragma unroll
         for (int nd = 0; nd < HS / 8; nd++)
             *reinterpret_cast<uint32_t *>(orow + 8 * nd) = pack_bf16(o[nd][2 * r] / l[r], o[nd][2 * r + 1] / l[r]);
-        if (fc == 0) lse[(b * s.NH + h) * s.T + t[r]] = (m[r] + log2f(l[r])) * 0.6931471805599453f;
+        if (fc == 0) lse[(b * s.NH + h) * s.T + t[r]] = (m[r] + log2f(l[r])) / FM_LOG2E;
     }
 }
 
@@ -1514,7 +1519,7 @@ __global__ void __launch_bounds__(128) flash_attention_backward_mma(float *dq_ac
     load_a<HS>(ka, base, s.QKV, kcol, t2, s.T, fc);
     load_a<HS>(va, base, s.QKV, vcol, t2, s.T, fc);
     load_tile<HS>(NULL, kt, base, s.QKV, kcol, k0, s.T);
-    float dk[HS / 8][4] = {}, dv[HS / 8][4] = {}, sl = scale * 1.4426950408889634f;
+    float dk[HS / 8][4] = {}, dv[HS / 8][4] = {}, sl = scale * FM_LOG2E;
     const floatX *gbase = dout + b * s.T * s.C;
     for (size_t q0 = k0; q0 < s.T; q0 += FM_TILE) {  // query tiles before k0 see none of its keys
         __syncthreads();  // the previous tile is no longer read
@@ -1522,7 +1527,7 @@ __global__ void __launch_bounds__(128) flash_attention_backward_mma(float *dq_ac
         load_tile<HS>(gs, gt, gbase, s.C, h * HS, q0, s.T);
         for (int i = threadIdx.x; i < FM_TILE; i += blockDim.x) {
             size_t row = (b * s.NH + h) * s.T + q0 + i;
-            ls[i] = q0 + i < s.T ? lse[row] * 1.4426950408889634f : INFINITY;
+            ls[i] = q0 + i < s.T ? lse[row] * FM_LOG2E : INFINITY;
             Ds[i] = q0 + i < s.T ? D[row] : 0.0f;
         }
         __syncthreads();
@@ -2198,7 +2203,8 @@ extern "C" void cuda_attention_run(const GpuSpec *c, const float *qkv, const int
     if (se) cudaCheck(cudaFree(se));
 }
 
-// Times attention_forward and attention_backward alone on random qkv: the median of `iters` after one warm-up.
+// Times attention_forward and attention_backward alone on random qkv: fwd_s, bwd_s (iters) get the seconds of
+// each of `iters` runs after one warm-up.
 extern "C" void cuda_attention_bench(const GpuSpec *c, size_t B, size_t T, size_t iters, double *fwd_s, double *bwd_s) {
     size_t QKV = (c->NH + 2 * c->NKV) * c->HS, N = B * T;
     float *tmp = dmalloc<float>(N * QKV), *lse = dmalloc<float>(B * c->NH * T);
@@ -2217,7 +2223,6 @@ extern "C" void cuda_attention_bench(const GpuSpec *c, size_t B, size_t T, size_
     cudaCheck(cudaEventCreate(&e0));
     cudaCheck(cudaEventCreate(&e1));
     cudaCheck(cudaEventCreate(&e2));
-    std::vector<float> fwd(iters), bwd(iters);
     for (size_t k = 0; k <= iters; k++) {
         cudaCheck(cudaEventRecord(e0, stream));
         attention_forward(out, lse, qkv, NULL, c, B, T);
@@ -2225,14 +2230,11 @@ extern "C" void cuda_attention_bench(const GpuSpec *c, size_t B, size_t T, size_
         attention_backward(dqkv, scratch, out, out, lse, qkv, NULL, c, B, T);
         cudaCheck(cudaEventRecord(e2, stream));
         cudaCheck(cudaEventSynchronize(e2));
-        if (k == 0) continue;
-        cudaCheck(cudaEventElapsedTime(&fwd[k - 1], e0, e1));
-        cudaCheck(cudaEventElapsedTime(&bwd[k - 1], e1, e2));
+        float f, b;
+        cudaCheck(cudaEventElapsedTime(&f, e0, e1));
+        cudaCheck(cudaEventElapsedTime(&b, e1, e2));
+        if (k > 0) fwd_s[k - 1] = 1e-3 * f, bwd_s[k - 1] = 1e-3 * b;
     }
-    std::sort(fwd.begin(), fwd.end());
-    std::sort(bwd.begin(), bwd.end());
-    *fwd_s = 1e-3 * fwd[iters / 2];
-    *bwd_s = 1e-3 * bwd[iters / 2];
     cudaCheck(cudaEventDestroy(e0)); cudaCheck(cudaEventDestroy(e1)); cudaCheck(cudaEventDestroy(e2));
     free(h);
     cudaCheck(cudaFree(tmp)); cudaCheck(cudaFree(lse)); cudaCheck(cudaFree(scratch));
