@@ -147,6 +147,38 @@ ifneq ($(NVCC),)
 TEST_DEPS += falcon_cuda $(B)/falcon_cuda_fp32
 endif
 
+# ---------------------------------------------------------------- the vector paths of other machines
+# AVX2 + FMA (x86 without AVX-512): built with -mavx2 -mfma and run where this CPU has them.
+ifeq ($(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo yes),yes)
+$(B)/test_kernels_avx2: tests/test_kernels.c tests/test.h $(FALCON_SRC) | $(B)
+	$(CC) $(CFLAGS) -O3 -mavx2 -mfma $(OMP) -o $@ tests/test_kernels.c $(FALCON_LINK) $(LDLIBS)
+TESTS += $(B)/test_kernels_avx2
+endif
+# Arm NEON: the kernel, model, tokenizer and data tests cross-compiled for aarch64 and run under qemu-user
+# (tests/t_arm.sh), where Debian's gcc-aarch64-linux-gnu and qemu-user are installed (.ci/run installs them) and
+# this machine is not itself an Arm one. Besides the NEON kernels, this runs the C on a second ABI: char is
+# unsigned there, and gcc evaluates a call's arguments in the other order.
+ARM_CC ?= aarch64-linux-gnu-gcc
+ARM_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd $(WARN) -fopenmp
+ifneq ($(shell uname -m),aarch64)
+ifeq ($(shell command -v $(ARM_CC) >/dev/null && command -v qemu-aarch64 >/dev/null && echo yes),yes)
+$(B)/arm:
+	mkdir -p $@
+$(B)/arm/test_kernels: tests/test_kernels.c tests/test.h $(FALCON_SRC) | $(B)/arm
+	$(ARM_CC) $(ARM_CFLAGS) -O3 -o $@ tests/test_kernels.c $(FALCON_LINK) $(LDLIBS)
+$(B)/arm/test_falcon: tests/test_falcon.c tests/test.h $(FALCON_SRC) | $(B)/arm
+	$(ARM_CC) $(ARM_CFLAGS) -O3 -o $@ tests/test_falcon.c $(FALCON_LINK) $(LDLIBS)
+$(B)/arm/test_tokenizer: tests/test_tokenizer.c tests/test.h $(TOK_SRC) | $(B)/arm
+	$(ARM_CC) $(ARM_CFLAGS) -O2 -o $@ tests/test_tokenizer.c json.c $(LDLIBS)
+$(B)/arm/test_data: tests/test_data.c tests/test.h $(DATA_SRC) | $(B)/arm
+	$(ARM_CC) $(ARM_CFLAGS) -O2 -DTEST_SMALL=1 -o $@ tests/test_data.c tokenizer.c json.c $(LDLIBS)
+$(B)/arm/data: $(DATA_SRC) | $(B)/arm
+	$(ARM_CC) $(ARM_CFLAGS) -O2 -DDATA_MAIN -o $@ data.c tokenizer.c json.c $(LDLIBS)
+TEST_DEPS += $(addprefix $(B)/arm/,test_kernels test_falcon test_tokenizer test_data data)
+endif
+endif
+TESTS += tests/t_arm.sh
+
 # ---------------------------------------------------------------- the main job
 # Everything from nothing: a synthetic web corpus, a BPE vocabulary learned on it, the refinement pipeline and
 # shards, a few minutes of training of the nano preset, a sample, and zero-shot multiple choice on a task made

@@ -435,6 +435,12 @@ static void doc_write_jsonl(FILE *f, const Doc *d) {
 // at a measured word-5-gram Jaccard similarity ("jaccard", "dup_of"), boilerplate lines, repetitive spam,
 // keyword-stuffed pages, short junk, blocklisted or bad-word URLs, reused URLs, and passages repeated across
 // documents (long ones that exact-substring dedup must cut, short ones it must leave).
+//
+// The same seed makes the same bytes with every compiler on every machine, because each random draw is its own
+// statement. C leaves the order in which a call's arguments are evaluated unspecified (gcc on x86-64 evaluates
+// them last to first, clang and gcc on Arm first to last), so `f(PICK(a), PICK(b))` would make another corpus,
+// and other reference numbers, on each. Where a call takes two draws they are taken last argument first, the
+// order in which the committed references were made.
 
 typedef struct {
     const char *name;
@@ -650,12 +656,20 @@ static void synth_good(Buf *b, Rng *r, size_t topic) {
     const SynthTopic *tp = &synth_topics[topic];
     size_t style = rng_below(r, 6), paras = 3 + rng_below(r, 4);
     switch (style) {
-    case 0: buf_printf(b, "News from %s: %s\n\n", tp->place[rng_below(r, 6)], tp->noun[rng_below(r, 12)]); break;
+    case 0: {
+        const char *noun = tp->noun[rng_below(r, 12)], *place = tp->place[rng_below(r, 6)];
+        buf_printf(b, "News from %s: %s\n\n", place, noun);
+        break;
+    }
     case 1: buf_printf(b, "How to care for %s\n\n", tp->noun[rng_below(r, 12)]); break;
     case 2: buf_printf(b, "Forum: a question about %s\n\n", tp->noun[rng_below(r, 12)]); break;
     case 3: buf_printf(b, "A short story about %s\n\n", tp->noun[rng_below(r, 12)]); break;
     case 4: buf_printf(b, "Notes on %s and %s\n\n", tp->name, tp->noun[rng_below(r, 12)]); break;
-    default: buf_printf(b, "A %s day at %s\n\n", PICK(synth_adj), tp->place[rng_below(r, 6)]); break;
+    default: {
+        const char *place = tp->place[rng_below(r, 6)], *adj = PICK(synth_adj);
+        buf_printf(b, "A %s day at %s\n\n", adj, place);
+        break;
+    }
     }
     for (size_t p = 0; p < paras; p++) {
         if (p) buf_str(b, "\n\n");
@@ -680,7 +694,8 @@ static const char *synth_sites[] = {"dailyleaf", "northpost", "cornerblog", "lea
 static const char *synth_tlds[] = {"com", "org", "net", "co.uk", "info"};
 
 static void synth_url(Buf *b, Rng *r, const char *topic, size_t id) {
-    buf_printf(b, "https://www.%s.%s/%s/article-%zu", PICK(synth_sites), PICK(synth_tlds), topic, id);
+    const char *tld = PICK(synth_tlds), *site = PICK(synth_sites);
+    buf_printf(b, "https://www.%s.%s/%s/article-%zu", site, tld, topic, id);
 }
 
 // The URL lists that ship with data.c (see url_filter below) contain these; synth plants them.
@@ -988,7 +1003,10 @@ static void synth_generate(Synth *s, size_t n, uint64_t seed) {
                 static const char *bad_paths[] = {"free-casino-bonus", "keygen-download", "xxx-videos",
                                                   "poker-betting-tips", "hot-dating-pills", "pornhub-mirror"};
                 if (k == 7) buf_printf(&u, "http://%s/%s/%zu", PICK(synth_blocked_domains), synth_topics[topic].name, id);
-                else buf_printf(&u, "https://www.%s.com/%s-%zu", PICK(synth_sites), PICK(bad_paths), id);
+                else {
+                    const char *path = PICK(bad_paths), *site = PICK(synth_sites);
+                    buf_printf(&u, "https://www.%s.com/%s-%zu", site, path, id);
+                }
                 synth_push(s, &t, &u, label);
             } else if (k == 9) { // a new text under the URL of an earlier good document
                 size_t topic = rng_below(r, N_TOPICS);
@@ -1082,7 +1100,10 @@ static void synth_edge(Synth *s, size_t n, uint64_t seed) {
             free(p0.s);
         } else if (kind == 2 || kind == 3) { // a phrase (2 words) or a sentence (>= 5 words) repeated inside paragraphs
             line.len = 0;
-            if (kind == 2) buf_printf(&line, "%s %s", PICK(synth_adj), PICK(synth_names));
+            if (kind == 2) {
+                const char *name = PICK(synth_names), *adj = PICK(synth_adj);
+                buf_printf(&line, "%s %s", adj, name);
+            }
             else synth_sentence(&line, r, tp);
             size_t sentences = 10 + rng_below(r, 15), reps = (size_t)(x * (kind == 2 ? 12 : 5)) + 1;
             for (size_t k = 0; k < sentences; k++) {
@@ -3141,14 +3162,21 @@ static void synth_message(Buf *b, Rng *r, const SynthTopic *tp, int root) {
     synth_paragraph(b, r, tp, 1 + rng_below(r, root ? 3 : 2));
 }
 
+// An author's name, such as "ana42", into a.
+static void synth_author(Buf *a, Rng *r) {
+    size_t n = rng_below(r, 100);
+    const char *name = PICK(synth_names);
+    a->len = 0;
+    buf_printf(a, "%s%zu", name, n);
+}
+
 // Replies of message `parent` at `depth` for the branching shape, depth first.
 static void synth_branch(Forest *f, Rng *r, const SynthTopic *tp, uint32_t parent, size_t depth, size_t *budget, Buf *b, Buf *a) {
     size_t k = depth == 0 ? 1 + rng_below(r, 5) : rng_unit(r) < 0.55 / (double)depth ? 1 + rng_below(r, 3) : 0;
     for (size_t i = 0; i < k && *budget; i++) {
         (*budget)--;
         synth_message(b, r, tp, 0);
-        a->len = 0;
-        buf_printf(a, "%s%zu", PICK(synth_names), rng_below(r, 100));
+        synth_author(a, r);
         uint32_t me = (uint32_t)f->n;
         forest_push(f, b->s, b->len, a->s, a->len, parent);
         synth_branch(f, r, tp, me, depth + 1, budget, b, a);
@@ -3162,8 +3190,7 @@ static void synth_forest(Forest *f, size_t ntrees, uint64_t seed) {
         const SynthTopic *tp = &synth_topics[rng_below(r, N_TOPICS)];
         double shape = rng_unit(r);
         synth_message(&b, r, tp, 1);
-        a.len = 0;
-        buf_printf(&a, "%s%zu", PICK(synth_names), rng_below(r, 100));
+        synth_author(&a, r);
         uint32_t root = (uint32_t)f->n;
         forest_push(f, b.s, b.len, a.s, a.len, DATA_NO_PARENT);
         if (shape < 0.2) continue;                          // a post nobody answered
@@ -3177,8 +3204,7 @@ static void synth_forest(Forest *f, size_t ntrees, uint64_t seed) {
             size_t n = 5 + rng_below(r, 26);
             for (size_t i = 0; i < n; i++) {
                 synth_message(&b, r, tp, 0);
-                a.len = 0;
-                buf_printf(&a, "%s%zu", PICK(synth_names), rng_below(r, 100));
+                synth_author(&a, r);
                 forest_push(f, b.s, b.len, a.s, a.len, root);
                 if (rng_below(r, 5) == 0) { synth_message(&b, r, tp, 0); forest_push(f, b.s, b.len, f->msg[root].author, f->msg[root].alen, (uint32_t)f->n - 1); }
             }

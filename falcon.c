@@ -762,6 +762,7 @@ static REFERENCE void matmul_backward_ref(float *dinp, float *dw, const float *d
 #include <immintrin.h>
 typedef __m512 vfloat;
 enum { VL = 16, MR = 12, NV = 2 };  // 24 of 32 registers hold C
+#define VEC_ISA "AVX-512"
 static inline vfloat vload(const float *p) { return _mm512_loadu_ps(p); }
 static inline void vstore(float *p, vfloat x) { _mm512_storeu_ps(p, x); }
 static inline vfloat vbroadcast(float x) { return _mm512_set1_ps(x); }
@@ -771,6 +772,7 @@ static inline vfloat vadd(vfloat a, vfloat b) { return _mm512_add_ps(a, b); }
 #include <immintrin.h>
 typedef __m256 vfloat;
 enum { VL = 8, MR = 6, NV = 2 };  // 12 of 16 registers hold C
+#define VEC_ISA "AVX2 + FMA"
 static inline vfloat vload(const float *p) { return _mm256_loadu_ps(p); }
 static inline void vstore(float *p, vfloat x) { _mm256_storeu_ps(p, x); }
 static inline vfloat vbroadcast(float x) { return _mm256_set1_ps(x); }
@@ -780,6 +782,7 @@ static inline vfloat vadd(vfloat a, vfloat b) { return _mm256_add_ps(a, b); }
 #include <arm_neon.h>
 typedef float32x4_t vfloat;
 enum { VL = 4, MR = 8, NV = 3 };  // 24 of 32 registers hold C
+#define VEC_ISA "Arm NEON"
 static inline vfloat vload(const float *p) { return vld1q_f32(p); }
 static inline void vstore(float *p, vfloat x) { vst1q_f32(p, x); }
 static inline vfloat vbroadcast(float x) { return vdupq_n_f32(x); }
@@ -788,6 +791,7 @@ static inline vfloat vadd(vfloat a, vfloat b) { return vaddq_f32(a, b); }
 #else
 typedef float vfloat;
 enum { VL = 1, MR = 4, NV = 4 };
+#define VEC_ISA "plain C"
 static inline vfloat vload(const float *p) { return *p; }
 static inline void vstore(float *p, vfloat x) { *p = x; }
 static inline vfloat vbroadcast(float x) { return x; }
@@ -3533,6 +3537,11 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
     const Config *c = &r->m.config;
     printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", r->m.num_params, c->L,
            c->C, c->NH, c->NKV, c->V, r->flops_per_token / 1e6);
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    printf("kernels: %s (%d x %d tile), %d thread%s\n", VEC_ISA, MR, NR, threads, threads > 1 ? "s" : "");
     int trees = 0;
     for (size_t s = 0; s < d->n; s++) trees |= dataloader_has_trees(d->src[s].dl);
     printf("data: ");

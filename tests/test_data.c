@@ -799,13 +799,13 @@ static void word_tokens_free(const Forest *f, TokDoc *toks, WordVocab *wv) {
 // Packs the forest for context T into dir (word tokens), then reads every window back in order and checks it.
 // Returns the number of rows that broke a rule; fills st.
 static size_t check_packed(const Forest *f, size_t T, const char *dir, TreeStats *st, int paths_exact, size_t *nrows) {
-    char err[256];
+    char err[256] = "";
     mkdir(dir, 0777);
     WordVocab wv;
     TokDoc *toks = word_tokens(f, &wv);
     TreeConfig c = {0};
     c.T = T; c.shard_tokens = 40 * T; c.eot = (uint32_t)wv.next; c.vocab = (uint32_t)wv.next + 1; c.seed = 1; c.out = dir;
-    CHECK(trees_write(f, toks, &c, st, err, sizeof err) == 0, "trees: packed for T=%zu (%s)", T, err);
+    CHECK(trees_write(f, toks, &c, st, err, sizeof err) == 0, "trees: packed for T=%zu%s%s", T, err[0] ? ": " : "", err);
     StrList files = {0};
     list_shards(dir, &files, err, sizeof err);
     DataLoader *dl = dataloader_open_val((const char *const *)files.s, files.n, 1, T, 0, 1, err, sizeof err);

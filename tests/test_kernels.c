@@ -1,7 +1,8 @@
 // The fast kernels of falcon.c against their reference versions, on random data and awkward shapes: sizes that
 // are not multiples of any tile, odd head counts, one K/V head, more query heads per group than a tile has rows.
-// Built twice by the Makefile: for this machine (its widest vector kernel) and for the compiler's default target
-// (the plain-C or baseline kernel), so that every path of the code is checked.
+// The Makefile builds it for every vector path of falcon.c it can run: this machine's widest (-march=native), the
+// compiler's default target (plain C on x86-64), AVX2 + FMA where the CPU has them, and Arm NEON under qemu-user
+// (tests/t_arm.sh). The first line of the output names the path.
 // falcon.c is included to reach its internals; the functions this program does not call are no warning here.
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "../falcon.c"
@@ -197,6 +198,7 @@ static void test_classifier(void) {
 }
 
 int main(void) {
+    printf("# vector kernels: %s, %d x %d tile\n", VEC_ISA, MR, NR);
     test_matmul();
     test_attention();
     test_visible_share();
