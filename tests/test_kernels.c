@@ -18,7 +18,8 @@ static float *randn(size_t n, uint64_t *rng) {
 // All three products of a Linear layer, with the backward accumulating into non-zero gradients.
 static void test_matmul(void) {
     size_t shapes[][3] = {{1, 1, 1},   {2, 5, 3},     {3, 7, 5},     {13, 100, 71}, {37, 300, 129},
-                          {25, 257, 33}, {100, 513, 77}, {12, 32, 32}, {96, 64, 1030}, {7, 1, 600}};
+                          {25, 257, 33}, {100, 513, 77}, {12, 32, 32}, {96, 64, 1030}, {7, 1, 600},
+                          {300, 40, 1601}};  // OC 1030 and 1601: dw packs dout^T in blocks of MC rows
     uint64_t rng = 21;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         size_t N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
