@@ -1,12 +1,17 @@
 """Training speed on the CPU: falcon.c against PyTorch running HF transformers' FalconForCausalLM, same run.
 
     .venv/bin/python bench/bench_train_cpu.py [--runs 5] [--steps 4] [--threads 1 2] [--configs tiny small]
+                                              [--isa native|avx2]
 
 Both sides train the same configuration on random tokens with the same batch, fp32, the same thread count and
 AdamW: one step is forward, backward, gradient-norm clipping and the optimizer update. Each side runs --steps
 timed steps after a warm-up step, --runs times, alternating falcon.c and PyTorch; the median tokens/s is
 reported, with MFU against the FMA peak bench/peak.c measures on the same machine in the same run.
 FLOPs per token (falcon.c's flops_per_token): 6 per parameter + 6 L C T (causal attention, forward + backward).
+
+--isa avx2 holds both sides to AVX2 + FMA on a machine with AVX-512, as on a Zen 3 or older Intel core: falcon.c
+and the probe are built with -mavx2 -mfma (falcon.c's 6 x 16 kernel), and PyTorch is told to stop at AVX2
+(ATEN_CPU_CAPABILITY for its own kernels, MKL_ENABLE_INSTRUCTIONS for MKL's sgemm, ONEDNN_MAX_CPU_ISA for oneDNN).
 """
 import argparse
 import os
@@ -17,7 +22,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CC = os.environ.get("CC", "cc")
-FLAGS = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-fopenmp-simd", "-O3", "-march=native", "-fopenmp"]
+FLAGS = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-fopenmp-simd", "-O3", "-fopenmp"]
+ISA_FLAGS = {"native": ["-march=native"], "avx2": ["-mavx2", "-mfma"]}
+TORCH_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 # The presets of falcon.c (falcon.c's PRESETS table) as HF FalconConfig arguments, with the batch measured.
 CONFIGS = {
@@ -30,14 +37,14 @@ CONFIGS = {
 }
 
 
-def build():
+def build(isa):
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     exe = {}
     for name, srcs in (("bench_train_cpu", ["bench/bench_train_cpu.c", "data.c", "tokenizer.c", "json.c"]),
                        ("peak", ["bench/peak.c"])):
-        out = os.path.join("build", name)
+        out = os.path.join("build", name if isa == "native" else f"{name}_{isa}")
         extra = ["-ffp-contract=fast"] if name == "peak" else []  # the probe's FMA loop relies on contraction
-        subprocess.run([CC, *FLAGS, *extra, "-o", out, *srcs, "-lm"], cwd=ROOT, check=True,
+        subprocess.run([CC, *FLAGS, *ISA_FLAGS[isa], *extra, "-o", out, *srcs, "-lm"], cwd=ROOT, check=True,
                        stderr=subprocess.DEVNULL)
         exe[name] = os.path.join(ROOT, out)
     return exe
@@ -78,13 +85,17 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--isa", choices=list(ISA_FLAGS), default="native")
     args = ap.parse_args()
+    if args.isa == "avx2":
+        os.environ.update(TORCH_AVX2)  # read when torch loads
     import torch
     import transformers
     from transformers import FalconConfig, FalconForCausalLM
 
-    exe = build()
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.runs} runs x {args.steps} steps")
+    exe = build(args.isa)
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.runs} runs x {args.steps} steps, "
+          f"instruction set: {args.isa} (PyTorch: {torch.backends.cpu.get_cpu_capability()})")
     print("| config | params | B x T | threads | peak GFLOP/s | falcon.c tok/s | MFU | PyTorch tok/s | MFU | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.configs:
