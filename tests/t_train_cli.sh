@@ -19,6 +19,8 @@ uni=$(sed -E 's/.*unigram entropy of the val data ([0-9.]+).*/\1/' <<< "$summary
 check "make train: val loss $val is below 60% of the unigram entropy $uni" awk -v v="$val" -v u="$uni" 'BEGIN { exit !(v > 0 && v < 0.6 * u) }'
 check "make train: a sample was printed" grep -q "tokens in" "$tmp/demo.log"
 check "make train: the summary names the plot" test -s "$tmp/demo/run/loss.svg"
+check "make train names its matrix kernel and threads ($(grep '^kernels:' "$tmp/demo.log"))" \
+    grep -Eq '^kernels: (AVX-512|AVX2 \+ FMA|Arm NEON|plain C) \([0-9]+ x [0-9]+ tile\), [0-9]+ threads?$' "$tmp/demo.log"
 check "make train: step lines end with the ETA as M:SS" test "$(grep -c '^step .* | ETA [0-9]*:[0-5][0-9]$' "$tmp/demo.log")" -eq 120
 # the generated multiple-choice task: made deterministically, and the demo model beats chance (0.25) on it
 task_line=$(grep "task.jsonl: " "$tmp/demo.log")
