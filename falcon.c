@@ -868,6 +868,28 @@ static void gemm_pack(float *dst, const float *x, size_t rs, size_t cs, size_t m
     }
 }
 
+// The OpenMP threads a parallel region will run (OMP_NUM_THREADS, or --threads); 1 without OpenMP.
+static size_t num_threads(void) {
+#ifdef _OPENMP
+    return (size_t)omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// gemm_pack shared by the threads of the enclosing parallel region, whole panels each: thread t packs panels
+// [lo, hi). An `omp for` with its barrier, so the panels are complete when it returns.
+static void gemm_pack_shared(float *dst, const float *x, size_t rs, size_t cs, size_t m, size_t kc, size_t P,
+                             size_t threads) {
+    size_t np = (m + P - 1) / P;
+    #pragma omp for schedule(static)
+    for (size_t t = 0; t < threads; t++) {
+        size_t lo = np * t / threads * P, hi = np * (t + 1) / threads * P;
+        hi = hi < m ? hi : m;
+        if (lo < hi) gemm_pack(dst + lo * kc, x + lo * rs, rs, cs, hi - lo, kc, P);
+    }
+}
+
 // C (M, n), rows ldc apart, = C0 + A B for a B already packed: panels of NR columns, each (K, NR), ps floats
 // apart; A(i, k) = a[i ars + k acs]; C0 as in gemm_kernel (c0 NULL: zero, c0 == c: accumulate). Only B is
 // packed: the kernel broadcasts single elements of A, which it can read in place (MR rows of KC floats stay in
@@ -921,36 +943,21 @@ static void gemm_packed(float *c, const float *c0, size_t ldc, const float *a, s
 // core: 1.1x at 4 KB apart, 1.7x for Falcon-7B's LM head (65,024 apart); below 2 KB packing costs more than it saves.
 static void gemm(float *c, const float *c0, size_t ldc, const float *a, size_t ars, size_t acs, const float *b,
                  size_t brs, size_t bcs, size_t M, size_t N, size_t K) {
-    size_t threads = 1;
-#ifdef _OPENMP
-    threads = (size_t)omp_get_max_threads();
-#endif
+    size_t threads = num_threads();
     int pack_a = ars == 1 && acs * sizeof(float) >= 4096;
     size_t mc = pack_a ? MC : M;
     float *pb = aligned_alloc(64, KC * NC * sizeof(float)), *pa = pack_a ? aligned_alloc(64, MC * KC * sizeof(float)) : NULL;
     if (!pb || (pack_a && !pa)) die("out of memory");
     #pragma omp parallel
     for (size_t j0 = 0; j0 < N; j0 += NC) {
-        size_t n = N - j0 < NC ? N - j0 : NC, np = (n + NR - 1) / NR;
+        size_t n = N - j0 < NC ? N - j0 : NC;
         for (size_t p0 = 0; p0 < K; p0 += KC) {
             size_t kc = K - p0 < KC ? K - p0 : KC;
-            #pragma omp for schedule(static)
-            for (size_t t = 0; t < threads; t++) {  // thread t packs panels [lo, hi) of the block
-                size_t lo = np * t / threads * NR, hi = np * (t + 1) / threads * NR;
-                hi = hi < n ? hi : n;
-                if (lo < hi) gemm_pack(pb + lo * kc, b + p0 * brs + (j0 + lo) * bcs, bcs, brs, hi - lo, kc, NR);
-            }
+            gemm_pack_shared(pb, b + p0 * brs + j0 * bcs, bcs, brs, n, kc, NR, threads);
             const float *start = p0 ? c : c0;  // after the first KC of depth, C accumulates onto itself
             for (size_t ib = 0; ib < M; ib += mc) {
                 size_t m = M - ib < mc ? M - ib : mc;
-                if (pack_a) {
-                    #pragma omp for schedule(static)
-                    for (size_t t = 0; t < threads; t++) {  // thread t packs rows [lo, hi) of the block
-                        size_t ns = (m + MR - 1) / MR, lo = ns * t / threads * MR, hi = ns * (t + 1) / threads * MR;
-                        hi = hi < m ? hi : m;
-                        if (lo < hi) gemm_pack(pa + lo * kc, a + ib + lo + p0 * acs, 1, acs, hi - lo, kc, MR);
-                    }
-                }
+                if (pack_a) gemm_pack_shared(pa, a + ib + p0 * acs, 1, acs, m, kc, MR, threads);
                 #pragma omp for schedule(dynamic)
                 for (size_t i0 = ib; i0 < ib + m; i0 += MR) {
                     const float *ap = pack_a ? pa + (i0 - ib) * kc : a + i0 * ars + p0 * acs;
@@ -3565,11 +3572,8 @@ static void trainrun_open(TrainRun *r, TrainOptions *o) {
     const Config *c = &r->m.config;
     printf("model: %zu parameters (L=%zu C=%zu NH=%zu NKV=%zu V=%zu), %.1f MFLOP per token\n", r->m.num_params, c->L,
            c->C, c->NH, c->NKV, c->V, r->flops_per_token / 1e6);
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
-    printf("kernels: %s (%d x %d tile), %d thread%s\n", VEC_ISA, MR, NR, threads, threads > 1 ? "s" : "");
+    size_t threads = num_threads();
+    printf("kernels: %s (%d x %d tile), %zu thread%s\n", VEC_ISA, MR, NR, threads, threads > 1 ? "s" : "");
     int trees = 0;
     for (size_t s = 0; s < d->n; s++) trees |= dataloader_has_trees(d->src[s].dl);
     printf("data: ");
