@@ -6,7 +6,7 @@ set -e
 [ $# -ge 2 ] || { echo "usage: bench/ab_train.sh REV_A REV_B [PRESET B T PAIRS THREADS]" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 CC=${CC:-cc}
-FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -O3 -march=native -fopenmp"
+FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -fno-math-errno -O3 -march=native -fopenmp"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 i=0

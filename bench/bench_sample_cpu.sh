@@ -5,7 +5,7 @@
 set -e
 cd "$(dirname "$0")/.."
 CC=${CC:-cc}
-FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -O3 -march=native -fopenmp"
+FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -fno-math-errno -O3 -march=native -fopenmp"
 mkdir -p build
 $CC $FLAGS -ffp-contract=fast -o build/peak bench/peak.c
 $CC $FLAGS -o build/bench_sample_cpu bench/bench_sample_cpu.c data.c tokenizer.c json.c -lm

@@ -22,7 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CC = os.environ.get("CC", "cc")
-FLAGS = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-fopenmp-simd", "-O3", "-fopenmp"]
+FLAGS = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-fopenmp-simd", "-fno-math-errno", "-O3", "-fopenmp"]
 ISA_FLAGS = {"native": ["-march=native"], "avx2": ["-mavx2", "-mfma"]}
 TORCH_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
