@@ -6,9 +6,11 @@
 CC      ?= cc
 OPT     ?= -O3 -march=native
 WARN     = -Wall -Wextra
-# -fno-math-errno: sqrtf may not vectorise while it must set errno (AdamW's update stayed scalar, 2% of a tiny
-# training step); nothing here reads errno after a math function. A pragma cannot say it, so the flag must.
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -fno-math-errno $(WARN)
+# The language and code-generation flags every build shares, the Arm one included. -fno-math-errno: sqrtf may not
+# vectorise while it must set errno (AdamW's update stayed scalar, 2% of a tiny training step); nothing here reads
+# errno after a math function. A pragma cannot say it, so the flag must.
+LANGFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -fno-math-errno
+CFLAGS  += $(LANGFLAGS) $(WARN)
 LDLIBS   = -lm
 # OpenMP is optional: used when the compiler supports it, `make NO_OMP=1` turns it off.
 ifndef NO_OMP
@@ -161,7 +163,7 @@ endif
 # this machine is not itself an Arm one. Besides the NEON kernels, this runs the C on a second ABI: char is
 # unsigned there, and gcc evaluates a call's arguments in the other order.
 ARM_CC ?= aarch64-linux-gnu-gcc
-ARM_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp-simd -fno-math-errno $(WARN) -fopenmp
+ARM_CFLAGS = $(LANGFLAGS) $(WARN) -fopenmp
 ifneq ($(shell uname -m),aarch64)
 ifeq ($(shell command -v $(ARM_CC) >/dev/null && command -v qemu-aarch64 >/dev/null && echo yes),yes)
 $(B)/arm:
